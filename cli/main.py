@@ -1,0 +1,21 @@
+"""Entry point of the ``clss`` command: a click group; each command is a thin layer over the library."""
+
+from __future__ import annotations
+
+import click
+
+from clss import __version__
+from clss_cli.seriate import seriate_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="clss")
+def main() -> None:
+    """clss: semi-supervised deep regression with spectral seriation."""
+
+
+main.add_command(seriate_command)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""Input handling shared by every loss in :mod:`clss.losses`.
+
+One place validates shapes and values, flattens multi-view features, selects rows with a ``mask``,
+carries per-row anchor ``weights``, gathers the global batch under ``torch.distributed`` and reduces
+per-anchor losses. The losses only see a :class:`Batch` of ``n`` rows in view-major order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+REDUCTIONS = ("mean", "sum", "none")
+TARGET_KINDS = ("continuous", "labels")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A validated, flattened batch.
+
+    Attributes:
+        features: ``[n, d]`` rows in view-major order (row ``v·N + b`` is view ``v`` of sample
+            ``b``), float32 or wider.
+        targets: ``[n, m]`` targets repeated per view (``None`` when the loss ran without targets).
+            Continuous targets are floating point; class labels keep their dtype.
+        weights: ``[n]`` non-negative anchor weights, or ``None`` for uniform weights.
+        sample: ``[n]`` index of the sample (in the possibly gathered batch) each row belongs to.
+        view: ``[n]`` view index of each row.
+        rows: ``[n]`` index of each kept row in the flattened batch before ``mask`` was applied, or
+            ``None`` when no mask was given.
+        n_views: number of views ``V``.
+    """
+
+    features: Tensor
+    targets: Tensor | None
+    weights: Tensor | None
+    sample: Tensor
+    view: Tensor
+    rows: Tensor | None
+    n_views: int
+
+    @property
+    def n(self) -> int:
+        return self.features.shape[0]
+
+
+def check_positive(loss_name: str, name: str, value: float) -> float:
+    """Return ``float(value)`` or raise ``ValueError`` unless it is a finite number > 0."""
+    value = float(value)
+    if not (value > 0 and value != float("inf")):
+        raise ValueError(f"{loss_name}: {name} must be a finite number > 0, got {value}")
+    return value
+
+
+def check_choice(loss_name: str, name: str, value: str, choices: tuple[str, ...]) -> str:
+    """Return ``value`` or raise ``ValueError`` unless it is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{loss_name}: {name} must be one of {choices}, got {value!r}")
+    return value
+
+
+@contextlib.contextmanager
+def full_precision(features: object) -> Iterator[None]:
+    """Disable autocast on the device of ``features`` inside a loss: exp/log-sum-exp and ranks need
+    fp32 or wider (spec §8.2). Non-tensors pass through (``prepare_batch`` rejects them)."""
+    device_type = features.device.type if isinstance(features, Tensor) else "cpu"
+    try:
+        ctx = torch.autocast(device_type, enabled=False)
+    except RuntimeError:  # a device type without autocast support has nothing to disable
+        ctx = contextlib.nullcontext()
+    with ctx:
+        yield
+
+
+def _check_features(loss_name: str, features: Tensor) -> Tensor:
+    if not isinstance(features, Tensor):
+        raise TypeError(f"{loss_name}: features must be a torch.Tensor, got {type(features).__name__}")
+    if features.dim() not in (2, 3):
+        raise ValueError(
+            f"{loss_name}: features must be [N, d] or [N, V, d], got shape {tuple(features.shape)}"
+        )
+    if not features.is_floating_point():
+        raise ValueError(f"{loss_name}: features must be floating point, got {features.dtype}")
+    if features.dtype in (torch.float16, torch.bfloat16):
+        features = features.float()
+    return features
+
+
+def _check_targets(
+    loss_name: str, targets: Tensor, n: int, kind: str, multi_dim: bool, dtype: torch.dtype
+) -> Tensor:
+    if not isinstance(targets, Tensor):
+        raise TypeError(f"{loss_name}: targets must be a torch.Tensor, got {type(targets).__name__}")
+    if targets.dim() not in (1, 2):
+        raise ValueError(f"{loss_name}: targets must be [N] or [N, m], got shape {tuple(targets.shape)}")
+    if targets.shape[0] != n:
+        raise ValueError(
+            f"{loss_name}: batch size mismatch: features has {n} samples but targets has {targets.shape[0]}"
+        )
+    if targets.dim() == 1:
+        targets = targets[:, None]
+    if not multi_dim and targets.shape[1] != 1:
+        raise ValueError(
+            f"{loss_name}: only scalar targets ([N] or [N, 1]) are supported, got shape "
+            f"{tuple(targets.shape)}"
+        )
+    if targets.shape[1] == 0:
+        raise ValueError(f"{loss_name}: targets have zero columns")
+    if kind == "continuous":
+        if targets.dtype == torch.bool or targets.is_complex():
+            raise ValueError(f"{loss_name}: targets must be real numbers, got {targets.dtype}")
+        if not targets.is_floating_point() or targets.dtype in (torch.float16, torch.bfloat16):
+            targets = targets.to(dtype)
+    return targets.detach()
+
+
+def _check_row_vector(loss_name: str, name: str, value: Tensor, n: int) -> None:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{loss_name}: {name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dim() != 1 or value.shape[0] != n:
+        raise ValueError(f"{loss_name}: {name} must have shape [N] = [{n}], got {tuple(value.shape)}")
+
+
+def prepare_batch(
+    loss_name: str,
+    features: Tensor,
+    targets: Tensor | None,
+    *,
+    weights: Tensor | None = None,
+    mask: Tensor | None = None,
+    gather: bool = False,
+    kind: str = "continuous",
+    multi_dim: bool = True,
+    min_samples: int = 2,
+) -> Batch:
+    """Validate, (optionally) gather, flatten and mask one batch.
+
+    Args:
+        loss_name: used in error messages.
+        features: ``[N, d]`` or ``[N, V, d]`` floating point; half precision is upcast to float32.
+        targets: ``[N]`` or ``[N, m]`` (``None`` for losses that allow it). ``kind="continuous"``
+            casts integer targets to the feature dtype and rejects NaN/inf; ``kind="labels"``
+            keeps the dtype (class labels compared for equality) and rejects NaN/inf floats.
+        weights: optional ``[N]`` non-negative finite per-sample anchor weights (repeated per view).
+        mask: optional ``[N]`` bool; rows with ``False`` are dropped before the loss (their targets
+            are not inspected, so unlabeled rows may hold NaN placeholders).
+        gather: all-gather features (with exact gradients), targets, weights and mask across the
+            process group first (:func:`clss.distributed.gather_with_grad`), so that every rank
+            computes the loss of the global batch. A no-op without an initialised process group.
+        multi_dim: whether ``[N, m]`` targets with ``m > 1`` are accepted.
+        min_samples: fewest rows (after flattening and masking) the loss needs.
+
+    Raises:
+        ValueError: wrong dimensionality, batch-size mismatch, NaN/inf targets, negative or
+            non-finite weights, a non-bool mask, or fewer than ``min_samples`` rows.
+    """
+    if kind not in TARGET_KINDS:
+        raise ValueError(f"unknown target kind {kind!r}")
+    features = _check_features(loss_name, features)
+    n_local = features.shape[0]
+    if targets is not None:
+        targets = _check_targets(loss_name, targets, n_local, kind, multi_dim, features.dtype)
+    if weights is not None:
+        _check_row_vector(loss_name, "weights", weights, n_local)
+        if not weights.is_floating_point():
+            weights = weights.to(features.dtype)
+        weights = weights.detach()
+    if mask is not None:
+        _check_row_vector(loss_name, "mask", mask, n_local)
+        if mask.dtype != torch.bool:
+            raise ValueError(f"{loss_name}: mask must be a bool tensor, got {mask.dtype}")
+
+    if gather:
+        from clss.distributed import gather as gather_plain
+        from clss.distributed import gather_with_grad
+
+        features = gather_with_grad(features)
+        targets = None if targets is None else gather_plain(targets)
+        weights = None if weights is None else gather_plain(weights)
+        mask = None if mask is None else gather_plain(mask)
+
+    n_samples = features.shape[0]
+    n_views = 1 if features.dim() == 2 else features.shape[1]
+    if features.dim() == 3:
+        # View-major: row v·N + b is view v of sample b, as in the official SupCon/RnC code.
+        features = features.transpose(0, 1).reshape(n_views * n_samples, features.shape[2])
+    device = features.device
+    sample = torch.arange(n_samples, device=device).repeat(n_views)
+    view = torch.arange(n_views, device=device).repeat_interleave(n_samples)
+    if n_views > 1:
+        targets = None if targets is None else targets.repeat(n_views, 1)
+        weights = None if weights is None else weights.repeat(n_views)
+        mask = None if mask is None else mask.repeat(n_views)
+
+    rows = None
+    if mask is not None:
+        rows = mask.nonzero().squeeze(1)
+        features, sample, view = features[rows], sample[rows], view[rows]
+        targets = None if targets is None else targets[rows]
+        weights = None if weights is None else weights[rows]
+
+    if targets is not None and targets.is_floating_point() and not torch.isfinite(targets).all():
+        raise ValueError(f"{loss_name}: targets contain NaN or inf (mask such rows out)")
+    if weights is not None and not (torch.isfinite(weights).all() and (weights >= 0).all()):
+        raise ValueError(f"{loss_name}: weights must be finite and non-negative")
+    if features.shape[0] < min_samples:
+        raise ValueError(
+            f"{loss_name}: needs at least {min_samples} samples (rows after view flattening and "
+            f"masking), got {features.shape[0]}"
+        )
+    return Batch(features, targets, weights, sample, view, rows, n_views)
+
+
+def zero_loss(features: Tensor) -> Tensor:
+    """A scalar 0 that stays connected to the graph (so DDP sees every parameter used)."""
+    return (features * 0).sum()
+
+
+def reduce_anchors(
+    per_anchor: Tensor,
+    weights: Tensor | None,
+    reduction: str,
+    valid: Tensor | None = None,
+) -> Tensor:
+    """Reduce ``[n]`` per-anchor losses.
+
+    ``weights`` (``[n]``, default 1) multiply each anchor; anchors with ``valid == False`` get
+    weight 0 (their value is ignored, even if it is not finite). ``"mean"`` is the weighted mean
+    ``Σ w_i ℓ_i / Σ w_i`` (0 when every weight is 0), ``"sum"`` is ``Σ w_i ℓ_i`` and ``"none"``
+    returns the ``[n]`` vector ``w_i ℓ_i``.
+    """
+    w = torch.ones_like(per_anchor) if weights is None else weights.to(per_anchor.dtype)
+    if valid is not None:
+        w = w * valid
+        per_anchor = torch.where(valid, per_anchor, torch.zeros_like(per_anchor))
+    weighted = w * per_anchor
+    if reduction == "none":
+        return weighted
+    if reduction == "sum":
+        return weighted.sum()
+    total = w.sum()
+    return weighted.sum() / total.clamp_min(torch.finfo(per_anchor.dtype).tiny)

@@ -1,0 +1,66 @@
+"""Pairwise label distances and feature similarities shared by the losses.
+
+Both return dense ``[n, n]`` matrices (O(n²) memory). Distances are computed from exact pairwise
+differences rather than the ``‖a‖² + ‖b‖² − 2a·b`` expansion, so that equal labels and duplicate
+features give exactly 0: label ties stay ties (RnC's ``≥`` sets, OE's classes), and the gradient of
+a zero feature distance is 0 instead of NaN (spec §1, "duplicate features").
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+LABEL_DISTANCES = ("l1", "l2")
+FEATURE_SIMILARITIES = ("neg_l2", "neg_sq_l2", "cosine", "dot")
+
+
+def label_distance(targets: Tensor, metric: str = "l1") -> Tensor:
+    """Pairwise distances ``D_ij`` between targets.
+
+    Args:
+        targets: ``[n]`` or ``[n, m]``.
+        metric: ``"l1"`` (``Σ_c |y_ic − y_jc|``, RnC's official choice) or ``"l2"``
+            (Euclidean; identical to ``"l1"`` for scalar targets).
+
+    Returns:
+        ``[n, n]`` symmetric, zero diagonal, same dtype as ``targets``.
+    """
+    y = targets[:, None] if targets.dim() == 1 else targets
+    diff = y[:, None, :] - y[None, :, :]
+    if metric == "l1":
+        return diff.abs().sum(-1)
+    if metric == "l2":
+        return torch.linalg.vector_norm(diff, dim=-1)
+    raise ValueError(f"label_distance: metric must be one of {LABEL_DISTANCES}, got {metric!r}")
+
+
+def feature_similarity(features: Tensor, kind: str, other: Tensor | None = None) -> Tensor:
+    """Pairwise similarities ``s_ij`` (larger = more similar) between rows.
+
+    Args:
+        features: ``[n, d]``.
+        kind: ``"neg_l2"`` (``−‖z_i − z_j‖₂``), ``"neg_sq_l2"`` (``−‖z_i − z_j‖₂²``), ``"cosine"``
+            or ``"dot"``.
+        other: optional ``[k, d]`` second set (default: ``features``).
+
+    Returns:
+        ``[n, k]``.
+    """
+    other = features if other is None else other
+    if kind in ("neg_l2", "neg_sq_l2"):
+        # The direct kernel keeps zero distances exact and their gradient 0 (no sqrt(0) NaN).
+        dist = torch.cdist(features, other, p=2.0, compute_mode="donot_use_mm_for_euclid_dist")
+        return -dist if kind == "neg_l2" else -(dist * dist)
+    if kind == "cosine":
+        return F.normalize(features, dim=1) @ F.normalize(other, dim=1).T
+    if kind == "dot":
+        return features @ other.T
+    raise ValueError(f"feature_similarity: kind must be one of {FEATURE_SIMILARITIES}, got {kind!r}")
+
+
+def off_diagonal(matrix: Tensor) -> Tensor:
+    """``[n, n]`` → ``[n, n − 1]``: each row without its diagonal entry, order kept."""
+    n = matrix.shape[0]
+    return matrix.flatten()[1:].view(n - 1, n + 1)[:, :-1].reshape(n, n - 1)

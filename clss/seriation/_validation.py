@@ -1,0 +1,255 @@
+"""Turn any supported similarity input into a validated float64 numpy or CSR matrix.
+
+Checks run in an order that gives the most useful message first (type, shape, size, finiteness,
+symmetry, sign), because a NaN reported as "negative weight" sends users looking in the wrong place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+Matrix = NDArray[np.float64] | sp.csr_matrix
+
+NEGATIVE_POLICIES = ("raise", "clip", "shift")
+KERNELS = ("inverse", "gaussian")
+
+
+def _to_array_or_sparse(similarity: Any, weight: str | None,
+                        nodelist: Sequence[Any] | None) -> tuple[Any, list[Any] | None]:
+    """Convert the supported container types; returns ``(matrix, item_labels)``."""
+    labels: list[Any] | None = None
+    mod = type(similarity).__module__
+    if mod.startswith("networkx"):
+        import networkx as nx
+
+        if similarity.is_directed():
+            raise ValueError("similarity graph is directed; seriation needs an undirected graph "
+                             "(convert with G.to_undirected())")
+        labels = list(nodelist) if nodelist is not None else list(similarity.nodes())
+        return nx.to_scipy_sparse_array(similarity, nodelist=labels, weight=weight,
+                                        format="csr"), labels
+    if mod.startswith("torch"):
+        t = similarity.detach()
+        if t.is_sparse or t.layout != _torch_strided():
+            t = t.to_dense()
+        t = t.cpu()
+        if t.is_complex():
+            raise TypeError("similarity must be real-valued, got a complex tensor")
+        return t.double().numpy(), None
+    if mod.startswith("pandas"):
+        labels = list(similarity.index)
+        return similarity.to_numpy(), labels
+    if sp.issparse(similarity):
+        return similarity, None
+    return similarity, None
+
+
+def _torch_strided() -> Any:
+    import torch
+
+    return torch.strided
+
+
+def _first_bad(mask: NDArray[np.bool_]) -> tuple[int, int]:
+    i, j = np.argwhere(mask)[0]
+    return int(i), int(j)
+
+
+def as_square_matrix(similarity: Any, *, weight: str | None = "weight",
+                     nodelist: Sequence[Any] | None = None,
+                     symmetrize: bool | str = False, atol: float = 1e-8, rtol: float = 1e-6,
+                     name: str = "similarity") -> tuple[Matrix, list[Any] | None]:
+    """Validate shape, size, finiteness and symmetry; return ``(float64 matrix or CSR, labels)``."""
+    mat, labels = _to_array_or_sparse(similarity, weight, nodelist)
+    if sp.issparse(mat):
+        if np.iscomplexobj(mat.data):
+            raise TypeError(f"{name} must be real-valued, got complex entries")
+        mat = sp.csr_matrix(mat, dtype=np.float64)
+        mat.sum_duplicates()
+    else:
+        try:
+            arr = np.asarray(mat)
+        except Exception as exc:  # ragged nested lists and the like
+            raise TypeError(f"{name} could not be converted to a numeric array: {exc}") from None
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
+                                       or arr.dtype == np.bool_):
+            raise TypeError(f"{name} must be a numeric matrix, got dtype {arr.dtype}")
+        if np.iscomplexobj(arr):
+            raise TypeError(f"{name} must be real-valued, got a complex array")
+        mat = arr.astype(np.float64)
+    if mat.ndim != 2 or mat.shape[0] != mat.shape[1]:
+        raise ValueError(f"{name} must be a square 2-D matrix, got shape {tuple(mat.shape)}")
+    n = mat.shape[0]
+    if n < 2:
+        raise ValueError(f"{name} must have at least 2 items to order, got n = {n}")
+    values = mat.data if sp.issparse(mat) else mat
+    finite = np.isfinite(values)
+    if not finite.all():
+        bad = int((~finite).sum())
+        kind = "NaN" if np.isnan(values).any() else "infinite"
+        where = ""
+        if not sp.issparse(mat):
+            i, j = _first_bad(~finite)
+            where = f", first at ({i}, {j})"
+        raise ValueError(f"{name} contains {bad} non-finite ({kind}) entries{where}")
+    mat = _symmetric(mat, symmetrize, atol, rtol, name)
+    return mat, labels
+
+
+def _symmetric(mat: Matrix, symmetrize: bool | str, atol: float, rtol: float,
+               name: str) -> Matrix:
+    if symmetrize not in (False, True, "average", "max", "min"):
+        raise ValueError(f"symmetrize must be False, True/'average', 'max' or 'min', "
+                         f"got {symmetrize!r}")
+    if symmetrize is True or symmetrize == "average":
+        return (mat + mat.T) / 2 if not sp.issparse(mat) else ((mat + mat.T) / 2).tocsr()
+    if symmetrize == "max":
+        return np.maximum(mat, mat.T) if not sp.issparse(mat) else mat.maximum(mat.T).tocsr()
+    if symmetrize == "min":
+        return np.minimum(mat, mat.T) if not sp.issparse(mat) else mat.minimum(mat.T).tocsr()
+    if sp.issparse(mat):
+        diff = abs(mat - mat.T)
+        dev = float(diff.max()) if diff.nnz else 0.0
+        scale = float(abs(mat).max()) if mat.nnz else 0.0
+    else:
+        dev = float(np.abs(mat - mat.T).max())
+        scale = float(np.abs(mat).max())
+    if dev > atol + rtol * scale:
+        raise ValueError(f"{name} is not symmetric: max |S - S^T| = {dev:.3g} (tolerance "
+                         f"{atol + rtol * scale:.3g}); pass symmetrize=True (average), 'max' or "
+                         f"'min' to symmetrise it explicitly")
+    return mat
+
+
+def distance_to_similarity(dist: Matrix, kernel: str | Callable[[NDArray], NDArray],
+                           bandwidth: float | None) -> Matrix:
+    """Map a dissimilarity to a similarity (R seriation's default is ``1/(1+d)``).
+
+    For sparse input only the stored entries are edges: an absent entry means "no edge", not d = 0.
+    """
+    values = dist.data if sp.issparse(dist) else dist
+    if (values < 0).any():
+        raise ValueError("distance matrix has negative entries; distances must be >= 0")
+    if callable(kernel):
+        func = kernel
+    elif kernel == "inverse":
+        def func(d: NDArray) -> NDArray:
+            return 1.0 / (1.0 + d)
+    elif kernel == "gaussian":
+        off = values[values > 0] if sp.issparse(dist) else dist[~np.eye(dist.shape[0], dtype=bool)]
+        h = float(bandwidth) if bandwidth is not None else float(np.median(off)) if off.size else 1.0
+        if h <= 0:
+            h = 1.0
+
+        def func(d: NDArray) -> NDArray:
+            return np.exp(-((d / h) ** 2))
+    else:
+        raise ValueError(f"unknown kernel {kernel!r}; expected one of {KERNELS} or a callable")
+    if sp.issparse(dist):
+        out = dist.copy()
+        out.data = np.asarray(func(out.data), dtype=np.float64)
+        return out
+    return np.asarray(func(dist), dtype=np.float64)
+
+
+def apply_negative_policy(mat: Matrix, negative: str, name: str = "similarity") -> Matrix:
+    """Enforce non-negative weights; ``mat`` has a zero diagonal on entry.
+
+    ``"shift"`` subtracts the smallest off-diagonal entry: for the unnormalised Laplacian this adds a
+    multiple of the identity on the complement of the constant vector, so the spectral order is unchanged
+    (it equals the order of the official CLSS code's projection onto 1⊥ for signed cosine similarities).
+    """
+    if negative not in NEGATIVE_POLICIES:
+        raise ValueError(f"negative must be one of {NEGATIVE_POLICIES}, got {negative!r}")
+    values = mat.data if sp.issparse(mat) else mat
+    if not (values < 0).any():
+        return mat
+    if negative == "raise":
+        count = int((values < 0).sum())
+        raise ValueError(f"{name} has {count} negative weights (min {values.min():.3g}); a graph "
+                         f"Laplacian needs non-negative weights. Choose negative='clip' (set them "
+                         f"to 0) or negative='shift' (subtract the minimum; keeps the spectral order)")
+    if negative == "clip":
+        if sp.issparse(mat):
+            out = mat.copy()
+            out.data = np.maximum(out.data, 0.0)
+            out.eliminate_zeros()
+            return out
+        return np.maximum(mat, 0.0)
+    if sp.issparse(mat):
+        raise ValueError("negative='shift' needs a dense matrix (it fills every entry); use "
+                         "negative='clip' for sparse input")
+    n = mat.shape[0]
+    off = ~np.eye(n, dtype=bool)
+    out = mat - mat[off].min()
+    np.fill_diagonal(out, 0.0)
+    return out
+
+
+def zero_diagonal(mat: Matrix) -> Matrix:
+    """Drop self-similarities (they cancel in the Laplacian and would only add stored entries)."""
+    if sp.issparse(mat):
+        out = mat.tolil(copy=True)
+        out.setdiag(0.0)
+        out = out.tocsr()
+        out.eliminate_zeros()
+        return out
+    out = mat.copy()
+    np.fill_diagonal(out, 0.0)
+    return out
+
+
+def as_anchors(anchors: Any, anchor_values: Any, n: int,
+               labels: list[Any] | None = None) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Validate anchor indices (or a boolean mask, or node labels) and their values."""
+    if anchor_values is None:
+        raise ValueError("anchors were given without anchor_values")
+    a = _to_numpy(anchors)
+    is_mask = a.dtype == np.bool_
+    if is_mask:
+        if a.shape != (n,):
+            raise ValueError(f"boolean anchor mask must have shape ({n},), got {a.shape}")
+        a = np.flatnonzero(a)
+    elif labels is not None and a.dtype.kind not in "iu":
+        index = {lab: i for i, lab in enumerate(labels)}
+        missing = [x for x in a.tolist() if x not in index]
+        if missing:
+            raise ValueError(f"anchors {missing[:5]} are not items of the similarity graph")
+        a = np.array([index[x] for x in a.tolist()], dtype=np.int64)
+    if a.ndim != 1:
+        raise ValueError(f"anchors must be 1-D, got shape {a.shape}")
+    if a.dtype.kind == "f":
+        if not np.all(np.isfinite(a)) or not np.all(a == np.round(a)):
+            raise TypeError("anchors must be integer indices (or a boolean mask)")
+        a = a.astype(np.int64)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"anchors must be integer indices (or a boolean mask), got dtype {a.dtype}")
+    a = a.astype(np.int64)
+    if a.size == 0:
+        raise ValueError("anchors is empty: the anchored method needs at least one labelled item")
+    if a.min() < 0 or a.max() >= n:
+        bad = a[(a < 0) | (a >= n)]
+        raise ValueError(f"anchor indices out of range [0, {n}): {bad[:5].tolist()}")
+    uniq, counts = np.unique(a, return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(f"duplicated anchor indices: {uniq[counts > 1][:5].tolist()}")
+    v = _to_numpy(anchor_values).astype(np.float64).reshape(-1)
+    if is_mask and v.shape[0] == n != a.shape[0]:
+        v = v[a]  # values given for every item, aligned with the mask
+    if v.shape[0] != a.shape[0]:
+        raise ValueError(f"anchor_values has {v.shape[0]} entries but there are {a.shape[0]} "
+                         f"anchors")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"anchor_values contains {int((~np.isfinite(v)).sum())} NaN/inf entries")
+    return a, v
+
+
+def _to_numpy(x: Any) -> NDArray[Any]:
+    if type(x).__module__.startswith("torch"):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)

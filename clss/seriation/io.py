@@ -1,0 +1,137 @@
+"""Read similarity matrices and anchors from files, and write seriation results.
+
+Formats: ``.npy``; ``.npz`` (a scipy.sparse archive from ``scipy.sparse.save_npz``, or a numpy archive
+holding one array or the array named by ``key``); ``.csv``/``.tsv``/``.txt`` (dense, delimiter by
+suffix; a non-numeric first row is taken as a header); ``.mtx`` (Matrix Market, sparse).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from clss.seriation.result import Seriation
+
+SIMILARITY_SUFFIXES = (".npy", ".npz", ".csv", ".tsv", ".txt", ".mtx")
+
+
+class MatrixFileError(ValueError):
+    """A file exists but does not hold a usable matrix (or anchors)."""
+
+
+def load_similarity(path: str | Path, *, key: str | None = None) -> NDArray[np.float64] | sp.csr_matrix:
+    """Load a square similarity (or distance) matrix from ``path``; see the module docstring."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"similarity file not found: {p}")
+    if p.is_dir():
+        raise MatrixFileError(f"{p} is a directory, expected a matrix file")
+    suffix = p.suffix.lower()
+    if suffix not in SIMILARITY_SUFFIXES:
+        raise MatrixFileError(f"unsupported file type {suffix!r} for {p}; expected one of "
+                         f"{', '.join(SIMILARITY_SUFFIXES)}")
+    try:
+        if suffix == ".npy":
+            return np.load(p, allow_pickle=False)
+        if suffix == ".npz":
+            return _load_npz(p, key)
+        if suffix == ".mtx":
+            from scipy.io import mmread
+
+            return sp.csr_matrix(mmread(p))
+        return _load_text(p, "," if suffix == ".csv" else "\t" if suffix == ".tsv" else None)
+    except MatrixFileError:
+        raise
+    except (OSError, ValueError, EOFError) as exc:
+        raise MatrixFileError(f"could not read a matrix from {p}: {exc}") from None
+
+
+def _load_npz(p: Path, key: str | None) -> NDArray[np.float64] | sp.csr_matrix:
+    with np.load(p, allow_pickle=False) as archive:
+        names = list(archive.files)
+        if {"format", "shape", "data"} <= set(names):
+            return sp.csr_matrix(sp.load_npz(p))
+        if key is not None:
+            if key not in names:
+                raise MatrixFileError(f"the archive {p} has no array {key!r}; it holds {names}")
+            return archive[key]
+        if len(names) != 1:
+            raise MatrixFileError(f"the archive {p} holds {len(names)} arrays {names}; choose one "
+                             f"with key=")
+        return archive[names[0]]
+
+
+def _load_text(p: Path, delimiter: str | None) -> NDArray[np.float64]:
+    with p.open(newline="") as fh:
+        first = fh.readline()
+    cells = first.strip().split(delimiter) if first.strip() else []
+    skip = 0
+    try:
+        [float(c) for c in cells]
+    except ValueError:
+        skip = 1  # a header row
+    data = np.loadtxt(p, delimiter=delimiter, skiprows=skip, ndmin=2)
+    if data.size == 0:
+        raise MatrixFileError(f"no numeric data in {p}")
+    return data
+
+
+def load_anchors(path: str | Path) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Read anchors: a CSV with columns ``index,value`` (header optional) or JSON
+    ``{"anchors": [...], "values": [...]}``. Returns ``(indices, values)``."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"anchors file not found: {p}")
+    if p.suffix.lower() == ".json":
+        try:
+            obj = json.loads(p.read_text())
+            idx, vals = obj["anchors"], obj["values"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise MatrixFileError(f"{p} must hold a JSON object with 'anchors' and 'values': "
+                             f"{exc}") from None
+        return np.asarray(idx, dtype=np.int64), np.asarray(vals, dtype=np.float64)
+    rows = [r for r in csv.reader(p.open(newline="")) if r and any(c.strip() for c in r)]
+    if rows and not _numeric(rows[0]):
+        rows = rows[1:]
+    if not rows or any(len(r) < 2 for r in rows):
+        raise MatrixFileError(f"{p} must have two columns, index and value, one anchor per row")
+    try:
+        idx = np.array([int(float(r[0])) for r in rows], dtype=np.int64)
+        vals = np.array([float(r[1]) for r in rows], dtype=np.float64)
+    except ValueError as exc:
+        raise MatrixFileError(f"non-numeric anchor row in {p}: {exc}") from None
+    return idx, vals
+
+
+def _numeric(row: list[str]) -> bool:
+    try:
+        [float(c) for c in row[:2]]
+    except ValueError:
+        return False
+    return True
+
+
+def save_seriation(result: Seriation, path: str | Path) -> Path:
+    """Write a result: ``.csv`` (one row per item in order: position, item, label, coordinate) or
+    ``.json`` (:meth:`Seriation.to_dict`). Parent folders are created."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    suffix = p.suffix.lower()
+    if suffix == ".json":
+        p.write_text(json.dumps(result.to_dict(), indent=2))
+        return p
+    if suffix != ".csv":
+        raise ValueError(f"output must end in .csv or .json, got {p.name}")
+    labels: list[Any] = result.ordered_labels
+    with p.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["position", "item", "label", "coordinate"])
+        for k, (item, label) in enumerate(zip(result.order.tolist(), labels, strict=True)):
+            writer.writerow([k, item, label, repr(float(result.positions[item]))])
+    return p

@@ -1,0 +1,51 @@
+"""Graph Laplacians of a similarity matrix (dense numpy or scipy CSR).
+
+``"unnormalized"``: ``L = D - W`` (Atkins, Boman & Hendrickson 1998; the CLSS/GCLSS papers).
+``"symmetric"``: ``L_sym = I - D^{-1/2} W D^{-1/2}`` (Ng, Jordan & Weiss 2001).
+``"random_walk"``: the generalised problem ``L v = λ D v``; solved through ``L_sym`` since
+``v = D^{-1/2} u`` (Shi & Malik 2000).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from clss.seriation._validation import Matrix
+
+LAPLACIANS = ("unnormalized", "symmetric", "random_walk")
+
+
+def check_laplacian_kind(kind: str) -> None:
+    if kind not in LAPLACIANS:
+        raise ValueError(f"laplacian must be one of {LAPLACIANS}, got {kind!r}")
+
+
+def degrees(w: Matrix) -> NDArray[np.float64]:
+    """Weighted degrees ``d_i = Σ_j w_ij``, shape ``(n,)``."""
+    return np.asarray(w.sum(axis=1)).ravel()
+
+
+def laplacian(w: Matrix, kind: str = "unnormalized") -> Matrix:
+    """The Laplacian operator whose second-smallest eigenvector is sorted (see module docstring).
+
+    ``w``: symmetric non-negative weights with zero diagonal, shape ``(n, n)``; degrees must be positive
+    for the normalised kinds (true for every connected component of two or more items).
+    """
+    check_laplacian_kind(kind)
+    d = degrees(w)
+    if kind == "unnormalized":
+        if sp.issparse(w):
+            return (sp.diags(d) - w).tocsr()
+        out = -w.copy()
+        out[np.diag_indices_from(out)] += d
+        return out
+    if (d <= 0).any():
+        raise ValueError("normalised Laplacian needs positive degrees (an isolated item has none)")
+    s = 1.0 / np.sqrt(d)
+    if sp.issparse(w):
+        return (sp.identity(w.shape[0], format="csr") - sp.diags(s) @ w @ sp.diags(s)).tocsr()
+    out = -(s[:, None] * w * s[None, :])
+    out[np.diag_indices_from(out)] += 1.0
+    return out

@@ -1,0 +1,176 @@
+"""seriate_batch against per-matrix seriate, masks, dtypes, guard, diagnostics and bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+from clss.seriation import seriate
+from clss.seriation.batch import seriate_batch
+from clss.seriation.generators import permute_matrix, points_robinson
+
+
+def batch(bsz, n, seed=0):
+    rng = np.random.default_rng(seed)
+    mats = [permute_matrix(points_robinson(n, rng=rng), rng.permutation(n)) for _ in range(bsz)]
+    return torch.tensor(np.stack(mats))
+
+
+@pytest.mark.parametrize("n", [2, 5, 8, 16, 40])
+@pytest.mark.parametrize("backend", ["torch", "lapack"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_batched_equals_per_matrix(n, backend, dtype):
+    t = batch(6, n)
+    pos, ranks = seriate_batch(t.to(dtype), backend=backend)
+    assert pos.dtype == dtype and ranks.dtype == torch.int64
+    for b in range(6):
+        ref = seriate(t[b].numpy())
+        assert np.array_equal(ranks[b].numpy(), ref.ranks)
+        assert np.allclose(pos[b].double().numpy(), ref.positions,
+                           atol=1e-10 if dtype == torch.float64 else 1e-4)
+
+
+@pytest.mark.parametrize("laplacian", ["symmetric", "random_walk"])
+def test_normalised_laplacians_match_seriate(laplacian):
+    t = batch(4, 20, seed=1)
+    pos, _ranks = seriate_batch(t, laplacian=laplacian)
+    for b in range(4):
+        ref = seriate(t[b].numpy(), laplacian=laplacian)
+        assert np.allclose(pos[b].numpy(), ref.positions, atol=1e-10)
+
+
+def test_unbatched_input_and_numpy_input():
+    t = batch(1, 10)[0]
+    pos, ranks = seriate_batch(t)
+    assert pos.shape == (10,) and ranks.shape == (10,)
+    _pos2, ranks2 = seriate_batch(t.numpy())
+    assert torch.equal(ranks, ranks2)
+
+
+def test_ragged_mask_equals_cropped_matrices():
+    t = batch(5, 12, seed=2)
+    mask = torch.ones(5, 12, dtype=torch.bool)
+    sizes = [12, 10, 7, 3, 2]
+    for b, k in enumerate(sizes):
+        mask[b, k:] = False
+    pos, ranks = seriate_batch(t, mask=mask)
+    for b, k in enumerate(sizes):
+        ref = seriate(t[b, :k, :k].numpy())
+        assert np.array_equal(ranks[b, :k].numpy(), ref.ranks)
+        assert (ranks[b, k:] == -1).all() and torch.isnan(pos[b, k:]).all()
+
+
+def test_anchored_batch_equals_seriate_for_index_and_mask_anchors():
+    t = batch(4, 15, seed=3)
+    idx = torch.tensor([[0, 4, 9]] * 4)
+    vals = torch.randn(4, 3, dtype=torch.float64)
+    pos, ranks = seriate_batch(t, anchors=idx, anchor_values=vals)
+    mask = torch.zeros(4, 15, dtype=torch.bool)
+    mask[:, [0, 4, 9]] = True
+    full = torch.zeros(4, 15, dtype=torch.float64)
+    full[:, [0, 4, 9]] = vals
+    pos2, ranks2 = seriate_batch(t, anchors=mask, anchor_values=full)
+    assert torch.allclose(pos, pos2) and torch.equal(ranks, ranks2)
+    for b in range(4):
+        ref = seriate(t[b].numpy(), method="anchored", anchors=[0, 4, 9],
+                      anchor_values=vals[b].numpy())
+        assert np.allclose(pos[b].numpy(), ref.positions, atol=1e-10)
+        assert np.array_equal(ranks[b].numpy(), ref.ranks)
+
+
+def test_anchored_batch_with_unreachable_items_and_padding():
+    w = torch.zeros(2, 6, 6, dtype=torch.float64)
+    for i in range(2):  # items 0-1-2 form a path, 3-4 another, 5 is padding in row 1
+        w[:, i, i + 1] = w[:, i + 1, i] = 1.0
+    w[:, 3, 4] = w[:, 4, 3] = 1.0
+    mask = torch.tensor([[True] * 6, [True] * 5 + [False]])
+    anchors = torch.zeros(2, 6, dtype=torch.bool)
+    anchors[:, [0, 2]] = True
+    values = torch.zeros(2, 6, dtype=torch.float64)
+    values[:, 2] = 2.0
+    pos, ranks, diag = seriate_batch(w, anchors=anchors, anchor_values=values, mask=mask,
+                                     return_diagnostics=True)
+    assert torch.allclose(pos[:, :3], torch.tensor([[0.0, 1.0, 2.0]] * 2, dtype=torch.float64))
+    assert torch.isnan(pos[:, 3:]).all()
+    assert (ranks[:, 3:] == -1).all() and torch.equal(ranks[:, :3], torch.tensor([[0, 1, 2]] * 2))
+    assert not diag.connected.any()
+
+
+def test_shift_policy_equals_projection_on_ones_complement():
+    torch.manual_seed(0)
+    f = torch.nn.functional.normalize(torch.randn(3, 9, 4, dtype=torch.float64), dim=-1)
+    cos = f @ f.transpose(-1, -2)
+    with pytest.raises(ValueError, match="negative"):
+        seriate_batch(cos)
+    _pos, ranks = seriate_batch(cos, negative="shift")
+    for b in range(3):
+        ref = seriate(cos[b].numpy(), negative="shift")
+        assert np.array_equal(ranks[b].numpy(), ref.ranks)
+    clipped, _ = seriate_batch(cos, negative="clip")
+    assert torch.isfinite(clipped).all()
+
+
+def test_half_precision_is_solved_in_float32():
+    t = batch(3, 10, seed=4)
+    pos, ranks = seriate_batch(t.to(torch.float16))
+    assert pos.dtype == torch.float32
+    _ref, ref_ranks = seriate_batch(t.to(torch.float16).float())
+    assert torch.equal(ranks, ref_ranks)
+
+
+def test_float32_guard_refines_near_ties():
+    # identical rows 1 and 2 give exactly tied Fiedler entries: float32 cannot order them reliably
+    s = torch.tensor([[0, 1, 1, 0.1], [1, 0, 2, 1], [1, 2, 0, 1], [0.1, 1, 1, 0]])
+    _, ranks, diag = seriate_batch(s.unsqueeze(0).repeat(2, 1, 1), return_diagnostics=True)
+    assert diag.refined.all()
+    ref = seriate(s.double().numpy())
+    assert np.array_equal(ranks[0].numpy(), ref.ranks)
+    _, _, plain = seriate_batch(s, guard=False, return_diagnostics=True)
+    assert not plain.refined
+
+
+def test_diagnostics():
+    t = batch(3, 12, seed=5)
+    _, _, diag = seriate_batch(t, return_diagnostics=True)
+    for b in range(3):
+        ref = seriate(t[b].numpy())
+        assert diag.lambda2[b].item() == pytest.approx(ref.lambda2, rel=1e-8)
+    assert diag.connected.all()
+    disconnected = torch.zeros(1, 4, 4, dtype=torch.float64)
+    disconnected[0, 0, 1] = disconnected[0, 1, 0] = 1
+    disconnected[0, 2, 3] = disconnected[0, 3, 2] = 1
+    _, _, diag = seriate_batch(disconnected, return_diagnostics=True)
+    assert not diag.connected.any()
+
+
+def test_no_gradient_flows_and_input_untouched():
+    t = batch(2, 8).requires_grad_(True)
+    before = t.detach().clone()
+    pos, _ = seriate_batch(t)
+    assert not pos.requires_grad
+    assert torch.equal(t.detach(), before)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"similarities": torch.ones(2, 3, 4)}, "shape"),
+    ({"similarities": torch.ones(2, 1, 1)}, "at least 2"),
+    ({"similarities": torch.tensor([[0.0, float("nan")], [float("nan"), 0.0]])}, "NaN"),
+    ({"similarities": torch.tensor([[0.0, 1.0], [2.0, 0.0]])}, "not symmetric"),
+    ({"laplacian": "x"}, "laplacian"),
+    ({"backend": "x"}, "backend"),
+    ({"negative": "x"}, "negative"),
+    ({"mask": torch.ones(2, 3)}, "boolean"),
+    ({"mask": torch.tensor([True, False, False])}, "at least 2 valid"),
+    ({"anchors": torch.tensor([0])}, "together"),
+    ({"anchors": torch.tensor([[0, 0]]), "anchor_values": torch.tensor([[1.0, 2.0]])},
+     "duplicated"),
+    ({"anchors": torch.tensor([[0, 7]]), "anchor_values": torch.tensor([[1.0, 2.0]])},
+     "out of range"),
+    ({"anchors": torch.zeros(1, 3, dtype=torch.bool), "anchor_values": torch.zeros(1, 3)},
+     "at least one anchor"),
+    ({"anchors": torch.tensor([[0, 1]]), "anchor_values": torch.tensor([[1.0, float("nan")]])},
+     "NaN"),
+])
+def test_bad_input_raises(kwargs, match):
+    args = {"similarities": torch.ones(1, 3, 3, dtype=torch.float64), **kwargs}
+    with pytest.raises((ValueError, TypeError), match=match):
+        seriate_batch(args.pop("similarities"), **args)
