@@ -19,12 +19,14 @@ import torch.nn.functional as F
 
 from clss.losses import (
     ConOrdLoss,
+    MultiMarginNPairLoss,
     OrdinalEntropyLoss,
     PseudoRankPredictionLoss,
     PseudoRankSimilarityLoss,
     RankSimLoss,
     RnCLoss,
     SupConLoss,
+    SupReMixLoss,
 )
 
 
@@ -49,6 +51,8 @@ def cases():
         "RankSimLoss": (RankSimLoss(), "raw", "continuous"),
         "PseudoRankSimilarityLoss": (PseudoRankSimilarityLoss(), "raw", "ranks"),
         "PseudoRankPredictionLoss": (PseudoRankPredictionLoss(), "prediction", "ranks"),
+        "SupReMixLoss": (SupReMixLoss(temperature=0.5), "normalised", "continuous"),
+        "MultiMarginNPairLoss": (MultiMarginNPairLoss(10), "raw", "classes"),
     }
 
 

@@ -6,6 +6,7 @@ import click
 
 from clss import __version__
 from clss_cli.seriate import seriate_command
+from clss_cli.train import eval_command, methods_command, train_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,6 +16,9 @@ def main() -> None:
 
 
 main.add_command(seriate_command)
+main.add_command(train_command)
+main.add_command(eval_command)
+main.add_command(methods_command)
 
 
 if __name__ == "__main__":

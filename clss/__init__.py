@@ -13,7 +13,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("seriation", "metrics", "losses", "distributed", "plotting")
+_SUBMODULES = ("seriation", "metrics", "losses", "distributed", "plotting", "data", "models", "methods",
+               "engine", "config")
 
 
 def __getattr__(name: str) -> Any:

@@ -10,6 +10,7 @@ Shared pieces: :mod:`clss.losses.pairwise` (label distances, feature similaritie
 :mod:`clss.losses.ranking` (the blackbox rank operator).
 """
 
+from clss.losses.cloc import MultiMarginNPairLoss
 from clss.losses.conord import ConOrdCenterLoss, ConOrdLoss, knn_predict
 from clss.losses.ordinal_entropy import OrdinalEntropyLoss
 from clss.losses.pairwise import feature_similarity, label_distance
@@ -17,16 +18,19 @@ from clss.losses.ranking import blackbox_rank, rank_normalised
 from clss.losses.ranksim import PseudoRankPredictionLoss, PseudoRankSimilarityLoss, RankSimLoss
 from clss.losses.rnc import RnCLoss
 from clss.losses.supcon import SupConLoss
+from clss.losses.supremix import SupReMixLoss
 
 __all__ = [
     "ConOrdCenterLoss",
     "ConOrdLoss",
+    "MultiMarginNPairLoss",
     "OrdinalEntropyLoss",
     "PseudoRankPredictionLoss",
     "PseudoRankSimilarityLoss",
     "RankSimLoss",
     "RnCLoss",
     "SupConLoss",
+    "SupReMixLoss",
     "blackbox_rank",
     "feature_similarity",
     "knn_predict",

@@ -16,6 +16,7 @@ from clss.losses import (
     RankSimLoss,
     RnCLoss,
     SupConLoss,
+    SupReMixLoss,
 )
 
 SIZES = (4, 3)  # uneven local batches, 7 samples in all
@@ -53,6 +54,7 @@ def _cases():
         ("uc", PseudoRankPredictionLoss(), prediction, {"ranks": True}),
         ("oe", OrdinalEntropyLoss(), first_view, {}),
         ("conord", ConOrdLoss(temperature=0.5), normalised, {"weights": True}),
+        ("supremix", SupReMixLoss(temperature=0.5), normalised, {"generator": True, "mask": True}),
     ]
 
 

@@ -1,0 +1,159 @@
+"""Datasets, labeled/unlabeled splits and semi-supervised samplers.
+
+``load_dataset(name, ...)`` returns a :class:`RegressionData`; ``list_datasets()`` describes the built-ins
+(``operator-sde``, ``diabetes``) and the ``csv:PATH`` form. See ``docs/data.md``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from clss.data.base import RegressionData, Standardizer
+from clss.data.operator_sde import generate_operator_sde, load_operator_sde, paper_run_indices
+from clss.data.samplers import SemiSupervisedSampler
+from clss.data.splits import LabeledSpec, Splits, parse_labeled, split_labeled
+from clss.data.tabular import load_csv, load_diabetes
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "LabeledSpec",
+    "RegressionData",
+    "SemiSupervisedSampler",
+    "Splits",
+    "Standardizer",
+    "generate_operator_sde",
+    "list_datasets",
+    "load_csv",
+    "load_dataset",
+    "load_diabetes",
+    "paper_run_indices",
+    "parse_labeled",
+    "split_labeled",
+]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A registered dataset: its one-line description and its loader.
+
+    ``has_runs`` marks datasets whose paper protocol has run slices and fixes the labeled rows from
+    ``fraction``; for the others ``run`` must be 0 and ``fraction`` unset.
+    """
+
+    description: str
+    loader: Callable[..., RegressionData]
+    has_runs: bool = False
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "operator-sde": DatasetInfo(
+        "CLSS/GCLSS operator-learning benchmark (241 inputs -> mean SPDE solution); published files "
+        "or built-in generator; 10 runs of 1000 rows",
+        load_operator_sde,
+        has_runs=True,
+    ),
+    "diabetes": DatasetInfo(
+        "scikit-learn diabetes (442 x 10 -> disease progression); seeded 60/20/20 split", load_diabetes
+    ),
+    "csv:PATH": DatasetInfo(
+        "any numeric CSV file (target=COLUMN); seeded 60/20/20 split or a train/val/test 'split' column",
+        load_csv,
+    ),
+}
+
+
+def list_datasets() -> dict[str, str]:
+    """Dataset names (``csv:PATH`` as a pattern) mapped to one-line descriptions."""
+    return {name: info.description for name, info in DATASETS.items()}
+
+
+def load_dataset(
+    name: str,
+    *,
+    seed: int = 0,
+    data_dir: str | os.PathLike[str] | None = None,
+    target: str | None = None,
+    run: int = 0,
+    fraction: float | None = None,
+    val_protocol: str = "holdout",
+    **kw: Any,
+) -> RegressionData:
+    """Load a dataset by name.
+
+    Parameters
+    ----------
+    name : str
+        ``"operator-sde"``, ``"diabetes"`` or ``"csv:PATH"``.
+    seed : int, default 0
+        Split seed for tabular data (operator-sde's splits are fixed by the paper's protocol).
+    data_dir : str or PathLike, optional
+        Folder with the published operator-sde files (operator-sde only).
+    target : str, optional
+        Target column (CSV only, required there).
+    run : int, default 0
+        Run index (operator-sde: rows ``[1000 run, 1000 run + 1000)``); must be 0 for other datasets.
+    fraction : float, optional
+        operator-sde only: the paper's labeled fraction; sets ``labeled``/``unlabeled`` by the paper's run
+        protocol (spec ``clss_gclss.md`` §A1). Other datasets leave the split to :func:`split_labeled`.
+    val_protocol : {"holdout", "test"}, default "holdout"
+        ``"test"`` validates on the test split (the official, optimistic protocol).
+    **kw
+        Loader options: operator-sde ``run_size``, ``generator_seed``, ``n_functions``, ``mc_samples``,
+        ``chunk_size``, ``progress``; diabetes ``val_size``, ``test_size``; CSV ``features``,
+        ``split_column``, ``val_size``, ``test_size``, ``dropna``.
+
+    Returns
+    -------
+    RegressionData
+
+    Raises
+    ------
+    ValueError
+        Unknown dataset or option, or an option that does not apply to the dataset (``target``,
+        ``data_dir``, ``run != 0``, ``fraction``).
+    """
+    if name.startswith("csv:"):
+        key, options = "csv:PATH", {"target": target}
+        path = name[len("csv:") :]
+        if not path:
+            raise ValueError("csv dataset needs a path: 'csv:PATH'")
+    elif name in DATASETS and name != "csv:PATH":
+        key, options, path = name, {}, None
+        if target is not None:
+            raise ValueError(f"{name} has a fixed target; target= is only for csv:PATH datasets")
+    else:
+        raise ValueError(f"unknown dataset {name!r}; available: {sorted(list_datasets())}")
+    info = DATASETS[key]
+    if data_dir is not None and key != "operator-sde":
+        raise ValueError(f"{name}: data_dir is only used by operator-sde")
+    if info.has_runs:
+        options |= {"run": run, "fraction": fraction, "data_dir": data_dir}
+    elif run != 0:
+        raise ValueError(f"{name} has no run slices; run must be 0, got {run}")
+    elif fraction is not None:
+        raise ValueError(
+            f"{name} has no paper protocol fixing the labeled rows; leave fraction unset and split the "
+            "training rows with split_labeled (--labeled)"
+        )
+    params = inspect.signature(info.loader).parameters.values()
+    accepted = {p.name for p in params if p.kind is p.KEYWORD_ONLY} - {"seed", "val_protocol", *options}
+    unknown = sorted(set(kw) - accepted)
+    if unknown:
+        raise ValueError(f"{name}: unknown options {unknown}; accepted: {sorted(accepted)}")
+    if val_protocol not in ("holdout", "test"):
+        raise ValueError(f"val_protocol must be 'holdout' or 'test', got {val_protocol!r}")
+    args = (path,) if path is not None else ()
+    if info.has_runs:
+        return info.loader(*args, seed=seed, val_protocol=val_protocol, **options, **kw)
+    data = info.loader(*args, seed=seed, **options, **kw)
+    if val_protocol == "test":
+        data.x_val, data.y_val = data.x_test, data.y_test
+        data.meta["val_protocol"] = "test split (optimistic)"
+    else:
+        data.meta["val_protocol"] = "holdout"
+    return data

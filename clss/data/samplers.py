@@ -1,0 +1,204 @@
+"""Interleaved labeled / unlabeled index batches with the paper's ratios (spec ``clss_gclss.md`` §A1)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["SemiSupervisedSampler"]
+
+
+def _index_tensor(name: str, idx: int | np.ndarray | torch.Tensor | list[int]) -> torch.Tensor:
+    if isinstance(idx, (int, np.integer)) and not isinstance(idx, bool):
+        if idx < 0:
+            raise ValueError(f"{name}: number of rows must be >= 0, got {idx}")
+        return torch.arange(int(idx), dtype=torch.long)
+    t = torch.as_tensor(np.asarray(idx) if not isinstance(idx, torch.Tensor) else idx)
+    if t.ndim != 1 or (t.numel() and (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool)):
+        raise ValueError(
+            f"{name} must be a row count or a 1-D array of integer indices, got {t.dtype} {tuple(t.shape)}"
+        )
+    if t.numel() and int(t.min()) < 0:
+        raise ValueError(f"{name} contains negative indices")
+    return t.to(torch.long).clone()
+
+
+def _n_batches(n: int, batch: int, drop_last: bool) -> int:
+    return n // batch if drop_last else math.ceil(n / batch)
+
+
+class SemiSupervisedSampler:
+    """Yield ``(labeled_idx, unlabeled_idx)`` LongTensor pairs, one per training iteration.
+
+    Mini-batch mode follows the official image/volume code (spec §A1): every epoch the labeled indices,
+    repeated ``ssl_mult`` times, are shuffled and cut into batches of ``batch_size``; the unlabeled indices
+    are shuffled and cut into batches of ``unlabeled_batch_size``; an epoch has
+    ``min(#labeled batches, #unlabeled batches)`` iterations. Full-batch mode (the synthetic protocol)
+    yields all labeled and all unlabeled indices once per epoch. With no unlabeled indices (supervised
+    use) the unlabeled half of each pair is empty and the epoch length is set by the labeled batches.
+
+    Iterating the sampler runs (the rest of) one epoch; iterate again for the next. :meth:`state_dict` /
+    :meth:`load_state_dict` resume mid-epoch with exactly the remaining batches. Randomness comes from a
+    private ``torch.Generator``, never from global RNG state.
+
+    Parameters
+    ----------
+    labeled : int, array-like or LongTensor
+        Number of labeled rows (indices ``0..n-1``) or the labeled row indices.
+    unlabeled : array-like or LongTensor
+        Unlabeled row indices (may be empty).
+    batch_size : int, optional
+        Labeled batch size; required unless ``full_batch``.
+    unlabeled_batch_size : int, optional
+        Unlabeled batch size; defaults to ``batch_size``.
+    ssl_mult : int, default 1
+        Times the labeled set is repeated per epoch (``ssl_mult`` of spec §A9).
+    seed : int
+        Seed of the private generator.
+    drop_last : bool, default True
+        Drop incomplete final batches (as the official loaders do).
+    full_batch : bool, default False
+        Yield every row every iteration, unshuffled; batch sizes and ``ssl_mult`` are ignored.
+
+    Raises
+    ------
+    ValueError
+        Empty labeled set, bad batch sizes or ``ssl_mult``, or a set smaller than its batch with
+        ``drop_last`` (an epoch would have no iterations).
+    """
+
+    def __init__(
+        self,
+        labeled: int | np.ndarray | torch.Tensor | list[int],
+        unlabeled: np.ndarray | torch.Tensor | list[int],
+        *,
+        batch_size: int | None = None,
+        unlabeled_batch_size: int | None = None,
+        ssl_mult: int = 1,
+        seed: int,
+        drop_last: bool = True,
+        full_batch: bool = False,
+    ) -> None:
+        self.labeled = _index_tensor("labeled", labeled)
+        self.unlabeled = _index_tensor("unlabeled", unlabeled)
+        if self.labeled.numel() == 0:
+            raise ValueError("the labeled set is empty")
+        if ssl_mult < 1:
+            raise ValueError(f"ssl_mult must be >= 1, got {ssl_mult}")
+        self.full_batch = full_batch
+        self.ssl_mult = int(ssl_mult)
+        self.drop_last = drop_last
+        self.seed = int(seed)
+        if not full_batch:
+            if batch_size is None or batch_size < 1:
+                raise ValueError(f"batch_size must be >= 1 (or use full_batch=True), got {batch_size}")
+            unlabeled_batch_size = batch_size if unlabeled_batch_size is None else unlabeled_batch_size
+            if unlabeled_batch_size < 1:
+                raise ValueError(f"unlabeled_batch_size must be >= 1, got {unlabeled_batch_size}")
+            pool = self.labeled.numel() * self.ssl_mult
+            if drop_last and pool < batch_size:
+                raise ValueError(
+                    f"{self.labeled.numel()} labeled rows x ssl_mult {self.ssl_mult} = {pool} < batch_size "
+                    f"{batch_size}: no full batch per epoch (lower batch_size or set drop_last=False)"
+                )
+            if drop_last and 0 < self.unlabeled.numel() < unlabeled_batch_size:
+                raise ValueError(
+                    f"{self.unlabeled.numel()} unlabeled rows < unlabeled_batch_size {unlabeled_batch_size}: "
+                    "no full batch per epoch (lower unlabeled_batch_size or set drop_last=False)"
+                )
+        self.batch_size = batch_size
+        self.unlabeled_batch_size = unlabeled_batch_size
+        self._generator = torch.Generator().manual_seed(self.seed)
+        self.epoch = 0
+        self._position = 0
+        self._epoch_rng: torch.Tensor | None = None  # generator state before this epoch's shuffles
+        self._lab_order: torch.Tensor | None = None
+        self._unl_order: torch.Tensor | None = None
+
+    @property
+    def iterations_per_epoch(self) -> int:
+        """Iterations in one epoch (1 in full-batch mode)."""
+        if self.full_batch:
+            return 1
+        n_lab = _n_batches(self.labeled.numel() * self.ssl_mult, self.batch_size, self.drop_last)
+        if self.unlabeled.numel() == 0:
+            return n_lab
+        return min(n_lab, _n_batches(self.unlabeled.numel(), self.unlabeled_batch_size, self.drop_last))
+
+    def __len__(self) -> int:
+        return self.iterations_per_epoch
+
+    def _draw_epoch(self) -> None:
+        self._epoch_rng = self._generator.get_state()
+        if self.full_batch:
+            self._lab_order, self._unl_order = self.labeled, self.unlabeled
+            return
+        pool = self.labeled.repeat(self.ssl_mult)
+        self._lab_order = pool[torch.randperm(pool.numel(), generator=self._generator)]
+        self._unl_order = self.unlabeled[torch.randperm(self.unlabeled.numel(), generator=self._generator)]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n_iter = self.iterations_per_epoch
+        if self._lab_order is None or self._position >= n_iter:
+            if self._lab_order is not None:
+                self.epoch += 1
+            self._position = 0
+            self._draw_epoch()
+        lab, unl = self._lab_order, self._unl_order
+        while self._position < n_iter:
+            i = self._position
+            # Advance before yielding so that a state_dict taken after receiving batch i resumes at i + 1.
+            self._position += 1
+            if self.full_batch:
+                yield lab, unl
+            else:
+                ub = self.unlabeled_batch_size
+                yield lab[i * self.batch_size : (i + 1) * self.batch_size], unl[i * ub : (i + 1) * ub]
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            "n_labeled": self.labeled.numel(),
+            "n_unlabeled": self.unlabeled.numel(),
+            "batch_size": self.batch_size,
+            "unlabeled_batch_size": self.unlabeled_batch_size,
+            "ssl_mult": self.ssl_mult,
+            "drop_last": self.drop_last,
+            "full_batch": self.full_batch,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Position and RNG state: plain ints/bools and a uint8 tensor (safe for ``weights_only`` loading)."""
+        started = self._lab_order is not None
+        return {
+            **self._config(),
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "position": self._position,
+            "epoch_started": started,
+            "rng_state": (self._epoch_rng if started else self._generator.get_state()).clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; the next iteration continues exactly where it stopped.
+
+        Raises
+        ------
+        ValueError
+            If the state came from a sampler with a different configuration.
+        """
+        config = self._config()
+        mismatched = {k: (state.get(k), v) for k, v in config.items() if state.get(k) != v}
+        if mismatched:
+            raise ValueError(f"sampler state does not match this sampler (saved, current): {mismatched}")
+        self.seed = int(state["seed"])
+        self.epoch = int(state["epoch"])
+        self._generator.set_state(state["rng_state"].clone())
+        if state["epoch_started"]:
+            self._draw_epoch()
+        else:
+            self._epoch_rng = self._lab_order = self._unl_order = None
+        self._position = int(state["position"])

@@ -1,0 +1,224 @@
+"""Training figures saved as PNG files: learning curves, predicted vs true, similarity reordering.
+
+Figures are built with :class:`matplotlib.figure.Figure` directly (no ``pyplot``), so they never need a
+display, leave no global state behind and are freed when the function returns. matplotlib is imported
+inside the functions, so importing :mod:`clss.engine` does not pay for it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike, NDArray
+
+from clss.metrics import mae, r2
+from clss.plotting import plot_seriation
+from clss.seriation import ComponentInfo, Seriation, ranks_from_order
+
+__all__ = ["plot_learning_curves", "plot_predictions", "plot_similarity_reordering"]
+
+#: Above this many points :func:`plot_predictions` draws a hexbin density instead of a scatter.
+HEXBIN_THRESHOLD = 5000
+
+
+def _series(records: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """Steps and values of ``key``; non-finite values become NaN so that the line breaks there."""
+    steps, values = [], []
+    for record in records:
+        value, step = record.get(key), record.get("step")
+        if isinstance(value, int | float) and not isinstance(value, bool) and isinstance(step, int):
+            steps.append(step)
+            values.append(float(value) if math.isfinite(value) else math.nan)
+    return steps, values
+
+
+def _keys(records: Sequence[Mapping[str, Any]], keep: Any) -> list[str]:
+    seen: dict[str, None] = {}
+    for record in records:
+        for key in record:
+            if key != "step" and keep(key):
+                seen.setdefault(key, None)
+    return list(seen)
+
+
+def _draw_curves(ax: Any, records: Sequence[Mapping[str, Any]], keys: Sequence[str], title: str,
+                 log_if_positive: bool) -> None:
+    drawn: list[float] = []
+    for key in keys:
+        steps, values = _series(records, key)
+        finite = [v for v in values if not math.isnan(v)]
+        if finite:
+            ax.plot(steps, values, label=key, marker="o" if len(finite) == 1 else None, markersize=3)
+            drawn.extend(finite)
+    ax.set_title(title)
+    ax.set_xlabel("step")
+    if not drawn:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        return
+    if log_if_positive and min(drawn) > 0:
+        ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+
+
+def plot_learning_curves(records: Iterable[Mapping[str, Any]], path: str | Path, *,
+                         loss_keys: Sequence[str] | None = None,
+                         metric_keys: Sequence[str] | None = None) -> Path:
+    """Loss terms and validation metrics against the step, from ``metrics.jsonl`` records.
+
+    Left panel: every loss key (log-scale y when all plotted values are positive). Right panel: every
+    validation metric. NaN/inf values break the line; records lacking a key (or holding a non-number)
+    are skipped.
+
+    Parameters
+    ----------
+    records : iterable of mappings
+        E.g. :meth:`clss.engine.RunDir.read_log`; each needs an int ``"step"``.
+    path : str or Path
+        Output PNG; missing parent folders are created.
+    loss_keys : sequence of str, optional
+        Default: the keys containing ``"loss"``, in order of first appearance.
+    metric_keys : sequence of str, optional
+        Default: the keys starting with ``"val_"`` or ``"val/"``, in order of first appearance.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    from matplotlib.figure import Figure
+
+    recs = list(records)
+    if loss_keys is None:
+        loss_keys = _keys(recs, lambda k: "loss" in k)
+    if metric_keys is None:
+        metric_keys = _keys(recs, lambda k: k.startswith(("val_", "val/")))
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    loss_ax, metric_ax = fig.subplots(1, 2)
+    _draw_curves(loss_ax, recs, loss_keys, "training losses", log_if_positive=True)
+    _draw_curves(metric_ax, recs, metric_keys, "validation metrics", log_if_positive=False)
+    return _save(fig, path)
+
+
+def _as_float_vector(x: Any, name: str) -> NDArray[np.float64]:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    return arr
+
+
+def plot_predictions(y_true: Any, y_pred: Any, path: str | Path, *, title: str | None = None) -> Path:
+    """Predicted against true values with the ``y = x`` line; MAE and R² in the legend.
+
+    Pairs with a non-finite value are left out (their count is shown). Up to
+    :data:`HEXBIN_THRESHOLD` points are drawn as a scatter with an alpha that decreases with ``n``; more
+    as a hexbin density with a log colour scale.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like or torch.Tensor, shape ``(n,)``
+    path : str or Path
+        Output PNG; missing parent folders are created.
+    title : str, optional
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        If the inputs are not 1-D or differ in length.
+    """
+    from matplotlib.figure import Figure
+
+    t = _as_float_vector(y_true, "y_true")
+    p = _as_float_vector(y_pred, "y_pred")
+    if t.shape != p.shape:
+        raise ValueError(f"y_true and y_pred must have the same length, got {t.size} and {p.size}")
+    finite = np.isfinite(t) & np.isfinite(p)
+    t, p = t[finite], p[finite]
+    fig = Figure(figsize=(5.2, 5), layout="constrained")
+    ax = fig.subplots()
+    ax.set_xlabel("true")
+    ax.set_ylabel("predicted")
+    dropped = int((~finite).sum())
+    note = f"{dropped} non-finite pair(s) left out" if dropped else ""
+    ax.set_title("\n".join(filter(None, (title, note))), fontsize="medium")
+    if t.size == 0:
+        ax.text(0.5, 0.5, "no finite predictions", ha="center", va="center", transform=ax.transAxes)
+        return _save(fig, path)
+    label = f"n={t.size}, MAE={mae(t, p):.4g}, R²={r2(t, p):.4g}"
+    if t.size > HEXBIN_THRESHOLD:
+        hexes = ax.hexbin(t, p, gridsize=60, bins="log", mincnt=1, cmap="viridis", label=label)
+        fig.colorbar(hexes, ax=ax, label="count")
+    else:
+        ax.scatter(t, p, s=10, alpha=float(np.clip(300 / t.size, 0.15, 0.8)), edgecolors="none", label=label)
+    lo = float(min(t.min(), p.min()))
+    hi = float(max(t.max(), p.max()))
+    pad = 0.05 * (hi - lo) if hi > lo else max(abs(lo), 1.0) * 0.05
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="k", lw=1, ls="--", label="y = x")
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_aspect("equal")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
+    return _save(fig, path)
+
+
+def plot_similarity_reordering(similarity: Any, order: ArrayLike | torch.Tensor | Seriation,
+                               path: str | Path, *, title: str | None = None,
+                               method: str = "spectral") -> Path:
+    """Heatmaps of a similarity matrix in input order and reordered (:func:`clss.plotting.plot_seriation`).
+
+    Parameters
+    ----------
+    similarity : array-like, scipy.sparse matrix or torch.Tensor, shape ``(n, n)``
+        E.g. the cosine similarities of an unlabeled batch.
+    order : permutation of ``0..n-1`` (array-like or tensor), or a :class:`clss.seriation.Seriation`
+        The recovered ordering.
+    path : str or Path
+        Output PNG; missing parent folders are created.
+    title : str, optional
+    method : str, default "spectral"
+        Name shown over the reordered panel when ``order`` is a plain permutation.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        If ``order`` is not a permutation of the matrix's ``n`` items.
+    """
+    if not isinstance(order, Seriation):
+        perm = order.detach().cpu().numpy() if isinstance(order, torch.Tensor) else np.asarray(order)
+        ranks = ranks_from_order(perm)
+        n = ranks.shape[0]
+        order = Seriation(order=perm.astype(np.int64), ranks=ranks, positions=ranks.astype(np.float64),
+                          method=method, laplacian="unnormalized", components=np.zeros(n, dtype=np.int64),
+                          component_info=(ComponentInfo(items=np.arange(n)),))
+    shape = tuple(similarity.shape) if hasattr(similarity, "shape") else np.shape(similarity)
+    if len(shape) != 2 or shape[0] != shape[1] or shape[0] != order.n:
+        raise ValueError(f"similarity must be square with one row per item of order (n={order.n}), got "
+                         f"shape {shape}")
+    out = Path(path)
+    plot_seriation(similarity, order, out, title=title)
+    return out
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    return out

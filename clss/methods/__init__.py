@@ -1,0 +1,35 @@
+"""Training methods for (semi-supervised) deep regression, by name: ``build_method("gclss", ...)``.
+
+Every method is a :class:`Method` that owns its networks and optimisers and runs whole training steps;
+see :mod:`clss.methods.base` for the interface a new method implements.
+"""
+
+from clss.methods.base import (
+    METHODS,
+    Batch,
+    Method,
+    MethodParams,
+    NonFiniteLossError,
+    OptimizerConfig,
+    build_method,
+    list_methods,
+    register_method,
+)
+from clss.methods.clss import CLSS
+from clss.methods.gclss import GCLSS
+from clss.methods.supervised import Supervised
+
+__all__ = [
+    "CLSS",
+    "GCLSS",
+    "METHODS",
+    "Batch",
+    "Method",
+    "MethodParams",
+    "NonFiniteLossError",
+    "OptimizerConfig",
+    "Supervised",
+    "build_method",
+    "list_methods",
+    "register_method",
+]

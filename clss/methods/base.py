@@ -1,0 +1,171 @@
+"""The interface every training method implements, and the method registry.
+
+A method owns its networks and optimisers and performs whole training steps, because methods differ
+in how they step: GCLSS's faithful mode takes two optimiser steps per iteration, Mean Teacher updates
+an EMA teacher after each step, CPS and UCVME train two networks. The engine only feeds batches,
+schedules learning rates, evaluates, logs and checkpoints, so new methods need no engine change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+METHODS: dict[str, type[Method]] = {}
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; the step was not applied."""
+
+
+@dataclass
+class Batch:
+    """Rows of the training split.
+
+    ``x``: inputs ``[B, ...]``; ``index``: row indices into the training split ``[B]``; ``y``: standardised
+    targets ``[B]`` for labelled rows. For unlabelled rows ``y`` is ``None``, or the hidden truth when the
+    caller knows it (benchmarks) — methods may use it for diagnostics only, never in a loss.
+    """
+
+    x: torch.Tensor
+    index: torch.Tensor
+    y: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass
+class OptimizerConfig:
+    """Optimiser settings shared by all methods (per-parameter-group tuning is out of scope).
+
+    ``name``: ``"adam"`` (coupled L2 weight decay, as the CLSS image scripts), ``"adamw"`` (decoupled, as
+    the synthetic script) or ``"sgd"`` (with ``momentum``, Nesterov off).
+    """
+
+    name: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    momentum: float = 0.9
+
+    def build(self, params: Any) -> torch.optim.Optimizer:
+        if self.name == "adam":
+            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        if self.name == "adamw":
+            return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        if self.name == "sgd":
+            return torch.optim.SGD(params, lr=self.lr, weight_decay=self.weight_decay,
+                                   momentum=self.momentum)
+        raise ValueError(f"unknown optimizer {self.name!r}; expected 'adam', 'adamw' or 'sgd'")
+
+
+@dataclass
+class MethodParams:
+    """Hyper-parameters of a method; subclasses add fields with the papers' defaults."""
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None, method: str) -> MethodParams:
+        values = dict(values or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown} for method {method!r}; "
+                             f"its parameters are {sorted(known)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Method(nn.Module):
+    """Base class: subclasses set ``name``, ``Params`` and implement :meth:`training_step`.
+
+    Parameters
+    ----------
+    model_fn : callable returning a fresh network whose ``forward(x)`` gives ``(pred [B], feat [B, d])``.
+    optimizer : OptimizerConfig
+    params : mapping of method hyper-parameters (validated against ``Params``).
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    semi_supervised: ClassVar[bool] = True
+    Params: ClassVar[type[MethodParams]] = MethodParams
+
+    def __init__(self, model_fn: Callable[[], nn.Module], optimizer: OptimizerConfig | None = None,
+                 params: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.params = self.Params.from_dict(params, self.name)
+        self.optimizer_config = optimizer or OptimizerConfig()
+        self.model = model_fn()
+        self.optimizers: list[torch.optim.Optimizer] = []
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        """Create (once) and return the optimisers; the engine attaches schedules and checkpoints them."""
+        if not self.optimizers:
+            self.optimizers = [self.optimizer_config.build(self.model.parameters())]
+        return self.optimizers
+
+    def training_step(self, labeled: Batch, unlabeled: Batch | None, step: int) -> dict[str, float]:
+        """Run one iteration (forward, backward, optimiser step(s)); return scalars to log."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardised predictions ``[B]`` in evaluation mode."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self.model(x)[0]
+        finally:
+            self.model.train(was_training)
+
+    def optimize(self, loss: torch.Tensor, parts: Mapping[str, torch.Tensor],
+                 optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Backward and step, refusing non-finite losses before they touch the weights."""
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in parts.items())
+            raise NonFiniteLossError(f"{self.name}: the loss is {value} ({detail}); the step was "
+                                     f"skipped. Lower the learning rate or check the inputs")
+        opt = optimizer or self.configure_optimizers()[0]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+@dataclass
+class MethodInfo:
+    name: str
+    description: str
+    semi_supervised: bool
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator adding a method to :data:`METHODS` under ``cls.name``."""
+    if not cls.name or cls.name in METHODS:
+        raise ValueError(f"method name {cls.name!r} is empty or already registered")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def list_methods() -> list[MethodInfo]:
+    """Registered methods with their descriptions and default hyper-parameters."""
+    return [MethodInfo(name, cls.description, cls.semi_supervised, cls.Params().to_dict())
+            for name, cls in METHODS.items()]
+
+
+def build_method(name: str, model_fn: Callable[[], nn.Module],
+                 optimizer: OptimizerConfig | None = None,
+                 params: Mapping[str, Any] | None = None) -> Method:
+    """Instantiate a registered method."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; available: {sorted(METHODS)}")
+    return METHODS[name](model_fn, optimizer, params)

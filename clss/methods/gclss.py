@@ -1,0 +1,213 @@
+"""GCLSS: CLSS generalised with label-anchored seriation over the joint labelled + unlabelled batch
+(Wang, Dai, Bai & Li, arXiv 2512.09267; spec clss_gclss.md B1-B7).
+
+``mode="clean"`` (default; the fixes of spec B7): a no-gradient "memory" pass and a gradient pass
+(two stochastic forwards: dropout or augmentation must make them differ), the cross-view coefficient of
+variation of the unlabelled similarities, the stable-subset DP *minimising* it, the cross-view averaged
+similarity ``S̄ = P̄ P̄ᵀ`` of the selected unlabelled rows and every labelled row, the harmonic
+(label-anchored) solution as pseudo-values and pseudo-ranks, L_UR and L_UC on them, one optimiser step.
+
+``mode="faithful"`` reproduces the official code where it changes numbers: pass 1 anchors the ranking on
+7 labelled rows (batch max, min and 5 random) and steps the optimiser; pass 2 re-forwards the same
+batch, selects unlabelled rows with the DP in the official (maximising) direction, anchors on all
+labelled rows and steps again — two optimiser steps per iteration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from clss.methods.base import Batch, OptimizerConfig, register_method
+from clss.methods.clss import CLSS, CLSSParams
+from clss.methods.common import kendall_tau
+from clss.seriation import cross_view_perturbation, recovery_tolerance, select_stable_subset, seriate_batch
+
+
+@dataclass
+class GCLSSParams(CLSSParams):
+    """``mode``: ``"clean"`` or ``"faithful"`` (see the module docstring). ``keep``: unlabelled rows kept
+    by the stable-subset DP, a fraction in (0, 1] or a count (official: 8 of 8 on AgeDB/UTK, 5 of 8 on
+    IXI). ``selection``: the DP's objective, ``"min"`` (the paper: most stable rows) or
+    ``"max_faithful"`` (the official code's direction; the faithful mode's default when left at
+    ``None``). ``anchor_extremes``: pass-1 random anchors besides the max and min in faithful mode (5).
+    ``perturbation``: ``"cv"`` (std / (|mean| + eps), spec B4 with the B7 #11 guard) or ``"std"``.
+    ``negative``: policy for negative similarities in the anchored system (``"clip"`` or ``"shift"``).
+    ``pseudo_weight``: weight of pseudo-labelled rows when ``unlabeled_loss`` is a contrastive loss
+    (labelled rows weigh 1). ``diagnostics``: log the recovery tolerance against the measured
+    perturbation (one small eigendecomposition per step)."""
+
+    mode: str = "clean"
+    keep: float = 0.75
+    selection: str | None = None
+    anchor_extremes: int = 5
+    perturbation: str = "cv"
+    negative: str = "clip"
+    pseudo_weight: float = 1.0
+    diagnostics: bool = True
+
+
+@register_method
+class GCLSS(CLSS):
+    """GCLSS: label-anchored pseudo-values over the joint batch, stable-subset selection."""
+
+    name = "gclss"
+    description = "GCLSS: label-anchored seriation of the joint batch, stable-subset selection (DP)"
+    Params = GCLSSParams
+    params: GCLSSParams
+
+    def __init__(self, model_fn: Callable[[], nn.Module], optimizer: OptimizerConfig | None = None,
+                 params: Mapping[str, Any] | None = None) -> None:
+        super().__init__(model_fn, optimizer, params)
+        p = self.params
+        if p.mode not in ("clean", "faithful"):
+            raise ValueError(f"mode must be 'clean' or 'faithful', got {p.mode!r}")
+        if not (0 < p.keep <= 1 or (p.keep >= 2 and float(p.keep).is_integer())):
+            raise ValueError(f"keep must be a fraction in (0, 1] or a count >= 2, got {p.keep}")
+        if p.selection not in (None, "min", "max_faithful"):
+            raise ValueError(f"selection must be 'min' or 'max_faithful', got {p.selection!r}")
+
+    # ------------------------------------------------------------------------------------ pieces
+    def _kept(self, n_unlabeled: int) -> int:
+        k = round(self.params.keep * n_unlabeled) if self.params.keep <= 1 else int(self.params.keep)
+        return max(2, min(k, n_unlabeled))
+
+    def _select(self, feat0: torch.Tensor, feat1: torch.Tensor, objective: str) -> torch.Tensor:
+        """Indices of the unlabelled rows whose cross-view similarities vary least (or most)."""
+        n = feat0.shape[0]
+        k = self._kept(n)
+        if k >= n:
+            return torch.arange(n, device=feat0.device)
+        pert = cross_view_perturbation(feat0, feat1, mode=self.params.perturbation)
+        idx = select_stable_subset(pert, k, objective=objective)
+        return torch.as_tensor(idx, device=feat0.device)
+
+    def _anchored_targets(self, sim: torch.Tensor, n_unlabeled: int,
+                          y_anchor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pseudo-values (label scale) and pseudo-ranks of the first ``n_unlabeled`` rows of ``sim``,
+        anchored on the remaining rows with values ``y_anchor``."""
+        n = sim.shape[0]
+        anchors = torch.arange(n_unlabeled, n, device=sim.device)
+        positions, _ = seriate_batch(sim.detach(), anchors=anchors, anchor_values=y_anchor.detach(),
+                                     negative=self.params.negative)
+        values = positions[:n_unlabeled]
+        ranks = torch.argsort(torch.argsort(values, stable=True)).to(values.dtype)
+        return values, ranks
+
+    def _pseudo_terms(self, pred_u: torch.Tensor, feat_u: torch.Tensor, values: torch.Tensor,
+                      ranks: torch.Tensor, feat_l: torch.Tensor, y_l: torch.Tensor
+                      ) -> dict[str, torch.Tensor]:
+        p = self.params
+        if p.unlabeled_loss == "rank":
+            return self.unlabeled_terms(pred_u, feat_u, ranks)
+        # A contrastive loss sees labelled rows with their labels and unlabelled rows with pseudo-values.
+        parts: dict[str, torch.Tensor] = {}
+        if p.rank_weight > 0:
+            feats = torch.cat([feat_l, feat_u])
+            targets = torch.cat([y_l, values.to(y_l.dtype)])
+            weights = torch.cat([torch.ones_like(y_l), torch.full_like(values, p.pseudo_weight)])
+            parts["unlabeled_rank"] = p.rank_weight * self.rank_loss(feats, targets, weights=weights)
+            if p.consistency_weight > 0:
+                parts["unlabeled_consistency"] = p.consistency_weight * self.consistency_loss(pred_u, ranks)
+        return parts
+
+    def _step(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
+        loss = torch.stack(list(parts.values())).sum()
+        self.optimize(loss, parts)
+        return loss.detach()
+
+    # ------------------------------------------------------------------------------------ steps
+    def training_step(self, labeled: Batch, unlabeled: Batch | None, step: int) -> dict[str, float]:
+        if unlabeled is None or len(unlabeled) < 2:
+            raise ValueError(f"{self.name} needs an unlabelled batch of at least 2 rows")
+        if labeled.y is None or len(labeled) < 2:
+            raise ValueError(f"{self.name} needs at least 2 labelled rows with targets")
+        self.model.train()
+        if self.params.mode == "faithful":
+            return self._faithful_step(labeled, unlabeled)
+        return self._clean_step(labeled, unlabeled)
+
+    def _clean_step(self, labeled: Batch, unlabeled: Batch) -> dict[str, float]:
+        n_l = len(labeled)
+        x = torch.cat([labeled.x, unlabeled.x])
+        with torch.no_grad():
+            _, feat0 = self.model(x)
+        pred1, feat1 = self.model(x)
+        parts = self.supervised_terms(labeled, pred1[:n_l], feat1[:n_l])
+        sel = self._select(feat0[n_l:], feat1[n_l:], self.params.selection or "min")
+        p0 = F.normalize(torch.cat([feat0[n_l:][sel], feat0[:n_l]]), dim=-1)
+        p1 = F.normalize(torch.cat([feat1[n_l:][sel], feat1[:n_l]]), dim=-1)
+        p_mean = (p0 + p1) / 2
+        sim = p_mean.detach() @ p_mean.detach().T  # S̄ = P̄ P̄ᵀ, the 4-way cross-view average
+        k = sel.shape[0]
+        values, ranks = self._anchored_targets(sim, k, labeled.y)
+        parts.update(self._pseudo_terms(pred1[n_l:][sel], p_mean[:k], values, ranks, feat1[:n_l],
+                                        labeled.y))
+        loss = self._step(parts)
+        logs = {"loss": float(loss), **{k_: float(v.detach()) for k_, v in parts.items()},
+                "unlabeled_kept": float(k)}
+        if self.params.diagnostics:
+            logs.update(self._diagnostics(sim, k, p0, p1))
+        if unlabeled.y is not None:
+            logs["pseudo_value_tau"] = kendall_tau(values, unlabeled.y[sel])
+        return logs
+
+    def _diagnostics(self, sim: torch.Tensor, k: int, p0: torch.Tensor,
+                     p1: torch.Tensor) -> dict[str, float]:
+        """Recovery tolerance of the anchored system against the perturbation between the passes."""
+        anchors = torch.arange(k, sim.shape[0])
+        if anchors.numel() == 0 or k == 0:
+            return {}
+        delta = recovery_tolerance(sim.double().cpu(), anchors=anchors, negative=self.params.negative)
+        measured = float(torch.linalg.matrix_norm((p1 @ p1.T - p0 @ p0.T).detach().double(), ord=2))
+        return {"recovery_tolerance": delta, "perturbation": measured,
+                "recovery_guaranteed": float(measured <= delta)}
+
+    def _faithful_step(self, labeled: Batch, unlabeled: Batch) -> dict[str, float]:
+        n_l, n_u = len(labeled), len(unlabeled)
+        p = self.params
+        n_anchor = 2 + p.anchor_extremes
+        if n_l < n_anchor:
+            raise ValueError(f"faithful GCLSS anchors pass 1 on {n_anchor} labelled rows (max, min and "
+                             f"{p.anchor_extremes} random); the labelled batch has {n_l}")
+        y = labeled.y
+        assert y is not None  # checked by training_step
+        hi, lo = int(torch.argmax(y)), int(torch.argmin(y))
+        if hi == lo:
+            raise ValueError("faithful GCLSS needs distinct labels in the batch (max == min)")
+        others = torch.ones(n_l, dtype=torch.bool)
+        others[[hi, lo]] = False
+        rest = others.nonzero().squeeze(-1)
+        extra = rest[torch.randperm(rest.numel(), generator=self.generator)[: p.anchor_extremes]]
+        anchor_rows = torch.cat([torch.tensor([hi, lo]), extra]).to(y.device)
+
+        # Pass 1: 7 anchors, unlabelled block of every unlabelled row, optimiser step.
+        x = torch.cat([labeled.x, unlabeled.x])
+        pred0, feat0 = self.model(x)
+        parts1 = self.supervised_terms(labeled, pred0[:n_l], feat0[:n_l])
+        joint = F.normalize(torch.cat([feat0[n_l:], feat0[:n_l][anchor_rows]]), dim=-1)
+        _, ranks1 = self._anchored_targets(joint.detach() @ joint.detach().T, n_u, y[anchor_rows])
+        parts1.update(self.unlabeled_terms(pred0[n_l:], feat0[n_l:], ranks1))
+        loss1 = self._step(parts1)
+
+        # Pass 2: re-forward with the updated weights, DP selection, all labelled anchors, second step.
+        pred1, feat1 = self.model(x)
+        parts2 = self.supervised_terms(labeled, pred1[:n_l], feat1[:n_l])
+        sel = self._select(feat0[n_l:].detach(), feat1[n_l:], p.selection or "max_faithful")
+        p0 = F.normalize(torch.cat([feat0[n_l:][sel], feat0[:n_l]]).detach(), dim=-1)
+        p1 = F.normalize(torch.cat([feat1[n_l:][sel], feat1[:n_l]]), dim=-1)
+        p_mean = (p0 + p1) / 2
+        k = sel.shape[0]
+        values, ranks2 = self._anchored_targets(p_mean.detach() @ p_mean.detach().T, k, y)
+        parts2.update(self._pseudo_terms(pred1[n_l:][sel], p_mean[:k], values, ranks2, feat1[:n_l], y))
+        loss2 = self._step(parts2)
+        logs = {"loss": float(loss1 + loss2), "loss_pass1": float(loss1), "loss_pass2": float(loss2),
+                **{f"{k_}": float(v.detach()) for k_, v in parts2.items()}, "unlabeled_kept": float(k)}
+        if unlabeled.y is not None:
+            logs["pseudo_value_tau"] = kendall_tau(values, unlabeled.y[sel])
+        return logs

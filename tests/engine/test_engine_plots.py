@@ -1,0 +1,97 @@
+"""Training figures are valid PNG files for normal and degenerate inputs (clss.engine.plots)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from clss.engine import plot_learning_curves, plot_predictions, plot_similarity_reordering
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE and len(data) > 1000
+
+
+def _records() -> list[dict]:
+    records = []
+    for step in range(1, 41):
+        record = {"step": step, "loss": 1.0 / step, "loss_ur": 0.5 / step, "lr": 0.1}
+        if step % 10 == 0:
+            record |= {"val_mae": 1.0 / step, "val_r2": 1 - 1.0 / step}
+        records.append(record)
+    records[5]["loss"] = float("nan")
+    records[6]["loss_uc"] = "oops"  # not a number: ignored
+    return records
+
+
+def test_learning_curves(tmp_path: Path) -> None:
+    path = plot_learning_curves(_records(), tmp_path / "plots" / "curves.png")
+    assert path == tmp_path / "plots" / "curves.png"
+    _assert_png(path)
+
+
+@pytest.mark.parametrize("records", [
+    [],
+    [{"step": 1, "loss": math.nan}, {"step": 2, "loss": math.inf, "val_mae": None}],  # nothing finite
+    [{"step": 1, "loss": -1.0}, {"step": 2, "loss": 0.5}, {"step": 2, "val_mae": 0.2}],  # linear scale
+])
+def test_learning_curves_degenerate(tmp_path: Path, records) -> None:
+    _assert_png(plot_learning_curves(records, tmp_path / "c.png"))
+
+
+def test_learning_curves_with_explicit_keys(tmp_path: Path) -> None:
+    _assert_png(plot_learning_curves(iter(_records()), tmp_path / "c.png", loss_keys=["loss"],
+                                     metric_keys=["lr", "missing"]))
+
+
+@pytest.mark.parametrize(("n", "kind"), [(50, "scatter"), (6000, "hexbin")])
+def test_predictions(tmp_path: Path, n: int, kind: str) -> None:
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=n)
+    path = plot_predictions(torch.from_numpy(y), y + 0.1 * rng.normal(size=n), tmp_path / f"{kind}.png",
+                            title="gclss, test")
+    _assert_png(path)
+
+
+@pytest.mark.parametrize(("y_true", "y_pred"), [
+    ([1.0, 2.0, 3.0], [2.0, 2.0, 2.0]),  # constant predictions
+    ([5.0, 5.0], [5.0, 5.0]),  # one point, zero range
+    ([1.0, math.nan, 3.0], [1.0, 2.0, math.inf]),
+    ([math.nan], [1.0]),  # nothing finite
+    ([], []),
+])
+def test_predictions_degenerate(tmp_path: Path, y_true, y_pred) -> None:
+    _assert_png(plot_predictions(y_true, y_pred, tmp_path / "p.png"))
+
+
+def test_predictions_shape_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="same length"):
+        plot_predictions([1.0, 2.0], [1.0], tmp_path / "p.png")
+    with pytest.raises(ValueError, match="1-D"):
+        plot_predictions([[1.0]], [[1.0]], tmp_path / "p.png")
+
+
+def test_similarity_reordering_closes_its_figures(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.permutation(20).astype(float)
+    similarity = torch.from_numpy(np.exp(-np.abs(x[:, None] - x[None, :]) / 3))
+    order = torch.from_numpy(np.argsort(x))
+    _assert_png(plot_similarity_reordering(similarity, order, tmp_path / "sim.png", title="step 10"))
+    _assert_png(plot_similarity_reordering(np.ones((3, 3)).tolist(), [2, 0, 1], tmp_path / "const.png",
+                                           method="anchored"))
+    assert sys.modules["matplotlib.pyplot"].get_fignums() == []
+
+
+def test_similarity_reordering_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="square"):
+        plot_similarity_reordering(np.eye(3), [0, 1], tmp_path / "s.png")
+    with pytest.raises(ValueError, match="permutation"):
+        plot_similarity_reordering(np.eye(3), [0, 0, 1], tmp_path / "s.png")

@@ -1,0 +1,164 @@
+"""Method-level checks: gradients of every term, step counts, selection direction, pseudo-targets."""
+
+import numpy as np
+import pytest
+import torch
+
+from clss.methods import CLSS, GCLSS, Batch, NonFiniteLossError, Supervised, build_method, list_methods
+from clss.models import MLPRegressor, build_model
+from clss.seriation import seriate
+
+
+def batches(n_l=12, n_u=10, d=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_l + n_u, d, generator=g, dtype=torch.float64)
+    y = x[:, 0] + 0.5 * x[:, 1]
+    return (Batch(x[:n_l], torch.arange(n_l), y[:n_l]),
+            Batch(x[n_l:], torch.arange(n_l, n_l + n_u), y[n_l:]))
+
+
+def model_fn(dropout=0.1):
+    return lambda: MLPRegressor(6, (16, 16), dropout=dropout, init="default").double()
+
+
+def grads_of(term, module):
+    grads = torch.autograd.grad(term, list(module.parameters()), allow_unused=True, retain_graph=True)
+    return sum(float(g.abs().sum()) for g in grads if g is not None)
+
+
+def test_every_loss_term_carries_gradient():
+    # USB's Mean Teacher trained without its consistency loss for years: check each term reaches the weights.
+    torch.manual_seed(0)
+    lab, ulb = batches()
+    method = CLSS(model_fn())
+    pred_l, feat_l = method.model(lab.x)
+    parts = method.supervised_terms(lab, pred_l, feat_l)
+    pred_u, feat_u = method.model(ulb.x)
+    ranks = torch.randperm(len(ulb)).double()
+    parts.update(method.unlabeled_terms(pred_u, feat_u, ranks))
+    assert set(parts) == {"regression", "contrastive", "unlabeled_rank", "unlabeled_consistency"}
+    for name, term in parts.items():
+        assert grads_of(term, method.model) > 0, name
+
+
+def test_unlabeled_terms_off_when_weights_are_zero():
+    method = CLSS(model_fn(), params={"rank_weight": 0.0})
+    _, ulb = batches()
+    pred, feat = method.model(ulb.x)
+    assert method.unlabeled_terms(pred, feat, torch.arange(len(ulb)).double()) == {}
+
+
+@pytest.mark.parametrize(("mode", "steps"), [("clean", 1), ("faithful", 2)])
+def test_gclss_optimizer_steps_per_iteration(mode, steps):
+    torch.manual_seed(0)
+    method = GCLSS(model_fn(), params={"mode": mode})
+    lab, ulb = batches()
+    method.training_step(lab, ulb, 0)
+    method.training_step(lab, ulb, 1)
+    state = method.configure_optimizers()[0].state
+    assert {int(s["step"]) for s in state.values()} == {2 * steps}
+
+
+def test_gclss_selection_direction():
+    torch.manual_seed(1)
+    method = GCLSS(model_fn(), params={"keep": 4})
+    _, ulb = batches(n_u=10)
+    with torch.no_grad():
+        f0 = method.model(ulb.x)[1]
+        f1 = method.model(ulb.x)[1]
+    from clss.seriation import cross_view_perturbation
+
+    pert = cross_view_perturbation(f0, f1).numpy()
+    low = method._select(f0, f1, "min").numpy()
+    high = method._select(f0, f1, "max_faithful").numpy()
+
+    def total(idx):
+        return pert[np.ix_(idx, idx)].sum()
+
+    assert len(low) == len(high) == 4
+    assert total(low) <= total(high)
+
+
+def test_gclss_pseudo_values_are_the_anchored_solution_within_label_range():
+    method = GCLSS(model_fn(dropout=0.0))
+    g = torch.Generator().manual_seed(0)
+    feats = torch.nn.functional.normalize(torch.rand(9, 5, generator=g, dtype=torch.float64), dim=-1)
+    sim = feats @ feats.T
+    y = torch.tensor([0.0, 1.5, -2.0, 3.0], dtype=torch.float64)
+    values, ranks = method._anchored_targets(sim, 5, y)
+    ref = seriate(sim.numpy(), method="anchored", anchors=np.arange(5, 9), anchor_values=y.numpy())
+    assert np.allclose(values.numpy(), ref.positions[:5])
+    assert float(values.min()) >= -2.0 - 1e-12 and float(values.max()) <= 3.0 + 1e-12
+    assert torch.equal(ranks, torch.argsort(torch.argsort(values)).double())
+
+
+def test_gclss_diagnostics_and_hidden_truth_logging():
+    torch.manual_seed(0)
+    method = GCLSS(model_fn())
+    lab, ulb = batches()
+    logs = method.training_step(lab, ulb, 0)
+    for key in ("unlabeled_kept", "recovery_tolerance", "perturbation", "recovery_guaranteed",
+                "pseudo_value_tau"):
+        assert key in logs
+    assert logs["unlabeled_kept"] == round(0.75 * len(ulb))
+    logs = method.training_step(lab, Batch(ulb.x, ulb.index, None), 1)
+    assert "pseudo_value_tau" not in logs
+
+
+def test_faithful_mode_needs_seven_labelled_rows_and_distinct_labels():
+    method = GCLSS(model_fn(), params={"mode": "faithful"})
+    lab, ulb = batches(n_l=6)
+    with pytest.raises(ValueError, match="7 labelled rows"):
+        method.training_step(lab, ulb, 0)
+    lab, ulb = batches(n_l=8)
+    with pytest.raises(ValueError, match="distinct labels"):
+        method.training_step(Batch(lab.x, lab.index, torch.zeros(8, dtype=torch.float64)), ulb, 0)
+
+
+def test_non_finite_loss_is_refused_before_the_step():
+    method = Supervised(model_fn(), params={"contrastive": "none"})
+    lab, _ = batches()
+    before = [p.detach().clone() for p in method.model.parameters()]
+    bad = Batch(lab.x, lab.index, torch.full_like(lab.y, float("nan")))
+    with pytest.raises(NonFiniteLossError, match="step was skipped"):
+        method.training_step(bad, None, 0)
+    assert all(torch.equal(a, b) for a, b in zip(before, method.model.parameters(), strict=True))
+
+
+def test_method_state_round_trip_includes_generator():
+    method = CLSS(model_fn(), params={"rank_rows": 4})
+    torch.randperm(10, generator=method.generator)
+    state = method.state_dict()
+    other = CLSS(model_fn(), params={"rank_rows": 4})
+    other.load_state_dict(state)
+    assert torch.equal(torch.randperm(10, generator=method.generator),
+                       torch.randperm(10, generator=other.generator))
+
+
+def test_registry_and_bad_parameters():
+    names = [m.name for m in list_methods()]
+    assert names[:3] == ["supervised", "clss", "gclss"]
+    with pytest.raises(ValueError, match="unknown method"):
+        build_method("meanteacher2", model_fn())
+    with pytest.raises(ValueError, match="mode"):
+        GCLSS(model_fn(), params={"mode": "exact"})
+    with pytest.raises(ValueError, match="keep"):
+        GCLSS(model_fn(), params={"keep": 1.5})
+    with pytest.raises(ValueError, match="regression_loss"):
+        Supervised(model_fn(), params={"regression_loss": "huber"})
+    with pytest.raises(ValueError, match="unknown contrastive"):
+        Supervised(model_fn(), params={"contrastive": "triplet"})
+    with pytest.raises(ValueError, match="unlabelled batch"):
+        CLSS(model_fn()).training_step(batches()[0], None, 0)
+
+
+def test_mlp_paper_initialisation_and_interface():
+    model = build_model("mlp", 241, hidden=(100, 100))
+    pred, feat = model(torch.randn(4, 241))
+    assert pred.shape == (4,) and feat.shape == (4, 100)
+    weights = torch.cat([m.weight.flatten() for m in model.modules() if isinstance(m, torch.nn.Linear)])
+    assert 0.0008 < float(weights.std()) < 0.0012
+    with pytest.raises(ValueError, match="dropout"):
+        MLPRegressor(3, dropout=1.0)
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("resnet9000", 3)
