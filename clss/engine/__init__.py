@@ -21,7 +21,7 @@ from clss.engine.checkpoint import (
 from clss.engine.plots import plot_learning_curves, plot_predictions, plot_similarity_reordering
 from clss.engine.progress import TrainingProgress
 from clss.engine.rundir import RunDir
-from clss.engine.trainer import TrainingDiverged, TrainResult, evaluate, evaluate_run, train
+from clss.engine.trainer import TrainingDiverged, TrainResult, evaluate, evaluate_run, predict_batched, train
 
 __all__ = [
     "CorruptCheckpointError",
@@ -39,6 +39,7 @@ __all__ = [
     "plot_learning_curves",
     "plot_predictions",
     "plot_similarity_reordering",
+    "predict_batched",
     "restore_rng_state",
     "save_checkpoint",
     "set_numpy_generator_state",

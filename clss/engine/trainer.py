@@ -91,19 +91,24 @@ def _schedule(cfg: TrainConfig) -> Callable[[int], float]:
     raise ValueError(f"schedule name must be 'constant', 'step' or 'cosine', got {name!r}")
 
 
+def predict_batched(method: Method, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """Standardised predictions ``[n]`` of ``method`` on ``x``, ``batch_size`` rows per forward pass."""
+    return torch.cat([method.predict(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+
+
 def evaluate(method: Method, x: torch.Tensor, y_true: np.ndarray,
              inverse: Callable[[np.ndarray], np.ndarray],
              batch_size: int = 4096) -> tuple[dict[str, float], np.ndarray]:
     """Metrics of ``method`` on ``x`` in the original target units, and its predictions."""
-    preds = torch.cat([method.predict(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
-    y_pred = inverse(preds.double().cpu().numpy())
+    y_pred = inverse(predict_batched(method, x, batch_size).double().cpu().numpy())
     if not np.all(np.isfinite(y_pred)):
         return {"mae": math.nan, "mse": math.nan, "rmse": math.nan, "r2": math.nan}, y_pred
     return regression_metrics(y_true, y_pred), y_pred
 
 
 def train(config: TrainConfig | dict[str, Any], out: str | Path, *, resume: bool = False,
-          callback: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
+          callback: Callable[[int, dict[str, float]], None] | None = None,
+          data: RegressionData | None = None) -> TrainResult:
     """Train a method as configured and write a run directory at ``out``.
 
     Parameters
@@ -114,6 +119,8 @@ def train(config: TrainConfig | dict[str, Any], out: str | Path, *, resume: bool
         from ``out/config.yaml``; ``config`` is ignored).
     callback : called as ``callback(step, logs)`` after every step (progress hooks, early stops; an
         exception raised there interrupts the run like Ctrl-C: a checkpoint is written first).
+    data : train on these arrays instead of loading ``config.dataset`` (in-memory use, e.g. the
+        scikit-learn estimator); ``config.dataset`` then only labels the run. Pass it again to resume.
 
     Returns
     -------
@@ -128,7 +135,10 @@ def train(config: TrainConfig | dict[str, Any], out: str | Path, *, resume: bool
     device = _device(cfg.device)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    data = _load_data(cfg)
+    if cfg.eval_every < 0:
+        raise ValueError(f"eval_every must be >= 0 (0: no validation, keep the final weights), got "
+                         f"{cfg.eval_every}")
+    data = _load_data(cfg) if data is None else data
     torch.manual_seed(cfg.seed)  # model initialisation and dropout draw from the global torch RNG
     model_kwargs = {k: v for k, v in cfg.model.items() if k != "name"}
     method = build_method(cfg.method, lambda: build_model(cfg.model.get("name", "mlp"), data.n_features,
@@ -201,7 +211,10 @@ def train(config: TrainConfig | dict[str, Any], out: str | Path, *, resume: bool
                 step += 1
                 consistent = True
                 record = {"step": step, "lr": schedulers[0].get_last_lr()[0], **logs}
-                if step % cfg.eval_every == 0 or step == cfg.steps:
+                if cfg.eval_every == 0:
+                    if step == cfg.steps:
+                        checkpoint(step)
+                elif step % cfg.eval_every == 0 or step == cfg.steps:
                     metrics, _ = evaluate(method, x_val, data.y_val, std.inverse_y)
                     record.update({f"val_{k}": v for k, v in metrics.items()})
                     score = metrics[cfg.select_metric]
@@ -232,17 +245,20 @@ def _finish(run: RunDir, cfg: TrainConfig, method: Method, data: RegressionData,
                                "labeled": len(splits.labeled), "unlabeled": len(splits.unlabeled),
                                "steps": cfg.steps, "seconds": elapsed,
                                "best_val_" + cfg.select_metric: best,
-                               "selection": f"best validation {cfg.select_metric} "
-                                            f"({cfg.val_protocol} protocol)"}
+                               "selection": (f"best validation {cfg.select_metric} ({cfg.val_protocol} "
+                                             f"protocol)" if cfg.eval_every else "final weights")}
     for split in ("val", "test"):
         x = torch.as_tensor(std.transform_x(getattr(data, f"x_{split}")), device=device)
         y = getattr(data, f"y_{split}")
         metrics, pred = evaluate(method, x, y, std.inverse_y)
         summary[split] = metrics
         run.write_predictions(split, np.arange(len(y)), y, pred)
-        if split == "test":
+        if split == "test" and cfg.plots:
             plot_predictions(y, pred, run.plot_path("test_predictions"),
                              title=f"{cfg.method} on {cfg.dataset}: test")
+    run.write_summary(summary)
+    if not cfg.plots:
+        return summary
     records = run.read_log()
     # Every loss term the method logged, and validation errors in target units (one scale).
     terms = [k for k in ("loss", "regression", "contrastive", "unlabeled_rank", "unlabeled_consistency")
@@ -252,7 +268,6 @@ def _finish(run: RunDir, cfg: TrainConfig, method: Method, data: RegressionData,
     if method.semi_supervised and len(splits.unlabeled) >= 3:
         rows = splits.unlabeled[:300]
         _plot_unlabeled_similarity(run, method, std.transform_x(data.x_train[rows]), device)
-    run.write_summary(summary)
     return summary
 
 

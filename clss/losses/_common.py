@@ -215,6 +215,22 @@ def prepare_batch(
     return Batch(features, targets, weights, sample, view, rows, n_views)
 
 
+def integer_indices(loss_name: str, values: Tensor, upper: int, what: str) -> Tensor:
+    """``values`` (integer-valued, any dtype but bool) as long indices in ``[0, upper)``.
+
+    Raises a ValueError naming ``what`` (e.g. "class indices") for non-integer values or values out of
+    range; for continuous targets the message suggests binning them first.
+    """
+    index = values.round().long() if values.is_floating_point() else values.long()
+    if values.dtype == torch.bool or not torch.equal(index.to(values.dtype), values):
+        raise ValueError(f"{loss_name}: {what} must be integers in [0, {upper}), got non-integer "
+                         f"{values.dtype} values; bin continuous targets first")
+    if index.numel() and (index.min() < 0 or index.max() >= upper):
+        raise ValueError(f"{loss_name}: {what} out of range: they must be integers in [0, {upper}), "
+                         f"got min {int(index.min())}, max {int(index.max())}")
+    return index
+
+
 def zero_loss(features: Tensor) -> Tensor:
     """A scalar 0 that stays connected to the graph (so DDP sees every parameter used)."""
     return (features * 0).sum()

@@ -13,6 +13,7 @@ from clss.losses._common import (
     REDUCTIONS,
     check_choice,
     full_precision,
+    integer_indices,
     prepare_batch,
     reduce_anchors,
 )
@@ -154,15 +155,7 @@ class MultiMarginNPairLoss(nn.Module):
                 multi_dim=False,
                 min_samples=1,
             )
-            labels = batch.targets[:, 0]
-            classes = labels.round().long() if labels.is_floating_point() else labels.long()
-            if labels.dtype == torch.bool or not torch.equal(classes.to(labels.dtype), labels):
-                raise ValueError(f"{name}: targets must be integer class indices, got {labels.dtype}")
-            if classes.min() < 0 or classes.max() >= self.num_classes:
-                raise ValueError(
-                    f"{name}: class index out of range: targets must lie in [0, {self.num_classes}), "
-                    f"got min {int(classes.min())}, max {int(classes.max())}"
-                )
+            classes = integer_indices(name, batch.targets[:, 0], self.num_classes, "integer class indices")
             n = batch.n
             cos = feature_similarity(batch.features, "cosine")
             same = classes[:, None] == classes[None, :]

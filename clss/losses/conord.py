@@ -13,6 +13,7 @@ from clss.losses._common import (
     check_choice,
     check_positive,
     full_precision,
+    integer_indices,
     prepare_batch,
     reduce_anchors,
 )
@@ -173,12 +174,7 @@ class ConOrdCenterLoss(nn.Module):
                 raise ValueError(
                     f"{name}: features have dimension {batch.features.shape[1]}, expected {self.dim}"
                 )
-            r = batch.targets[:, 0]
-            index = r.round().long()
-            if not torch.equal(index.to(r.dtype), r) or index.min() < 0 or index.max() >= self.num_ranks:
-                raise ValueError(
-                    f"{name}: ranks must be integers in [0, {self.num_ranks}); bin continuous targets"
-                )
+            index = integer_indices(name, batch.targets[:, 0], self.num_ranks, "ranks")
             centers = self.centers.to(batch.features.dtype)[index]
             per_row = torch.linalg.vector_norm(batch.features - centers, dim=1)
             return reduce_anchors(per_row, batch.weights, self.reduction)

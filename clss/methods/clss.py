@@ -95,5 +95,6 @@ class CLSS(Supervised):
         logs = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}}
         if unlabeled.y is not None:
             truth = unlabeled.y if rows is None else unlabeled.y[rows]
-            logs["pseudo_rank_tau"] = kendall_tau(ranks, truth)
+            # unanchored seriation has no direction: only |τ| measures the recovered order
+            logs["pseudo_rank_tau"] = abs(kendall_tau(ranks, truth))
         return logs

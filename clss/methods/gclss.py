@@ -25,7 +25,7 @@ from torch.nn import functional as F
 
 from clss.methods.base import Batch, OptimizerConfig, register_method
 from clss.methods.clss import CLSS, CLSSParams
-from clss.methods.common import kendall_tau
+from clss.methods.common import kendall_tau, subsample
 from clss.seriation import cross_view_perturbation, recovery_tolerance, select_stable_subset, seriate_batch
 
 
@@ -39,8 +39,10 @@ class GCLSSParams(CLSSParams):
     ``perturbation``: ``"cv"`` (std / (|mean| + eps), spec B4 with the B7 #11 guard) or ``"std"``.
     ``negative``: policy for negative similarities in the anchored system (``"clip"`` or ``"shift"``).
     ``pseudo_weight``: weight of pseudo-labelled rows when ``unlabeled_loss`` is a contrastive loss
-    (labelled rows weigh 1). ``diagnostics``: log the recovery tolerance against the measured
-    perturbation (one small eigendecomposition per step)."""
+    (labelled rows weigh 1). ``rank_rows``: unlabelled rows drawn per step before the two passes and the
+    selection (all when ``None``; the image scripts use batches of 8). ``diagnostics_every``: log the
+    recovery tolerance against the measured perturbation every N steps (two small symmetric
+    eigendecompositions; 0 switches it off)."""
 
     mode: str = "clean"
     keep: float = 0.75
@@ -49,7 +51,7 @@ class GCLSSParams(CLSSParams):
     perturbation: str = "cv"
     negative: str = "clip"
     pseudo_weight: float = 1.0
-    diagnostics: bool = True
+    diagnostics_every: int = 10
 
 
 @register_method
@@ -99,6 +101,17 @@ class GCLSS(CLSS):
         ranks = torch.argsort(torch.argsort(values, stable=True)).to(values.dtype)
         return values, ranks
 
+    def _reachable(self, sel: torch.Tensor, values: torch.Tensor, ranks: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Drop unlabelled rows the anchors cannot reach (NaN pseudo-values: e.g. an all-zero feature
+        vector has no similarity to anything); returns (kept positions in ``sel``, sel, values, ranks)."""
+        ok = torch.isfinite(values)
+        if bool(ok.all()):
+            return torch.arange(sel.shape[0], device=sel.device), sel, values, ranks
+        pos = ok.nonzero().squeeze(-1)
+        values = values[pos]
+        return pos, sel[pos], values, torch.argsort(torch.argsort(values, stable=True)).to(values.dtype)
+
     def _pseudo_terms(self, pred_u: torch.Tensor, feat_u: torch.Tensor, values: torch.Tensor,
                       ranks: torch.Tensor, feat_l: torch.Tensor, y_l: torch.Tensor
                       ) -> dict[str, torch.Tensor]:
@@ -127,12 +140,17 @@ class GCLSS(CLSS):
             raise ValueError(f"{self.name} needs an unlabelled batch of at least 2 rows")
         if labeled.y is None or len(labeled) < 2:
             raise ValueError(f"{self.name} needs at least 2 labelled rows with targets")
+        rows = subsample(len(unlabeled), self.params.rank_rows, self.generator)
+        if rows is not None:
+            rows = rows.to(unlabeled.x.device)
+            unlabeled = Batch(unlabeled.x[rows], unlabeled.index[rows],
+                              None if unlabeled.y is None else unlabeled.y[rows])
         self.model.train()
         if self.params.mode == "faithful":
             return self._faithful_step(labeled, unlabeled)
-        return self._clean_step(labeled, unlabeled)
+        return self._clean_step(labeled, unlabeled, step)
 
-    def _clean_step(self, labeled: Batch, unlabeled: Batch) -> dict[str, float]:
+    def _clean_step(self, labeled: Batch, unlabeled: Batch, step: int) -> dict[str, float]:
         n_l = len(labeled)
         x = torch.cat([labeled.x, unlabeled.x])
         with torch.no_grad():
@@ -146,12 +164,15 @@ class GCLSS(CLSS):
         sim = p_mean.detach() @ p_mean.detach().T  # S̄ = P̄ P̄ᵀ, the 4-way cross-view average
         k = sel.shape[0]
         values, ranks = self._anchored_targets(sim, k, labeled.y)
-        parts.update(self._pseudo_terms(pred1[n_l:][sel], p_mean[:k], values, ranks, feat1[:n_l],
-                                        labeled.y))
+        rows, sel, values, ranks = self._reachable(sel, values, ranks)
+        if sel.shape[0] >= 2:
+            parts.update(self._pseudo_terms(pred1[n_l:][sel], p_mean[rows], values, ranks, feat1[:n_l],
+                                            labeled.y))
         loss = self._step(parts)
         logs = {"loss": float(loss), **{k_: float(v.detach()) for k_, v in parts.items()},
-                "unlabeled_kept": float(k)}
-        if self.params.diagnostics:
+                "unlabeled_kept": float(sel.shape[0])}
+        every = self.params.diagnostics_every
+        if every and step % every == 0:
             logs.update(self._diagnostics(sim, k, p0, p1))
         if unlabeled.y is not None:
             logs["pseudo_value_tau"] = kendall_tau(values, unlabeled.y[sel])
@@ -164,7 +185,9 @@ class GCLSS(CLSS):
         if anchors.numel() == 0 or k == 0:
             return {}
         delta = recovery_tolerance(sim.double().cpu(), anchors=anchors, negative=self.params.negative)
-        measured = float(torch.linalg.matrix_norm((p1 @ p1.T - p0 @ p0.T).detach().double(), ord=2))
+        # spectral norm of a symmetric matrix: its largest |eigenvalue| (no SVD needed)
+        diff = (p1 @ p1.T - p0 @ p0.T).detach().double()
+        measured = float(torch.linalg.eigvalsh(diff).abs().max())
         return {"recovery_tolerance": delta, "perturbation": measured,
                 "recovery_guaranteed": float(measured <= delta)}
 
@@ -191,8 +214,10 @@ class GCLSS(CLSS):
         pred0, feat0 = self.model(x)
         parts1 = self.supervised_terms(labeled, pred0[:n_l], feat0[:n_l])
         joint = F.normalize(torch.cat([feat0[n_l:], feat0[:n_l][anchor_rows]]), dim=-1)
-        _, ranks1 = self._anchored_targets(joint.detach() @ joint.detach().T, n_u, y[anchor_rows])
-        parts1.update(self.unlabeled_terms(pred0[n_l:], feat0[n_l:], ranks1))
+        values1, ranks1 = self._anchored_targets(joint.detach() @ joint.detach().T, n_u, y[anchor_rows])
+        _, rows1, _, ranks1 = self._reachable(torch.arange(n_u, device=y.device), values1, ranks1)
+        if rows1.shape[0] >= 2:
+            parts1.update(self.unlabeled_terms(pred0[n_l:][rows1], feat0[n_l:][rows1], ranks1))
         loss1 = self._step(parts1)
 
         # Pass 2: re-forward with the updated weights, DP selection, all labelled anchors, second step.
@@ -204,10 +229,13 @@ class GCLSS(CLSS):
         p_mean = (p0 + p1) / 2
         k = sel.shape[0]
         values, ranks2 = self._anchored_targets(p_mean.detach() @ p_mean.detach().T, k, y)
-        parts2.update(self._pseudo_terms(pred1[n_l:][sel], p_mean[:k], values, ranks2, feat1[:n_l], y))
+        rows, sel, values, ranks2 = self._reachable(sel, values, ranks2)
+        if sel.shape[0] >= 2:
+            parts2.update(self._pseudo_terms(pred1[n_l:][sel], p_mean[rows], values, ranks2, feat1[:n_l], y))
         loss2 = self._step(parts2)
         logs = {"loss": float(loss1 + loss2), "loss_pass1": float(loss1), "loss_pass2": float(loss2),
-                **{f"{k_}": float(v.detach()) for k_, v in parts2.items()}, "unlabeled_kept": float(k)}
+                **{f"{k_}": float(v.detach()) for k_, v in parts2.items()},
+                "unlabeled_kept": float(sel.shape[0])}
         if unlabeled.y is not None:
             logs["pseudo_value_tau"] = kendall_tau(values, unlabeled.y[sel])
         return logs

@@ -388,3 +388,35 @@ def test_bad_options_raise():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         seriate(s)
+
+
+@pytest.fixture(scope="module")
+def curve_graph():
+    x, t = noisy_curve(6000, noise=0.002, rng=3)
+    return knn_graph(x, k=10), t
+
+
+def test_large_sparse_graph_routes_agree(curve_graph):
+    # Above 5000 items the sparse routes run (smaller graphs are solved densely); the shift-invert
+    # factorisation is exact to rounding and serves as the reference (the solvers are checked against
+    # dense eigh in test_sparse_solvers.py).
+    g, t = curve_graph
+    ref = seriate(g, solver="shift-invert", tol=1e-10)
+    assert ref.solver == "shift-invert" and abs(kendalltau(ref.positions, t).statistic) > 0.99
+    for solver in ("auto", "multilevel", "lobpcg-amg"):
+        res = seriate(g, solver=solver, tol=1e-10)
+        assert res.converged and res.solver == ("shift-invert" if solver == "auto" else solver)
+        assert abs(float(res.positions @ ref.positions)) == pytest.approx(1.0, abs=1e-6), solver
+        assert res.lambda2 == pytest.approx(ref.lambda2, rel=1e-6)
+        assert np.array_equal(res.order, ref.order) or abs(kendalltau(res.order, ref.order).statistic) > 0.999
+
+
+def test_large_sparse_anchored_routes_agree(curve_graph):
+    g, t = curve_graph
+    anchors = np.arange(0, 6000, 100)
+    ref = seriate(g, method="anchored", anchors=anchors, anchor_values=t[anchors], solver="direct")
+    assert ref.info["maximum_principle"]
+    for solver in ("auto", "amg-cg", "jacobi-cg"):
+        res = seriate(g, method="anchored", anchors=anchors, anchor_values=t[anchors], solver=solver)
+        assert res.converged
+        assert np.allclose(res.positions, ref.positions, atol=1e-6), solver

@@ -162,3 +162,19 @@ def test_mlp_paper_initialisation_and_interface():
         MLPRegressor(3, dropout=1.0)
     with pytest.raises(ValueError, match="unknown model"):
         build_model("resnet9000", 3)
+
+
+@pytest.mark.parametrize("mode", ["clean", "faithful"])
+def test_gclss_drops_unlabelled_rows_the_anchors_cannot_reach(mode):
+    # With zero biases an all-zero input has an all-zero feature: no similarity to anything, so its
+    # anchored pseudo-value is undefined (NaN) and must not reach a loss.
+    torch.manual_seed(0)
+    method = GCLSS(lambda: MLPRegressor(6, (16, 16), dropout=0.0, init="paper", init_std=0.3).double(),
+                   params={"mode": mode, "keep": 1.0})
+    lab, ulb = batches()
+    x_u = ulb.x.clone()
+    x_u[3] = 0.0
+    logs = method.training_step(lab, Batch(x_u, ulb.index, ulb.y), 0)
+    assert np.isfinite(logs["loss"])
+    if mode == "clean":  # faithful pass 2 runs after a step that made the biases non-zero
+        assert logs["unlabeled_kept"] == len(ulb) - 1
