@@ -96,7 +96,7 @@ class GCLSS(CLSS):
         n = sim.shape[0]
         anchors = torch.arange(n_unlabeled, n, device=sim.device)
         positions, _ = seriate_batch(sim.detach(), anchors=anchors, anchor_values=y_anchor.detach(),
-                                     negative=self.params.negative)
+                                     negative=self.params.negative, validate=False)
         values = positions[:n_unlabeled]
         ranks = torch.argsort(torch.argsort(values, stable=True)).to(values.dtype)
         return values, ranks

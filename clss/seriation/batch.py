@@ -202,8 +202,10 @@ def _spectral(w: torch.Tensor, valid: torch.Tensor | None, kind: str, backend: s
     if valid is not None:
         vec = vec.masked_fill(~valid, 0.0)
     refined = torch.zeros(bsz, dtype=torch.bool, device=w.device)
+    # One stable sort serves the float32 guard, the orientation and the ranks (padding sorts last).
+    srt = _sorted(vec, valid)
     if guard and w.dtype == torch.float32:
-        need = _min_gap(vec, valid) < 10 * _EPS32 * vec.abs().amax(-1)
+        need = _gaps(srt.values).amin(-1) < 10 * _EPS32 * vec.abs().amax(-1)
         if bool(need.any()):
             idx = need.nonzero().squeeze(-1)
             lam64, vec64 = solve(lap[idx].double())
@@ -214,11 +216,12 @@ def _spectral(w: torch.Tensor, valid: torch.Tensor | None, kind: str, backend: s
             vec = vec.index_copy(0, idx, vec64.to(w.dtype))
             lam2 = lam2.index_copy(0, idx, lam64.to(w.dtype))
             refined[idx] = True
-    vec, ranks = _orient_and_rank(vec, valid)
+            srt = _sorted(vec, valid)
+    vec, ranks, min_gap = _orient_and_rank(vec, valid, srt)
     diag = None
     if diagnose:
         connected = lam2 > 1e-9 * d.amax(-1).clamp_min(torch.finfo(w.dtype).tiny)
-        diag = BatchDiagnostics(lambda2=lam2, connected=connected, min_gap=_min_gap(vec, valid),
+        diag = BatchDiagnostics(lambda2=lam2, connected=connected, min_gap=min_gap,
                                 refined=refined, solver="lapack-syevr" if use_lapack else "torch-eigh")
     return vec, ranks, diag
 
@@ -247,44 +250,51 @@ def _fiedler_lapack(lap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(values), torch.from_numpy(vectors)
 
 
-def _min_gap(pos: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-    """Smallest gap between consecutive sorted valid entries, ``[B]``."""
-    if valid is None:
-        return pos.sort(dim=-1).values.diff(dim=-1).amin(-1)
-    gaps = pos.masked_fill(~valid, float("inf")).sort(dim=-1).values.diff(dim=-1)
-    return gaps.nan_to_num(nan=float("inf")).amin(-1)
+def _sorted(pos: torch.Tensor, valid: torch.Tensor | None) -> Any:
+    """Stable ascending sort of each row; padded (and NaN) entries sort last as +inf."""
+    p = pos if valid is None else pos.masked_fill(~valid, float("inf"))
+    return torch.sort(p.nan_to_num(nan=float("inf")), dim=-1, stable=True)
 
 
-def _orient_and_rank(pos: torch.Tensor,
-                     valid: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _gaps(values: torch.Tensor) -> torch.Tensor:
+    """Consecutive gaps of sorted rows; gaps involving padding (+inf) count as +inf."""
+    return values.diff(dim=-1).nan_to_num(nan=float("inf"))
+
+
+def _orient_and_rank(pos: torch.Tensor, valid: torch.Tensor | None,
+                     srt: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Flip each row so the first item of its order has a smaller index than the last; rank.
 
-    The stable ascending order starts at the first index of the minimum and ends at the last index
-    of the maximum, so the rule needs no extra sort (same decision as :func:`seriate`).
+    ``srt`` is the stable sort of ``pos`` (:func:`_sorted`): its first entry is the first index of the
+    minimum and its last valid entry the last index of the maximum, as in :func:`seriate`. A flipped
+    row's order is the reversed order, except among exact ties, where index order must be kept: those
+    rows are sorted again. Returns ``(positions, ranks, smallest gap per row)``.
     """
-    n = pos.shape[-1]
-    lo = pos if valid is None else pos.masked_fill(~valid, float("inf"))
-    hi = pos if valid is None else pos.masked_fill(~valid, float("-inf"))
-    first = lo.argmin(-1)
-    last = (n - 1) - hi.flip(-1).argmax(-1)
-    pos = torch.where((first > last).unsqueeze(-1), -pos, pos)
-    ranks = _inverse(_order(pos, valid))
+    order = srt.indices
+    gaps = _gaps(srt.values)
+    last = order[:, -1:] if valid is None else order.gather(-1, (valid.sum(-1) - 1).unsqueeze(-1))
+    flip = (order[:, :1] > last).squeeze(-1)
+    min_gap = gaps.amin(-1)
+    pos = torch.where(flip.unsqueeze(-1), -pos, pos)
+    if valid is None:
+        order = torch.where(flip.unsqueeze(-1), order.flip(-1), order)
+        tied = flip & (min_gap == 0)
+    else:  # padding must stay last: re-sort every flipped row
+        tied = flip
+    if bool(tied.any()):
+        rows = tied.nonzero().squeeze(-1)
+        order = order.index_copy(0, rows, _sorted(pos[rows], None if valid is None else valid[rows]).indices)
+    ranks = _inverse(order)
     if valid is not None:
         ranks = ranks.masked_fill(~valid, -1)
         pos = pos.masked_fill(~valid, float("nan"))
-    return pos, ranks
+    return pos, ranks, min_gap
 
 
 def _inverse(order: torch.Tensor) -> torch.Tensor:
     """Ranks from an argsort output (a permutation by construction, so unvalidated here)."""
     arange = torch.arange(order.shape[-1], device=order.device).expand_as(order)
     return torch.empty_like(order).scatter_(-1, order, arange)
-
-
-def _order(pos: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-    """Stable ascending order; padded (and NaN) entries go last."""
-    p = pos if valid is None else pos.masked_fill(~valid, float("inf"))
-    return torch.argsort(p.nan_to_num(nan=float("inf")), dim=-1, stable=True)
 
 
 def _anchor_mask(anchors: torch.Tensor | None, values: torch.Tensor | None, bsz: int, n: int,
@@ -348,9 +358,10 @@ def _anchored(w: torch.Tensor, anchors: torch.Tensor | None, values: torch.Tenso
     if not bool(reach.all()):
         x = _anchored_fallback(w, amask, y, valid, x, ~reach)
     pos = x.masked_fill(~valid, float("nan")) if valid is not None else x
-    ranks = _inverse(_order(pos, None)).masked_fill(torch.isnan(pos), -1)
+    srt = _sorted(pos, None)
+    ranks = _inverse(srt.indices).masked_fill(torch.isnan(pos), -1)
     nan = torch.full((bsz,), float("nan"), dtype=w.dtype, device=w.device)
-    diag = BatchDiagnostics(lambda2=nan, connected=reach, min_gap=_min_gap(pos, ~torch.isnan(pos)),
+    diag = BatchDiagnostics(lambda2=nan, connected=reach, min_gap=_gaps(srt.values).amin(-1),
                             refined=torch.zeros(bsz, dtype=torch.bool, device=w.device),
                             solver="cholesky")
     return pos, ranks, diag
