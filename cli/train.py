@@ -33,6 +33,8 @@ def _parse_set(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Folder holding the dataset's files.")
 @click.option("--run", "run_index", type=int, help="operator-sde: which 1000-row run (0-9).")
 @click.option("--method", help="Training method (see `clss methods`).")
+@click.option("--unlabeled-loss", type=click.Choice(["rank", "rnc", "conord", "supremix", "oe", "ranksim"]),
+              help="clss/gclss: the loss fed the pseudo-targets (rank = the papers' L_UR).")
 @click.option("--labeled", help="Labelled rows: 10%, 0.1 or 250.")
 @click.option("--unlabeled", help="Unlabelled rows: rest (default), a fraction, a count, or paper.")
 @click.option("--seed", type=int)
@@ -56,7 +58,8 @@ def _parse_set(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @fail_cleanly
 def train_command(dataset: str | None, target: str | None, data_dir: Path | None, run_index: int | None,
-                  method: str | None, labeled: str | None, unlabeled: str | None, seed: int | None,
+                  method: str | None, unlabeled_loss: str | None, labeled: str | None,
+                  unlabeled: str | None, seed: int | None,
                   split_seed: int | None, steps: int | None, batch_size: int | None,
                   unlabeled_batch_size: int | None, lr: float | None, eval_every: int | None,
                   device: str | None, threads: int | None, val_protocol: str | None, config_file: Path | None,
@@ -83,6 +86,8 @@ def train_command(dataset: str | None, target: str | None, data_dir: Path | None
             "val_protocol": val_protocol}
         if lr is not None:
             flags["optimizer"] = {"lr": lr}
+        if unlabeled_loss is not None:
+            flags["method_params"] = {"unlabeled_loss": unlabeled_loss}
         if no_progress:
             flags["progress"] = False
         file_values = load_yaml(config_file) if config_file is not None else {}

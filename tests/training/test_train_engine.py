@@ -190,6 +190,11 @@ def test_cli_train_eval_methods(tmp_path):
     assert json.loads((tmp_path / "run" / "splits.json").read_text())["labeled_spec"] == "30"
     out = runner.invoke(main, ["eval", str(tmp_path / "run"), "--json"], catch_exceptions=False)
     assert out.exit_code == 0 and json.loads(out.output)["mae"] > 0
+    out = runner.invoke(main, ["train", "--dataset", "diabetes", "--method", "gclss",
+                               "--unlabeled-loss", "rnc", "--steps", "4", "--eval-every", "2",
+                               "--out", str(tmp_path / "rnc"), "--no-progress"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert "unlabeled_loss: rnc" in (tmp_path / "rnc" / "config.yaml").read_text()
     out = runner.invoke(main, ["methods"], catch_exceptions=False)
     assert all(name in out.output for name in ("supervised", "clss", "gclss"))
     (tmp_path / "cfg.yaml").write_text("dataset: diabetes\nsteps: 4\neval_every: 2\nmethod: supervised\n")
