@@ -34,8 +34,10 @@ def _to_array_or_sparse(similarity: Any, weight: str | None,
         return nx.to_scipy_sparse_array(similarity, nodelist=labels, weight=weight,
                                         format="csr"), labels
     if mod.startswith("torch"):
+        import torch  # already imported by whoever built the tensor
+
         t = similarity.detach()
-        if t.is_sparse or t.layout != _torch_strided():
+        if t.layout != torch.strided:
             t = t.to_dense()
         t = t.cpu()
         if t.is_complex():
@@ -47,12 +49,6 @@ def _to_array_or_sparse(similarity: Any, weight: str | None,
     if sp.issparse(similarity):
         return similarity, None
     return similarity, None
-
-
-def _torch_strided() -> Any:
-    import torch
-
-    return torch.strided
 
 
 def _first_bad(mask: NDArray[np.bool_]) -> tuple[int, int]:

@@ -43,8 +43,10 @@ METHODS = {
     "rcm": "reverse Cuthill-McKee bandwidth order, O(nnz); a cheap baseline",
     "enumerate": "exact 2-SUM minimiser by enumeration (n <= 10); a test oracle",
 }
-SOLVERS = ("auto", "evr", "lobpcg", "shift-invert", "lobpcg-amg", "multilevel", "dense", "direct",
-           "amg-cg", "jacobi-cg")
+SPECTRAL_SOLVERS = ("auto", "evr", "lobpcg", "shift-invert", "lobpcg-amg", "multilevel")
+ANCHORED_SOLVERS = ("auto", "dense", "direct", "amg-cg", "jacobi-cg")
+# Dense solvers on a sparse input densify it: refuse beyond this many items (n² doubles).
+DENSIFY_MAX = 20_000
 ENUMERATE_MAX = 10
 
 
@@ -129,8 +131,9 @@ def seriate(similarity: Any, *, method: str = "spectral", anchors: Any = None,
         raise ValueError(f"kind must be 'similarity' or 'distance', got {kind!r}")
     if components not in ("concatenate", "raise"):
         raise ValueError(f"components must be 'concatenate' or 'raise', got {components!r}")
-    if solver not in SOLVERS:
-        raise ValueError(f"unknown solver {solver!r}; expected one of {SOLVERS}")
+    allowed = ANCHORED_SOLVERS if method == "anchored" else SPECTRAL_SOLVERS
+    if solver not in allowed:
+        raise ValueError(f"solver {solver!r} does not apply to method {method!r}; expected one of {allowed}")
     check_laplacian_kind(laplacian)
     name = "distance" if kind == "distance" else "similarity"
     mat, labels = as_square_matrix(similarity, weight=weight, nodelist=nodelist,
@@ -139,7 +142,9 @@ def seriate(similarity: Any, *, method: str = "spectral", anchors: Any = None,
         mat = distance_to_similarity(zero_diagonal(mat), kernel, bandwidth)
     w = apply_negative_policy(zero_diagonal(mat), negative, name)
     n = w.shape[0]
-
+    if sp.issparse(w) and n > DENSIFY_MAX and solver in ("evr", "lobpcg", "dense"):
+        raise ValueError(f"solver {solver!r} densifies the matrix, which at n = {n} needs "
+                         f"{n * n * 8 / 2**30:.0f} GiB; use solver='auto' or a sparse solver")
     anchor_idx = anchor_vals = None
     if anchors is not None or anchor_values is not None:
         if anchors is None:

@@ -385,6 +385,13 @@ def test_bad_options_raise():
         args = {"similarity": s, **kwargs}
         with pytest.raises(ValueError, match=match):
             seriate(args.pop("similarity"), **args)
+    with pytest.raises(ValueError, match="does not apply"):
+        seriate(s, solver="amg-cg")
+    with pytest.raises(ValueError, match="does not apply"):
+        seriate(s, method="anchored", anchors=[0], anchor_values=[1.0], solver="multilevel")
+    big = sp.diags(np.ones(30_000), 1, shape=(30_001, 30_001))
+    with pytest.raises(ValueError, match="GiB"):
+        seriate(big + big.T, solver="evr")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         seriate(s)
