@@ -35,7 +35,7 @@ def random_graph(n, rng, density=0.5):
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(3, 40), m=st.integers(1, 5), seed=st.integers(0, 2**31 - 1))
+@given(n=st.integers(3, 40), m=st.integers(2, 5), seed=st.integers(0, 2**31 - 1))
 def test_equals_direct_dense_solve(n, m, seed):
     rng = np.random.default_rng(seed)
     w = random_graph(n, rng)
@@ -111,7 +111,8 @@ def test_conditioning_estimate_tracks_weak_bridge():
         w = sl.block_diag(np.ones((5, 5)), np.ones((5, 5)))
         np.fill_diagonal(w, 0)
         w[4, 5] = w[5, 4] = eps
-        res = seriate(w, method="anchored", anchors=[0], anchor_values=[1.0])
+        with pytest.warns(SeriationWarning, match="equal"):  # one anchor: a single value
+            res = seriate(w, method="anchored", anchors=[0], anchor_values=[1.0])
         a = np.diag(w.sum(1)) - w
         exact = np.linalg.cond(a[1:, 1:], 1)
         assert res.conditioning == pytest.approx(exact, rel=0.5)
