@@ -46,7 +46,7 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 
 from clss.seriation._validation import as_square_matrix, distance_to_similarity
-from clss.seriation.compare import _as_order, _check_permutation_torch, ranks_from_order
+from clss.seriation.compare import _as_order, _check_permutation_torch, compare_orders, ranks_from_order
 
 __all__ = [
     "CRITERIA",
@@ -72,8 +72,9 @@ class CriterionInfo:
         Lower-case registry key.
     direction : {"merit", "loss"}
         ``"merit"``: higher is better; ``"loss"``: lower is better.
-    uses : {"similarity", "dissimilarity", "comparison"}
-        The matrix the definition is written on (see the module's conversion rule).
+    uses : {"similarity", "dissimilarity", "comparison", "reference"}
+        The matrix the definition is written on (see the module's conversion rule); ``"reference"``:
+        no matrix, the order is compared with ``reference=`` (another order of the same items).
     description : str
         One-line definition with its source.
     sparse_ok : bool
@@ -84,7 +85,7 @@ class CriterionInfo:
 
     name: str
     direction: Literal["merit", "loss"]
-    uses: Literal["similarity", "dissimilarity", "comparison"]
+    uses: Literal["similarity", "dissimilarity", "comparison", "reference"]
     description: str
     sparse_ok: bool
     params: tuple[str, ...] = ()
@@ -394,6 +395,16 @@ def _upsets(ctx: _Context) -> float:
     return float(np.count_nonzero(np.sign(c) != np.sign(r[i] - r[j])))
 
 
+def _agreement(measure: str) -> Callable[..., float]:
+    def agreement(ctx: _Context, reference: ArrayLike | torch.Tensor | None = None) -> float:
+        if reference is None:
+            raise ValueError(f"criterion {measure!r} compares the order with reference=<another order "
+                             f"of the same items>")
+        return compare_orders(ctx.order, reference, measure, reverse=True)
+
+    return agreement
+
+
 _REGISTRY: dict[str, tuple[CriterionInfo, Callable[..., float]]] = {
     info.name: (info, fun)
     for info, fun in [
@@ -443,6 +454,12 @@ _REGISTRY: dict[str, tuple[CriterionInfo, Callable[..., float]]] = {
         (CriterionInfo("rho", "merit", "dissimilarity",
                        "|Spearman| between d_ij and |i-j| over pairs i<j (Hahsler 2017)", False),
          _rho),
+        (CriterionInfo("kendall", "merit", "reference",
+                       "|Kendall τ| between the order and reference= (reversal-invariant)", True,
+                       ("reference",)), _agreement("kendall")),
+        (CriterionInfo("spearman", "merit", "reference",
+                       "|Spearman ρ| between the order and reference= (reversal-invariant)", True,
+                       ("reference",)), _agreement("spearman")),
         (CriterionInfo("upsets", "loss", "comparison",
                        "Pairs whose order disagrees with sign(C_ij) of a skew-symmetric comparison "
                        "matrix (Fogel et al. 2014; Cucuringu 2016)", True), _upsets),
@@ -466,12 +483,15 @@ def list_criteria(kind: Kind | None = None, *, sparse: bool = False) -> list[str
     Returns
     -------
     list of str
-        Sorted registry keys.
+        Sorted registry keys. ``kendall`` and ``spearman`` (agreement with a ``reference=`` order) are
+        not listed: they do not measure the matrix and are requested by name.
     """
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     names = []
     for name, info in CRITERIA.items():
+        if info.uses == "reference":  # not a property of the matrix: requested by name with reference=
+            continue
         if kind is not None and (info.uses == "comparison") != (kind == "comparison"):
             continue
         if sparse and not info.sparse_ok:

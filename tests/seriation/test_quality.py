@@ -289,6 +289,7 @@ def test_registry_metadata():
         "me": ("merit", "similarity"), "moore_stress": ("loss", "similarity"),
         "neumann_stress": ("loss", "similarity"), "rho": ("merit", "dissimilarity"),
         "upsets": ("loss", "comparison"),
+        "kendall": ("merit", "reference"), "spearman": ("merit", "reference"),
     }
     assert {k: (v.direction, v.uses) for k, v in CRITERIA.items()} == expected
     assert all(name == info.name for name, info in CRITERIA.items())
@@ -296,7 +297,7 @@ def test_registry_metadata():
     with pytest.raises(AttributeError):
         CRITERIA["ls"].direction = "loss"  # frozen
     assert list_criteria("comparison") == ["upsets"]
-    assert list_criteria() == sorted(CRITERIA)
+    assert list_criteria() == sorted(k for k, v in CRITERIA.items() if v.uses != "reference")
     assert "ar_events" not in list_criteria("similarity", sparse=True)
 
 
@@ -490,3 +491,23 @@ def test_sparse_errors():
         criterion(s, order, "ar_events")
     with pytest.raises(ValueError, match="sparse matrix must be a similarity"):
         criterion(s, order, "2sum", kind="distance")
+
+
+def test_agreement_with_a_reference_order():
+    from scipy.stats import kendalltau, spearmanr
+
+    rng = np.random.default_rng(5)
+    m = rng.uniform(size=(9, 9))
+    m = m + m.T
+    order, reference = rng.permutation(9), rng.permutation(9)
+    ra, rb = np.argsort(order), np.argsort(reference)
+    assert criterion(m, order, "kendall", reference=reference) == pytest.approx(
+        abs(kendalltau(ra, rb).statistic))
+    assert criterion(m, order, "spearman", reference=reference) == pytest.approx(
+        abs(spearmanr(ra, rb).statistic))
+    assert criterion(m, order[::-1], "kendall", reference=order) == pytest.approx(1.0)
+    got = criteria(m, order, ["kendall", "ar_events"], reference=reference)
+    assert set(got) == {"kendall", "ar_events"}
+    assert "kendall" not in list_criteria() and CRITERIA["kendall"].direction == "merit"
+    with pytest.raises(ValueError, match="reference="):
+        criterion(m, order, "kendall")
