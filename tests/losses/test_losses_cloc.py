@@ -154,6 +154,8 @@ def _distributed_worker(rank, world, init_method, out_dir):
         value = loss(leaf, c[rows], gather=True)
         value.backward()
         torch.save((value.detach(), leaf.grad / world, loss.raw_margins.grad), f"{out_dir}/rank{rank}.pt")
+        # both ranks are done communicating before gloo is torn down (a teardown race can abort)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

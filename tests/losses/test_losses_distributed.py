@@ -87,6 +87,8 @@ def _worker(rank, world, init_method, out_dir):
         local = [t[rows] for t in _global_batch()]
         results = _run(DistributedDataParallel(_model()), *local, gather=True)
         torch.save(results, f"{out_dir}/rank{rank}.pt")
+        # both ranks are done communicating before gloo is torn down (a teardown race can abort)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
