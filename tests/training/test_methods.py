@@ -156,7 +156,8 @@ def test_mlp_paper_initialisation_and_interface():
     model = build_model("mlp", 241, hidden=(100, 100))
     pred, feat = model(torch.randn(4, 241))
     assert pred.shape == (4,) and feat.shape == (4, 100)
-    weights = torch.cat([m.weight.flatten() for m in model.modules() if isinstance(m, torch.nn.Linear)])
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    weights = torch.cat([m.weight.detach().flatten() for m in linears])
     assert 0.0008 < float(weights.std()) < 0.0012
     with pytest.raises(ValueError, match="dropout"):
         MLPRegressor(3, dropout=1.0)
