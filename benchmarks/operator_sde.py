@@ -36,9 +36,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
-from clss.config import resolve_config
+from clss.config import parse_overrides, resolve_config
 from clss.engine.trainer import train
 from clss.methods import Batch, OptimizerConfig, build_method
 from clss.models import build_model
@@ -59,22 +58,10 @@ PAPER = {
 PAPER_FRACTIONS = [0.2, 0.25, 0.333, 0.5]
 
 
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, raw = item.split("=", 1)
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw)
-    return out
-
-
 def config(args: argparse.Namespace, method: str, fraction: float, run: int, steps: int):
     """The preset configuration of one run; method parameters a method does not take are dropped (the
     dataset preset lists the semi-supervised weights, which ``supervised`` rejects)."""
-    cfg = resolve_config(parse_sets(args.set), {
+    cfg = resolve_config(parse_overrides(args.set), {
         "dataset": "operator-sde", "method": method, "labeled": str(fraction), "unlabeled": "paper",
         "run": run, "steps": steps, "eval_every": args.eval_every, "data_dir": args.data_dir,
         "val_protocol": args.val_protocol, "seed": args.seed, "threads": 1, "device": "cpu",

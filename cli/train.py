@@ -7,24 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from clss_cli.console import console, fail_cleanly
-
-
-def _parse_set(items: tuple[str, ...]) -> dict[str, Any]:
-    """``--set a.b=value`` pairs into a nested dict; values are parsed as YAML scalars."""
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
-        key, raw = item.split("=", 1)
-        node = out
-        *parents, leaf = key.strip().split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw)
-    return out
 
 
 @click.command("train")
@@ -69,7 +53,7 @@ def train_command(dataset: str | None, target: str | None, data_dir: Path | None
 
     Example: clss train --dataset operator-sde --method gclss --labeled 20% --seed 0 --out runs/x
     """
-    from clss.config import load_yaml, merge_dicts, resolve_config
+    from clss.config import load_yaml, merge_dicts, parse_overrides, resolve_config
     from clss.engine.trainer import train
 
     if resume_dir is not None:
@@ -91,7 +75,7 @@ def train_command(dataset: str | None, target: str | None, data_dir: Path | None
         if no_progress:
             flags["progress"] = False
         file_values = load_yaml(config_file) if config_file is not None else {}
-        cfg = resolve_config(merge_dicts(file_values, _parse_set(sets)), flags)
+        cfg = resolve_config(merge_dicts(file_values, parse_overrides(sets)), flags)
         result = train(cfg, out)
     _print_summary(result.run_dir, result.summary)
 

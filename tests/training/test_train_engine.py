@@ -213,3 +213,6 @@ def test_cli_errors_are_one_line(tmp_path):
     assert out.exit_code == 2 and "--out" in out.output
     out = runner.invoke(main, ["eval", str(tmp_path / "missing")])
     assert out.exit_code == 1
+    out = runner.invoke(main, ["train", "--dataset", "diabetes", "--set", "steps",
+                               "--out", str(tmp_path / "s")])
+    assert out.exit_code == 1 and "KEY=VALUE" in out.output
