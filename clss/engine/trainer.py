@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -274,13 +275,15 @@ def _finish(run: RunDir, cfg: TrainConfig, method: Method, data: RegressionData,
 def _plot_unlabeled_similarity(run: RunDir, method: Method, x: np.ndarray, device: torch.device) -> None:
     """Cosine similarity of the final features of (up to 300) unlabelled rows, before/after seriation."""
     from clss.losses.pairwise import feature_similarity
-    from clss.seriation import seriate
+    from clss.seriation import SeriationWarning, seriate
 
     method.model.eval()
     with torch.no_grad():
         feat = method.model(torch.as_tensor(x, device=device))[1]
     sim = feature_similarity(feat.double(), "cosine").cpu().numpy()
-    order = seriate(sim, negative="shift", components="concatenate").order
+    with warnings.catch_warnings():  # for a picture, components side by side are the right reading
+        warnings.simplefilter("ignore", SeriationWarning)
+        order = seriate(sim, negative="shift", components="concatenate").order
     plot_similarity_reordering(sim, order, run.plot_path("unlabeled_similarity"))
 
 
