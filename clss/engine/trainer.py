@@ -79,6 +79,14 @@ def _splits(cfg: TrainConfig, data: RegressionData, semi: bool) -> Splits:
                          require_unlabeled=semi)
 
 
+def _build_method(cfg: TrainConfig, n_features: int) -> Method:
+    """The configured method around a freshly initialised model (draws from the global torch RNG)."""
+    model_kwargs = {k: v for k, v in cfg.model.items() if k != "name"}
+    return build_method(cfg.method, lambda: build_model(cfg.model.get("name", "mlp"), n_features,
+                                                        **model_kwargs),
+                        OptimizerConfig(**cfg.optimizer), {"seed": cfg.seed, **cfg.method_params})
+
+
 def _schedule(cfg: TrainConfig) -> Callable[[int], float]:
     name = cfg.schedule.get("name", "constant")
     if name == "constant":
@@ -141,11 +149,7 @@ def train(config: TrainConfig | dict[str, Any], out: str | Path, *, resume: bool
                          f"{cfg.eval_every}")
     data = _load_data(cfg) if data is None else data
     torch.manual_seed(cfg.seed)  # model initialisation and dropout draw from the global torch RNG
-    model_kwargs = {k: v for k, v in cfg.model.items() if k != "name"}
-    method = build_method(cfg.method, lambda: build_model(cfg.model.get("name", "mlp"), data.n_features,
-                                                          **model_kwargs),
-                          OptimizerConfig(**cfg.optimizer),
-                          {"seed": cfg.seed, **cfg.method_params}).to(device)
+    method = _build_method(cfg, data.n_features).to(device)
     splits = _splits(cfg, data, method.semi_supervised)
     if not resume:
         splits.to_json(run.path / "splits.json", dataset=cfg.dataset, labeled_spec=str(cfg.labeled),
@@ -302,10 +306,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *,
     state = load_checkpoint(run.checkpoint_path(checkpoint))
     device = _device(cfg.device)
     data = _load_data(cfg)
-    model_kwargs = {k: v for k, v in cfg.model.items() if k != "name"}
-    method = build_method(cfg.method, lambda: build_model(cfg.model.get("name", "mlp"), data.n_features,
-                                                          **model_kwargs),
-                          OptimizerConfig(**cfg.optimizer), {"seed": cfg.seed, **cfg.method_params})
+    method = _build_method(cfg, data.n_features)
     method.load_state_dict(state["method"])
     method.to(device)
     std = Standardizer.from_state_dict(state["standardizer"])

@@ -54,6 +54,11 @@ class GCLSSParams(CLSSParams):
     diagnostics_every: int = 10
 
 
+def _ranks(values: torch.Tensor) -> torch.Tensor:
+    """Pseudo-ranks 0..k-1 of pseudo-values (ties in index order), in the values' dtype."""
+    return torch.argsort(torch.argsort(values, stable=True)).to(values.dtype)
+
+
 @register_method
 class GCLSS(CLSS):
     """GCLSS: label-anchored pseudo-values over the joint batch, stable-subset selection."""
@@ -98,8 +103,7 @@ class GCLSS(CLSS):
         positions, _ = seriate_batch(sim.detach(), anchors=anchors, anchor_values=y_anchor.detach(),
                                      negative=self.params.negative, validate=False)
         values = positions[:n_unlabeled]
-        ranks = torch.argsort(torch.argsort(values, stable=True)).to(values.dtype)
-        return values, ranks
+        return values, _ranks(values)
 
     def _reachable(self, sel: torch.Tensor, values: torch.Tensor, ranks: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -110,7 +114,7 @@ class GCLSS(CLSS):
             return torch.arange(sel.shape[0], device=sel.device), sel, values, ranks
         pos = ok.nonzero().squeeze(-1)
         values = values[pos]
-        return pos, sel[pos], values, torch.argsort(torch.argsort(values, stable=True)).to(values.dtype)
+        return pos, sel[pos], values, _ranks(values)
 
     def _pseudo_terms(self, pred_u: torch.Tensor, feat_u: torch.Tensor, values: torch.Tensor,
                       ranks: torch.Tensor, feat_l: torch.Tensor, y_l: torch.Tensor

@@ -16,12 +16,11 @@ import math
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
-from scipy.sparse.csgraph import connected_components
 
 from clss.seriation._solution import LinearSolution
 from clss.seriation._validation import Matrix
 from clss.seriation.dense_solvers import solve_spd_dense
-from clss.seriation.laplacian import degrees
+from clss.seriation.laplacian import component_labels, degrees
 from clss.seriation.result import ComponentInfo
 from clss.seriation.spectral import DENSE_MAX, fiedler, orient
 
@@ -81,9 +80,7 @@ def anchored_positions(w: Matrix, anchors: NDArray[np.int64], values: NDArray[np
     if isolated not in ISOLATED_POLICIES:
         raise ValueError(f"isolated must be one of {ISOLATED_POLICIES}, got {isolated!r}")
     n = w.shape[0]
-    n_comp, comp = connected_components(sp.csr_matrix(w) if not sp.issparse(w) else w,
-                                        directed=False)
-    comp = comp.astype(np.int64)
+    n_comp, comp = component_labels(w)
     has_anchor = np.zeros(n_comp, dtype=bool)
     has_anchor[comp[anchors]] = True
     free = np.flatnonzero(~has_anchor)

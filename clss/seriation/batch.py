@@ -111,7 +111,7 @@ def seriate_batch(similarities: torch.Tensor, *, anchors: torch.Tensor | None = 
     pair = None if valid is None else valid.unsqueeze(-1) & valid.unsqueeze(-2)
     if pair is not None:
         w = w * pair
-    w = _checked(w, negative, validate)
+    w = check_weights(w, negative, validate)
     if pair is not None and negative == "shift":
         w = w * pair
 
@@ -144,7 +144,7 @@ def _valid_mask(mask: torch.Tensor | None, bsz: int, n: int,
     return m
 
 
-def _checked(w: torch.Tensor, negative: str, validate: bool) -> torch.Tensor:
+def check_weights(w: torch.Tensor, negative: str, validate: bool) -> torch.Tensor:
     """Validate (zero-diagonal, padding-zeroed) weights and apply the negative-weight policy.
 
     One fused reduction and a single host synchronisation on the happy path: NaN propagates through

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
-from scipy.sparse.csgraph import connected_components
 
 from clss.seriation._validation import (
     Matrix,
@@ -23,7 +22,7 @@ from clss.seriation._validation import (
 )
 from clss.seriation.anchored import anchored_positions
 from clss.seriation.compare import ranks_from_order
-from clss.seriation.laplacian import check_laplacian_kind
+from clss.seriation.laplacian import check_laplacian_kind, component_labels
 from clss.seriation.result import ComponentInfo, Seriation
 from clss.seriation.spectral import (
     SeriationWarning,
@@ -167,16 +166,11 @@ def seriate(similarity: Any, *, method: str = "spectral", anchors: Any = None,
                      maxiter, seed)
 
 
-def _components(w: Matrix) -> tuple[int, NDArray[np.int64]]:
-    n_comp, comp = connected_components(w if sp.issparse(w) else sp.csr_matrix(w), directed=False)
-    return n_comp, comp.astype(np.int64)
-
-
 def _spectral(w: Matrix, labels: list[Any] | None, kind: str, anchors: NDArray[np.int64] | None,
               values: NDArray[np.float64] | None, components: str, solver: str,
               tol: float | None, maxiter: int | None, seed: int) -> Seriation:
     n = w.shape[0]
-    n_comp, comp = _components(w)
+    n_comp, comp = component_labels(w)
     if n_comp > 1:
         if components == "raise":
             raise ValueError(f"the similarity graph is disconnected ({n_comp} components); the "
@@ -293,7 +287,7 @@ def _enumerate_order(w: Matrix) -> NDArray[np.int64]:
 def _combinatorial(w: Matrix, labels: list[Any] | None, kind: str, order: NDArray[np.int64],
                    method: str) -> Seriation:
     n = w.shape[0]
-    _, comp = _components(w)
+    _, comp = component_labels(w)
     if order[0] > order[-1]:
         order = order[::-1].copy()
     ranks = ranks_from_order(order)

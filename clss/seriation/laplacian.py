@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
+from scipy.sparse.csgraph import connected_components
 
 from clss.seriation._validation import Matrix
 
@@ -20,6 +21,13 @@ LAPLACIANS = ("unnormalized", "symmetric", "random_walk")
 def check_laplacian_kind(kind: str) -> None:
     if kind not in LAPLACIANS:
         raise ValueError(f"laplacian must be one of {LAPLACIANS}, got {kind!r}")
+
+
+def component_labels(w: Matrix) -> tuple[int, NDArray[np.int64]]:
+    """Connected components of the graph ``w``: ``(count, label per item)``, labels numbered by their
+    smallest item index."""
+    n_comp, comp = connected_components(w if sp.issparse(w) else sp.csr_matrix(w), directed=False)
+    return n_comp, comp.astype(np.int64)
 
 
 def degrees(w: Matrix) -> NDArray[np.float64]:

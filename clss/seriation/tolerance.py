@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from clss.seriation.batch import check_weights
+
 
 def recovery_tolerance(similarity: Any, *, anchors: Any = None,
                        negative: str = "raise") -> float | torch.Tensor:
@@ -59,14 +61,11 @@ def recovery_tolerance(similarity: Any, *, anchors: Any = None,
     bsz, n = s.shape[0], s.shape[-1]
     if n < 2:
         raise ValueError(f"need at least 2 items, got n = {n}")
-    w = s.double()
-    if not bool(torch.isfinite(w).all()):
+    w = s.to(torch.float64, copy=True)  # the diagonal is zeroed in place below
+    if not bool(torch.isfinite(w).all()):  # the diagonal too, although it is ignored
         raise ValueError("similarity contains NaN/inf entries")
-    if bool(((w - w.transpose(-1, -2)).abs() > 1e-8 + 1e-6 * w.abs().amax()).any()):
-        raise ValueError("similarity is not symmetric")
-    eye = torch.eye(n, dtype=torch.bool, device=w.device)
-    w = w.masked_fill(eye, 0.0)
-    w = _nonnegative(w, negative, eye)
+    w.diagonal(dim1=-2, dim2=-1).zero_()
+    w = check_weights(w, negative, validate=True)  # symmetry and the negative-weight policy
     lap = torch.diag_embed(w.sum(-1)) - w
     if anchors is None:
         values, vectors = torch.linalg.eigh(lap)
@@ -84,19 +83,6 @@ def recovery_tolerance(similarity: Any, *, anchors: Any = None,
         else:  # ragged anchor counts: one reduced matrix at a time
             delta = torch.stack([_anchored_bound(lap[b], amask[b]) for b in range(bsz)])
     return delta if batched else float(delta[0])
-
-
-def _nonnegative(w: torch.Tensor, negative: str, eye: torch.Tensor) -> torch.Tensor:
-    if negative == "clip":
-        return w.clamp_min(0.0)
-    if negative == "shift":
-        low = w.masked_fill(eye, math.inf).amin(dim=(-1, -2), keepdim=True).clamp_max(0.0)
-        return (w - low).masked_fill(eye, 0.0)
-    if negative != "raise":
-        raise ValueError(f"negative must be 'raise', 'clip' or 'shift', got {negative!r}")
-    if bool((w < 0).any()):
-        raise ValueError("similarity has negative entries; pass negative='clip' or 'shift'")
-    return w
 
 
 def _anchor_mask(anchors: Any, bsz: int, n: int, device: torch.device) -> torch.Tensor:

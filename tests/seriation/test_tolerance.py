@@ -101,3 +101,11 @@ def test_bad_input(kwargs, match):
     args = {"similarity": toeplitz_robinson(3, "exp"), **kwargs}
     with pytest.raises(ValueError, match=match):
         recovery_tolerance(args.pop("similarity"), **args)
+
+
+def test_input_is_not_modified():
+    s = torch.tensor(toeplitz_robinson(6, "exp"))
+    before = s.clone()
+    recovery_tolerance(s, anchors=[0, 5])
+    recovery_tolerance(s)
+    assert torch.equal(s, before)
