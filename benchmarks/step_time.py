@@ -14,8 +14,9 @@ turn, and the per-step median over repetitions is reported, so machine-load drif
 The ratios ``<variant> / supervised`` are taken within one run (target for gclss and clss: <= 1.5).
 
 The gclss breakdown re-runs the clean step's pieces (``GCLSS._clean_step`` at the time of writing) with
-manual timers: pass 0 (no-grad forward), pass 1 (forward), labelled losses, cross-view perturbation,
-stable-subset DP, anchored seriation, unlabelled losses, backward + optimiser step, diagnostics.
+manual timers: memory pass (no-grad forward of the unlabelled rows), gradient pass, labelled losses,
+cross-view perturbation + stable-subset DP, anchored seriation, unlabelled losses, backward + optimiser
+step, diagnostics (run every step here; by default every 10th step).
 
 Usage: ``python benchmarks/step_time.py [--sizes 200/200 64/64] [--reps 15] [--inner 10]``.
 Writes ``benchmarks/results/step_time.json`` and prints the tables.
@@ -38,7 +39,6 @@ from torch.nn import functional as F
 from clss.config import resolve_config
 from clss.methods import Batch, OptimizerConfig, build_method
 from clss.models import build_model
-from clss.seriation import cross_view_perturbation, select_stable_subset
 
 DATA_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "operator_sde"
 RESULTS = Path(__file__).resolve().parent / "results" / "step_time.json"
@@ -51,16 +51,50 @@ VARIANTS = {  # name: (method, extra method parameters)
 }
 
 
-def build(method: str, extra: dict, seed: int):
-    """A method configured exactly as ``clss train --dataset operator-sde --method <method>``."""
-    cfg = resolve_config(None, {"dataset": "operator-sde", "method": method})
-    params = {**cfg.method_params, **extra}
-    kwargs = {k: v for k, v in cfg.model.items() if k != "name"}
+class ResNetRegressor(torch.nn.Module):
+    """torchvision ResNet-18 returning ``(prediction [B], pooled feature [B, 512])`` with dropout 0.05
+    on the feature (the UCVME-style stochastic backbone of the image scripts, spec C1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import torchvision
+
+        net = torchvision.models.resnet18(weights=None)
+        net.fc = torch.nn.Identity()
+        self.backbone, self.drop, self.head = net, torch.nn.Dropout(0.05), torch.nn.Linear(512, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feat = self.drop(self.backbone(x))
+        return self.head(feat).squeeze(-1), feat
+
+
+def build(method: str, extra: dict, seed: int, model: str = "mlp"):
+    """``mlp``: a method configured exactly as ``clss train --dataset operator-sde --method <method>``;
+    ``resnet18``: the image scripts' defaults (spec A9/B6: Adam 5e-4, OE weight 1, UR 0.05, UC 0.01)."""
+    if model == "mlp":
+        cfg = resolve_config(None, {"dataset": "operator-sde", "method": method})
+        params = {**cfg.method_params, **extra}
+        kwargs = {k: v for k, v in cfg.model.items() if k != "name"}
+        model_fn, opt, described = (lambda: build_model("mlp", 241, **kwargs)), cfg.optimizer, cfg.model
+    else:
+        params = dict(extra)
+        model_fn, described = ResNetRegressor, {"name": "resnet18", "dropout": 0.05, "input": "3x32x32"}
+        opt = {"name": "adam", "lr": 5e-4, "weight_decay": 1e-3}
+    if method == "supervised":
+        params = {k: v for k, v in params.items() if k in ("contrastive_weight", "contrastive_rows",
+                                                            "oe_variant")}
     torch.manual_seed(seed)
-    m = build_method(method, lambda: build_model("mlp", 241, **kwargs), OptimizerConfig(**cfg.optimizer),
-                     {"seed": seed, **params})
+    m = build_method(method, model_fn, OptimizerConfig(**opt), {"seed": seed, **params})
     m.configure_optimizers()
-    return m, {"model": cfg.model, "params": m.params.to_dict()}
+    return m, {"model": described, "params": m.params.to_dict()}
+
+
+def images(n_l: int, n_u: int) -> tuple[Batch, Batch, str]:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n_l + n_u, 3, 32, 32, generator=gen)
+    y = torch.randn(n_l, generator=gen)
+    return (Batch(x[:n_l], torch.arange(n_l), y), Batch(x[n_l:], torch.arange(n_l, n_l + n_u), None),
+            "random 3x32x32 images")
 
 
 def rows(n_l: int, n_u: int) -> tuple[Batch, Batch, str]:
@@ -81,7 +115,7 @@ def rows(n_l: int, n_u: int) -> tuple[Batch, Batch, str]:
 
 
 def gclss_breakdown(m, lab: Batch, ulb: Batch, steps: int) -> dict[str, float]:
-    """Median ms per piece of the clean gclss step (mirrors ``GCLSS._clean_step``)."""
+    """Median ms per piece of the clean gclss step (mirrors ``GCLSS._clean_step``, memory="unlabeled")."""
     times: dict[str, list[float]] = defaultdict(list)
     t = [0.0]
 
@@ -91,43 +125,46 @@ def gclss_breakdown(m, lab: Batch, ulb: Batch, steps: int) -> dict[str, float]:
 
     for _ in range(steps):
         t[:] = [time.perf_counter()]
+        u = m.draw_unlabeled(ulb)
         m.model.train()
         n_l = len(lab)
-        x = torch.cat([lab.x, ulb.x])
+        x = torch.cat([lab.x, u.x])
         with torch.no_grad():
-            _, feat0 = m.model(x)
-        mark("forward pass 0 (no grad)")
+            _, feat0_u = m.model(u.x)
+        mark("memory pass (unlabelled rows, no grad)")
         pred1, feat1 = m.model(x)
-        mark("forward pass 1")
+        mark("gradient pass (labelled + unlabelled)")
         parts = m.supervised_terms(lab, pred1[:n_l], feat1[:n_l])
         mark("labelled losses (MSE + OE)")
-        n_u, k = len(ulb), m._kept(len(ulb))
-        if k < n_u:
-            pert = cross_view_perturbation(feat0[n_l:], feat1[n_l:], mode=m.params.perturbation)
-            mark("cross-view perturbation")
-            sel = torch.as_tensor(select_stable_subset(pert, k, objective=m.params.selection or "min"))
-            mark("stable-subset DP")
-        else:
-            sel = torch.arange(n_u)
-        p0 = F.normalize(torch.cat([feat0[n_l:][sel], feat0[:n_l]]), dim=-1)
-        p1 = F.normalize(torch.cat([feat1[n_l:][sel], feat1[:n_l]]), dim=-1)
-        p_mean = (p0 + p1) / 2
-        sim = p_mean.detach() @ p_mean.detach().T
+        sel = m._select(feat0_u, feat1[n_l:], m.params.selection or "min")
+        mark("cross-view perturbation + stable-subset DP")
+        p0_u = F.normalize(feat0_u[sel], dim=-1)
+        p1_u = F.normalize(feat1[n_l:][sel], dim=-1)
+        p_mean_u = (p0_u + p1_u) / 2
+        with torch.no_grad():
+            p1_l = F.normalize(feat1[:n_l], dim=-1)
+            p0, p1 = torch.cat([p0_u, p1_l]), torch.cat([p1_u, p1_l])
+            p_mean = (p0 + p1) / 2
+            sim = p_mean @ p_mean.T
+        k = sel.shape[0]
         values, ranks = m._anchored_targets(sim, k, lab.y)
         mark("anchored seriation (+ similarity)")
-        parts.update(m._pseudo_terms(pred1[n_l:][sel], p_mean[:k], values, ranks, feat1[:n_l], lab.y))
+        parts.update(m._pseudo_terms(pred1[n_l:][sel], p_mean_u, values, ranks, feat1[:n_l], lab.y))
         loss = torch.stack(list(parts.values())).sum()
         mark("unlabelled losses (UR + UC)")
         m.optimize(loss, parts)
         mark("backward + optimiser step")
         m._diagnostics(sim, k, p0, p1)
-        mark("diagnostics (default on)")
+        mark(f"diagnostics (every {m.params.diagnostics_every} steps by default)")
     return {name: statistics.median(v) for name, v in times.items()}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", nargs="+", default=["200/200", "64/64"], help="labelled/unlabelled rows")
+    ap.add_argument("--model", choices=["mlp", "resnet18"], default="mlp",
+                    help="mlp: the operator-sde preset; resnet18: 3x32x32 images, image-script settings")
+    ap.add_argument("--sizes", nargs="+", help="labelled/unlabelled rows (default: 200/200 64/64 for the "
+                    "MLP, 32/8 for the ResNet: the AgeDB/UTK scripts' batches)")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--inner", type=int, default=10)
@@ -136,16 +173,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
+    args.sizes = args.sizes or (["200/200", "64/64"] if args.model == "mlp" else ["32/8"])
     torch.set_num_threads(args.threads)
     report: dict = {"argv": vars(args) | {"out": str(args.out)}, "torch": torch.__version__,
                     "platform": platform.platform(), "processor": platform.processor(), "sizes": {}}
     for size in args.sizes:
         n_l, n_u = (int(s) for s in size.split("/"))
-        lab, ulb, source = rows(n_l, n_u)
+        lab, ulb, source = (rows if args.model == "mlp" else images)(n_l, n_u)
         methods, first, configs = {}, {}, {}
         for name in args.variants:
             method, extra = VARIANTS[name]
-            methods[name], configs[name] = build(method, extra, args.seed)
+            methods[name], configs[name] = build(method, extra, args.seed, args.model)
             t0 = time.perf_counter()
             methods[name].training_step(lab, ulb, 0)
             first[name] = time.perf_counter() - t0
@@ -160,7 +198,7 @@ def main() -> None:
                 per_step[name].append(1e3 * (time.perf_counter() - t0) / args.inner)
         med = {name: statistics.median(v) for name, v in per_step.items()}
         base = med.get("supervised")
-        breakdown = gclss_breakdown(build("gclss", {}, args.seed)[0], lab, ulb, args.reps * 2)
+        breakdown = gclss_breakdown(build("gclss", {}, args.seed, args.model)[0], lab, ulb, args.reps * 2)
         report["sizes"][size] = {
             "rows": source, "first_step_s": first, "ms_per_step_median": med,
             "ms_per_step_all": dict(per_step),

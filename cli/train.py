@@ -32,6 +32,8 @@ from clss_cli.console import console, fail_cleanly
 @click.option("--threads", type=int, help="torch CPU threads (default: torch's choice).")
 @click.option("--val-protocol", type=click.Choice(["holdout", "test"]),
               help="test reproduces the official code's (optimistic) selection on the test set.")
+@click.option("--standardize", type=click.Choice(["xy", "y", "x", "none"]),
+              help="Standardise inputs and/or target on training rows (operator-sde preset: y).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path),
               help="YAML file of configuration keys; flags override it.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
@@ -46,7 +48,8 @@ def train_command(dataset: str | None, target: str | None, data_dir: Path | None
                   unlabeled: str | None, seed: int | None,
                   split_seed: int | None, steps: int | None, batch_size: int | None,
                   unlabeled_batch_size: int | None, lr: float | None, eval_every: int | None,
-                  device: str | None, threads: int | None, val_protocol: str | None, config_file: Path | None,
+                  device: str | None, threads: int | None, val_protocol: str | None,
+                  standardize: str | None, config_file: Path | None,
                   sets: tuple[str, ...], out: Path | None, resume_dir: Path | None,
                   no_progress: bool) -> None:
     """Train a (semi-supervised) regression method and write a run directory.
@@ -66,8 +69,7 @@ def train_command(dataset: str | None, target: str | None, data_dir: Path | None
             "run": run_index, "method": method, "labeled": labeled, "unlabeled": unlabeled, "seed": seed,
             "split_seed": split_seed, "steps": steps, "batch_size": batch_size,
             "unlabeled_batch_size": unlabeled_batch_size, "eval_every": eval_every, "device": device,
-            "threads": threads,
-            "val_protocol": val_protocol}
+            "threads": threads, "val_protocol": val_protocol, "standardize": standardize}
         if lr is not None:
             flags["optimizer"] = {"lr": lr}
         if unlabeled_loss is not None:

@@ -38,8 +38,12 @@ class Standardizer:
     y_std: float
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray) -> Standardizer:
-        """Fit on inputs ``x`` ``[n, d]`` and targets ``y`` ``[m]`` (population std, zero-std guarded)."""
+    def fit(cls, x: np.ndarray, y: np.ndarray, *, inputs: bool = True, targets: bool = True) -> Standardizer:
+        """Fit on inputs ``x`` ``[n, d]`` and targets ``y`` ``[m]`` (population std, zero-std guarded).
+
+        ``inputs=False`` / ``targets=False`` leave that side unscaled (the identity: mean 0, std 1), e.g.
+        for features whose relative scales carry information, as the operator-learning KL features do.
+        """
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] == 0 or y.size == 0:
@@ -47,10 +51,10 @@ class Standardizer:
         x_std = x.std(axis=0)
         y_std = float(y.std())
         return cls(
-            x_mean=x.mean(axis=0),
-            x_std=np.where(x_std > _STD_EPS, x_std, 1.0),
-            y_mean=float(y.mean()),
-            y_std=y_std if y_std > _STD_EPS else 1.0,
+            x_mean=x.mean(axis=0) if inputs else np.zeros(x.shape[1]),
+            x_std=np.where(x_std > _STD_EPS, x_std, 1.0) if inputs else np.ones(x.shape[1]),
+            y_mean=float(y.mean()) if targets else 0.0,
+            y_std=(y_std if y_std > _STD_EPS else 1.0) if targets else 1.0,
         )
 
     @staticmethod
@@ -214,7 +218,8 @@ class RegressionData:
         """Number of input features ``d``."""
         return self.x_train.shape[1]
 
-    def standardizer(self, y_rows: np.ndarray | None = None) -> Standardizer:
+    def standardizer(self, y_rows: np.ndarray | None = None, *, inputs: bool = True,
+                     targets: bool = True) -> Standardizer:
         """Fit a :class:`Standardizer` on the training split only.
 
         Input statistics use every training row (unlabeled inputs are available to a semi-supervised
@@ -225,6 +230,8 @@ class RegressionData:
         ----------
         y_rows : np.ndarray, optional
             Indices into the training rows whose targets may be used (typically the labeled rows).
+        inputs, targets : bool
+            Standardise that side (default both); ``False`` keeps it in its own units.
 
         Returns
         -------
@@ -232,4 +239,4 @@ class RegressionData:
         """
         rows = y_rows if y_rows is not None else self.labeled
         y = self.y_train if rows is None else self.y_train[_as_indices("y_rows", rows, self.y_train.shape[0])]
-        return Standardizer.fit(self.x_train, y)
+        return Standardizer.fit(self.x_train, y, inputs=inputs, targets=targets)

@@ -53,6 +53,15 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+STANDARDIZE = ("xy", "y", "x", "none")
+
+
+def _standardize_sides(spec: str) -> dict[str, bool]:
+    if spec not in STANDARDIZE:
+        raise ValueError(f"standardize must be one of {STANDARDIZE}, got {spec!r}")
+    return {"inputs": "x" in spec, "targets": "y" in spec}
+
+
 def _load_data(cfg: TrainConfig) -> RegressionData:
     fraction = None
     if cfg.unlabeled == "paper":
@@ -154,7 +163,7 @@ def train(config: TrainConfig | dict[str, Any], out: str | Path, *, resume: bool
     if not resume:
         splits.to_json(run.path / "splits.json", dataset=cfg.dataset, labeled_spec=str(cfg.labeled),
                        seed=cfg.seed if cfg.split_seed is None else cfg.split_seed)
-    std = data.standardizer(y_rows=splits.labeled)
+    std = data.standardizer(y_rows=splits.labeled, **_standardize_sides(cfg.standardize))
     x_train = torch.as_tensor(std.transform_x(data.x_train), device=device)
     y_train = torch.as_tensor(std.transform_y(data.y_train), dtype=x_train.dtype, device=device)
     x_val = torch.as_tensor(std.transform_x(data.x_val), device=device)

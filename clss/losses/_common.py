@@ -8,6 +8,7 @@ per-anchor losses. The losses only see a :class:`Batch` of ``n`` rows in view-ma
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -28,24 +29,37 @@ class Batch:
         targets: ``[n, m]`` targets repeated per view (``None`` when the loss ran without targets).
             Continuous targets are floating point; class labels keep their dtype.
         weights: ``[n]`` non-negative anchor weights, or ``None`` for uniform weights.
-        sample: ``[n]`` index of the sample (in the possibly gathered batch) each row belongs to.
-        view: ``[n]`` view index of each row.
         rows: ``[n]`` index of each kept row in the flattened batch before ``mask`` was applied, or
             ``None`` when no mask was given.
         n_views: number of views ``V``.
+        n_samples: number of samples ``N`` before flattening and masking.
+        sample: ``[n]`` index of the sample (in the possibly gathered batch) each row belongs to.
+        view: ``[n]`` view index of each row.
+
+    ``sample`` and ``view`` are built on first use: most losses never need them, and a training step
+    calls its losses every iteration.
     """
 
     features: Tensor
     targets: Tensor | None
     weights: Tensor | None
-    sample: Tensor
-    view: Tensor
     rows: Tensor | None
     n_views: int
+    n_samples: int
 
     @property
     def n(self) -> int:
         return self.features.shape[0]
+
+    @functools.cached_property
+    def sample(self) -> Tensor:
+        sample = torch.arange(self.n_samples, device=self.features.device).repeat(self.n_views)
+        return sample if self.rows is None else sample[self.rows]
+
+    @functools.cached_property
+    def view(self) -> Tensor:
+        view = torch.arange(self.n_views, device=self.features.device).repeat_interleave(self.n_samples)
+        return view if self.rows is None else view[self.rows]
 
 
 def check_positive(loss_name: str, name: str, value: float) -> float:
@@ -69,10 +83,13 @@ def full_precision(features: object) -> Iterator[None]:
     fp32 or wider (spec §8.2). Non-tensors pass through (``prepare_batch`` rejects them)."""
     device_type = features.device.type if isinstance(features, Tensor) else "cpu"
     try:
-        ctx = torch.autocast(device_type, enabled=False)
+        active = torch.is_autocast_enabled(device_type)
     except RuntimeError:  # a device type without autocast support has nothing to disable
-        ctx = contextlib.nullcontext()
-    with ctx:
+        active = False
+    if not active:  # the common case costs nothing (building an autocast context is not free)
+        yield
+        return
+    with torch.autocast(device_type, enabled=False):
         yield
 
 
@@ -188,9 +205,6 @@ def prepare_batch(
     if features.dim() == 3:
         # View-major: row v·N + b is view v of sample b, as in the official SupCon/RnC code.
         features = features.transpose(0, 1).reshape(n_views * n_samples, features.shape[2])
-    device = features.device
-    sample = torch.arange(n_samples, device=device).repeat(n_views)
-    view = torch.arange(n_views, device=device).repeat_interleave(n_samples)
     if n_views > 1:
         targets = None if targets is None else targets.repeat(n_views, 1)
         weights = None if weights is None else weights.repeat(n_views)
@@ -199,7 +213,7 @@ def prepare_batch(
     rows = None
     if mask is not None:
         rows = mask.nonzero().squeeze(1)
-        features, sample, view = features[rows], sample[rows], view[rows]
+        features = features[rows]
         targets = None if targets is None else targets[rows]
         weights = None if weights is None else weights[rows]
 
@@ -212,7 +226,7 @@ def prepare_batch(
             f"{loss_name}: needs at least {min_samples} samples (rows after view flattening and "
             f"masking), got {features.shape[0]}"
         )
-    return Batch(features, targets, weights, sample, view, rows, n_views)
+    return Batch(features, targets, weights, rows, n_views, n_samples)
 
 
 def integer_indices(loss_name: str, values: Tensor, upper: int, what: str) -> Tensor:
@@ -249,6 +263,11 @@ def reduce_anchors(
     ``Σ w_i ℓ_i / Σ w_i`` (0 when every weight is 0), ``"sum"`` is ``Σ w_i ℓ_i`` and ``"none"``
     returns the ``[n]`` vector ``w_i ℓ_i``.
     """
+    if weights is None and valid is None:  # uniform weights: skip building them
+        if reduction == "none":
+            return per_anchor
+        total = per_anchor.sum()
+        return total if reduction == "sum" else total / max(per_anchor.numel(), 1)
     w = torch.ones_like(per_anchor) if weights is None else weights.to(per_anchor.dtype)
     if valid is not None:
         w = w * valid

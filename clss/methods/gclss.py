@@ -6,6 +6,10 @@
 variation of the unlabelled similarities, the stable-subset DP *minimising* it, the cross-view averaged
 similarity ``S̄ = P̄ P̄ᵀ`` of the selected unlabelled rows and every labelled row, the harmonic
 (label-anchored) solution as pseudo-values and pseudo-ranks, L_UR and L_UC on them, one optimiser step.
+By default (``memory="unlabeled"``) the memory pass covers the unlabelled rows only and the labelled
+anchors enter ``P̄`` with their gradient-pass embeddings: the cross-view statistics concern the rows
+being ranked, and a memory pass over the labelled batch would cost a third more compute per step
+(``memory="all"`` averages the labelled rows over both passes too, as the official pass 2 does).
 
 ``mode="faithful"`` reproduces the official code where it changes numbers: pass 1 anchors the ranking on
 7 labelled rows (batch max, min and 5 random) and steps the optimiser; pass 2 re-forwards the same
@@ -25,7 +29,7 @@ from torch.nn import functional as F
 
 from clss.methods.base import Batch, OptimizerConfig, register_method
 from clss.methods.clss import CLSS, CLSSParams
-from clss.methods.common import kendall_tau, subsample
+from clss.methods.common import kendall_tau
 from clss.seriation import cross_view_perturbation, recovery_tolerance, select_stable_subset, seriate_batch
 
 
@@ -40,9 +44,10 @@ class GCLSSParams(CLSSParams):
     ``negative``: policy for negative similarities in the anchored system (``"clip"`` or ``"shift"``).
     ``pseudo_weight``: weight of pseudo-labelled rows when ``unlabeled_loss`` is a contrastive loss
     (labelled rows weigh 1). ``rank_rows``: unlabelled rows drawn per step before the two passes and the
-    selection (all when ``None``; the image scripts use batches of 8). ``diagnostics_every``: log the
-    recovery tolerance against the measured perturbation every N steps (two small symmetric
-    eigendecompositions; 0 switches it off)."""
+    selection (all when ``None``; the image scripts use batches of 8). ``diagnostics_every``: also log
+    the recovery tolerance against the measured perturbation (two small symmetric eigendecompositions).
+    ``memory``: rows of the clean mode's no-gradient pass, ``"unlabeled"`` or ``"all"`` (module
+    docstring)."""
 
     mode: str = "clean"
     keep: float = 0.75
@@ -51,7 +56,7 @@ class GCLSSParams(CLSSParams):
     perturbation: str = "cv"
     negative: str = "clip"
     pseudo_weight: float = 1.0
-    diagnostics_every: int = 10
+    memory: str = "unlabeled"
 
 
 def _ranks(values: torch.Tensor) -> torch.Tensor:
@@ -78,6 +83,8 @@ class GCLSS(CLSS):
             raise ValueError(f"keep must be a fraction in (0, 1] or a count >= 2, got {p.keep}")
         if p.selection not in (None, "min", "max_faithful"):
             raise ValueError(f"selection must be 'min' or 'max_faithful', got {p.selection!r}")
+        if p.memory not in ("unlabeled", "all"):
+            raise ValueError(f"memory must be 'unlabeled' or 'all', got {p.memory!r}")
 
     # ------------------------------------------------------------------------------------ pieces
     def _kept(self, n_unlabeled: int) -> int:
@@ -144,42 +151,45 @@ class GCLSS(CLSS):
             raise ValueError(f"{self.name} needs an unlabelled batch of at least 2 rows")
         if labeled.y is None or len(labeled) < 2:
             raise ValueError(f"{self.name} needs at least 2 labelled rows with targets")
-        rows = subsample(len(unlabeled), self.params.rank_rows, self.generator)
-        if rows is not None:
-            rows = rows.to(unlabeled.x.device)
-            unlabeled = Batch(unlabeled.x[rows], unlabeled.index[rows],
-                              None if unlabeled.y is None else unlabeled.y[rows])
+        unlabeled = self.draw_unlabeled(unlabeled)
         self.model.train()
         if self.params.mode == "faithful":
-            return self._faithful_step(labeled, unlabeled)
+            return self._faithful_step(labeled, unlabeled, step)
         return self._clean_step(labeled, unlabeled, step)
 
     def _clean_step(self, labeled: Batch, unlabeled: Batch, step: int) -> dict[str, float]:
         n_l = len(labeled)
         x = torch.cat([labeled.x, unlabeled.x])
         with torch.no_grad():
-            _, feat0 = self.model(x)
+            _, feat0 = self.model(x if self.params.memory == "all" else unlabeled.x)
         pred1, feat1 = self.model(x)
         parts = self.supervised_terms(labeled, pred1[:n_l], feat1[:n_l])
-        sel = self._select(feat0[n_l:], feat1[n_l:], self.params.selection or "min")
-        p0 = F.normalize(torch.cat([feat0[n_l:][sel], feat0[:n_l]]), dim=-1)
-        p1 = F.normalize(torch.cat([feat1[n_l:][sel], feat1[:n_l]]), dim=-1)
-        p_mean = (p0 + p1) / 2
-        sim = p_mean.detach() @ p_mean.detach().T  # S̄ = P̄ P̄ᵀ, the 4-way cross-view average
+        feat0_u = feat0[-len(unlabeled):]
+        sel = self._select(feat0_u, feat1[n_l:], self.params.selection or "min")
+        # Only the kept unlabelled rows carry gradient; the labelled rows serve as anchors.
+        p0_u = F.normalize(feat0_u[sel], dim=-1)
+        p1_u = F.normalize(feat1[n_l:][sel], dim=-1)
+        p_mean_u = (p0_u + p1_u) / 2
+        with torch.no_grad():
+            p1_l = F.normalize(feat1[:n_l], dim=-1)
+            p0_l = F.normalize(feat0[:n_l], dim=-1) if self.params.memory == "all" else p1_l
+            p0 = torch.cat([p0_u, p0_l])
+            p1 = torch.cat([p1_u, p1_l])
+            p_mean = (p0 + p1) / 2
+            sim = p_mean @ p_mean.T  # S̄ = P̄ P̄ᵀ, the 4-way cross-view average
         k = sel.shape[0]
         values, ranks = self._anchored_targets(sim, k, labeled.y)
         rows, sel, values, ranks = self._reachable(sel, values, ranks)
         if sel.shape[0] >= 2:
-            parts.update(self._pseudo_terms(pred1[n_l:][sel], p_mean[rows], values, ranks, feat1[:n_l],
+            parts.update(self._pseudo_terms(pred1[n_l:][sel], p_mean_u[rows], values, ranks, feat1[:n_l],
                                             labeled.y))
         loss = self._step(parts)
         logs = {"loss": float(loss), **{k_: float(v.detach()) for k_, v in parts.items()},
                 "unlabeled_kept": float(sel.shape[0])}
-        every = self.params.diagnostics_every
-        if every and step % every == 0:
+        if self.diagnose(step):
             logs.update(self._diagnostics(sim, k, p0, p1))
-        if unlabeled.y is not None:
-            logs["pseudo_value_tau"] = kendall_tau(values, unlabeled.y[sel])
+            if unlabeled.y is not None:
+                logs["pseudo_value_tau"] = kendall_tau(values, unlabeled.y[sel])
         return logs
 
     def _diagnostics(self, sim: torch.Tensor, k: int, p0: torch.Tensor,
@@ -195,7 +205,7 @@ class GCLSS(CLSS):
         return {"recovery_tolerance": delta, "perturbation": measured,
                 "recovery_guaranteed": float(measured <= delta)}
 
-    def _faithful_step(self, labeled: Batch, unlabeled: Batch) -> dict[str, float]:
+    def _faithful_step(self, labeled: Batch, unlabeled: Batch, step: int) -> dict[str, float]:
         n_l, n_u = len(labeled), len(unlabeled)
         p = self.params
         n_anchor = 2 + p.anchor_extremes
@@ -240,6 +250,6 @@ class GCLSS(CLSS):
         logs = {"loss": float(loss1 + loss2), "loss_pass1": float(loss1), "loss_pass2": float(loss2),
                 **{f"{k_}": float(v.detach()) for k_, v in parts2.items()},
                 "unlabeled_kept": float(sel.shape[0])}
-        if unlabeled.y is not None:
+        if unlabeled.y is not None and self.diagnose(step):
             logs["pseudo_value_tau"] = kendall_tau(values, unlabeled.y[sel])
         return logs

@@ -67,8 +67,9 @@ def seriate_batch(similarities: torch.Tensor, *, anchors: torch.Tensor | None = 
         smallest off-diagonal entry (keeps the unnormalised spectral order; equals the official CLSS
         projection onto 1⊥).
     validate : bool
-        Check finiteness and symmetry (one host synchronisation); disable in tight loops once the
-        inputs are known to be well formed.
+        Check finiteness and symmetry (one host synchronisation) and index anchors (range,
+        duplicates, finite values); disable in tight loops once the inputs are known to be well
+        formed.
     backend : {"auto", "torch", "lapack"}
         Spectral eigensolver (see module docstring); "lapack" is CPU-only.
     guard : bool
@@ -116,7 +117,7 @@ def seriate_batch(similarities: torch.Tensor, *, anchors: torch.Tensor | None = 
         w = w * pair
 
     if anchors is not None or anchor_values is not None:
-        positions, ranks, diag = _anchored(w, anchors, anchor_values, valid)
+        positions, ranks, diag = _anchored(w, anchors, anchor_values, valid, validate)
     else:
         positions, ranks, diag = _spectral(w, valid, laplacian, backend, guard, return_diagnostics)
     if squeeze:
@@ -306,7 +307,8 @@ def _inverse(order: torch.Tensor) -> torch.Tensor:
 
 
 def _anchor_mask(anchors: torch.Tensor | None, values: torch.Tensor | None, bsz: int, n: int,
-                 dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+                 dtype: torch.dtype, device: torch.device,
+                 validate: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     if anchors is None or values is None:
         raise ValueError("anchors and anchor_values must be given together")
     a = torch.as_tensor(anchors, device=device)
@@ -329,12 +331,14 @@ def _anchor_mask(anchors: torch.Tensor | None, values: torch.Tensor | None, bsz:
         if a.dim() != 2 or a.shape[0] != bsz or tuple(v.shape) != tuple(a.shape):
             raise ValueError(f"index anchors [B, m] and anchor_values [B, m] must match with B = "
                              f"{bsz}; got {tuple(a.shape)} and {tuple(v.shape)}")
-        if bool(((a < 0) | (a >= n)).any()):
+        if validate and bool(((a < 0) | (a >= n)).any()):
             raise ValueError(f"anchor indices out of range [0, {n})")
         amask = torch.zeros(bsz, n, dtype=torch.bool, device=device).scatter_(-1, a, True)
-        if bool((amask.sum(-1) != a.shape[-1]).any()):
+        if validate and bool((amask.sum(-1) != a.shape[-1]).any()):
             raise ValueError("duplicated anchor indices")
         full = torch.zeros(bsz, n, dtype=dtype, device=device).scatter_(-1, a, v)
+        if not validate:  # scatter already left zeros off the anchors
+            return amask, full
     full = full.masked_fill(~amask, 0.0)
     if bool((amask.sum(-1) == 0).any()):
         raise ValueError("every matrix needs at least one anchor (an empty labelled set)")
@@ -344,9 +348,10 @@ def _anchor_mask(anchors: torch.Tensor | None, values: torch.Tensor | None, bsz:
 
 
 def _anchored(w: torch.Tensor, anchors: torch.Tensor | None, values: torch.Tensor | None,
-              valid: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, BatchDiagnostics]:
+              valid: torch.Tensor | None,
+              validate: bool) -> tuple[torch.Tensor, torch.Tensor, BatchDiagnostics]:
     bsz, n, _ = w.shape
-    amask, y = _anchor_mask(anchors, values, bsz, n, w.dtype, w.device)
+    amask, y = _anchor_mask(anchors, values, bsz, n, w.dtype, w.device, validate)
     if valid is not None:
         if bool((amask & ~valid).any()):
             raise ValueError("an anchor lies on a padded (mask = False) item")
@@ -354,15 +359,20 @@ def _anchored(w: torch.Tensor, anchors: torch.Tensor | None, values: torch.Tenso
     else:
         fixed = amask
     free = ~fixed
-    # Fixed rows/columns become identity so one SPD system of size n serves every anchor pattern:
-    # [[L_uu, 0], [0, I]] x = [W_ul y_l, y_l].
-    d = w.sum(-1)
-    pair = free.unsqueeze(-1) & free.unsqueeze(-2)
-    a = torch.diag_embed(torch.where(free, d, torch.ones_like(d))) - w * pair
-    rhs = torch.where(free, (w @ y.unsqueeze(-1)).squeeze(-1), y)
-    chol, info = torch.linalg.cholesky_ex(a)
-    x = torch.cholesky_solve(rhs.unsqueeze(-1), chol).squeeze(-1)
-    reach = info == 0
+    counts = free.sum(-1)
+    k = int(counts[0])
+    if bool((counts == k).all()):
+        x, reach = _harmonic_free_block(w, y, free, k)
+    else:
+        # Ragged free sets: fixed rows/columns become identity so one SPD system of size n serves every
+        # pattern: [[L_uu, 0], [0, I]] x = [W_ul y_l, y_l].
+        d = w.sum(-1)
+        pair = free.unsqueeze(-1) & free.unsqueeze(-2)
+        a = torch.diag_embed(torch.where(free, d, torch.ones_like(d))) - w * pair
+        rhs = torch.where(free, (w @ y.unsqueeze(-1)).squeeze(-1), y)
+        chol, info = torch.linalg.cholesky_ex(a)
+        x = torch.cholesky_solve(rhs.unsqueeze(-1), chol).squeeze(-1)
+        reach = info == 0
     if not bool(reach.all()):
         x = _anchored_fallback(w, amask, y, valid, x, ~reach)
     pos = x.masked_fill(~valid, float("nan")) if valid is not None else x
@@ -373,6 +383,22 @@ def _anchored(w: torch.Tensor, anchors: torch.Tensor | None, values: torch.Tenso
                             refined=torch.zeros(bsz, dtype=torch.bool, device=w.device),
                             solver="cholesky")
     return pos, ranks, diag
+
+
+def _harmonic_free_block(w: torch.Tensor, y: torch.Tensor, free: torch.Tensor,
+                         k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Harmonic solution when every matrix has ``k`` free items: ``L_uu x_u = W_ul y_l`` of size k only
+    (k x n rows and a k x k factorisation instead of n x n: GCLSS anchors a few unlabelled rows on
+    many labelled ones). ``y`` is zero off the anchors. Returns the full positions and Cholesky success."""
+    bsz, n, _ = w.shape
+    if k == 0:
+        return y.clone(), torch.ones(bsz, dtype=torch.bool, device=w.device)
+    idx = free.nonzero()[:, 1].view(bsz, k)
+    rows = w.gather(1, idx.unsqueeze(-1).expand(bsz, k, n))
+    a = torch.diag_embed(rows.sum(-1)) - rows.gather(2, idx.unsqueeze(1).expand(bsz, k, k))
+    chol, info = torch.linalg.cholesky_ex(a)
+    x_free = torch.cholesky_solve(rows @ y.unsqueeze(-1), chol).squeeze(-1)
+    return y.scatter(1, idx, x_free), info == 0
 
 
 def _anchored_fallback(w: torch.Tensor, amask: torch.Tensor, y: torch.Tensor,

@@ -95,6 +95,22 @@ def test_standardizer_target_stats_from_labeled_rows_and_zero_std_guard() -> Non
     np.testing.assert_array_equal(const.transform_x(np.ones((2, 2))), np.zeros((2, 2)))
 
 
+def test_standardizer_can_leave_either_side_in_its_units() -> None:
+    data = load_dataset("diabetes", seed=0)
+    full = data.standardizer()
+    for inputs, targets in [(False, True), (True, False), (False, False)]:
+        st = data.standardizer(inputs=inputs, targets=targets)
+        if inputs:
+            np.testing.assert_array_equal(st.x_std, full.x_std)
+        else:
+            np.testing.assert_array_equal(st.transform_x(data.x_val), data.x_val)
+        if targets:
+            assert st.y_std == full.y_std
+        else:
+            np.testing.assert_array_equal(st.transform_y(data.y_val), data.y_val)
+            np.testing.assert_array_equal(st.inverse_y(data.y_val), data.y_val)
+
+
 def test_csv_seeded_split(numeric_csv: Path) -> None:
     data = load_dataset(f"csv:{numeric_csv}", target="target", seed=0)
     assert data.x_train.shape == (30, 3) and data.x_val.shape == (10, 3) and data.x_test.shape == (10, 3)

@@ -77,6 +77,25 @@ def test_anchored_batch_equals_seriate_for_index_and_mask_anchors():
         assert np.array_equal(ranks[b].numpy(), ref.ranks)
 
 
+def test_anchored_batch_with_a_different_number_of_anchors_per_matrix():
+    # ragged free sets take the n x n identity-padded system, uniform ones the k x k free block
+    t = batch(3, 12, seed=5)
+    anchor_sets = [[0, 5], [1, 2, 7, 11], [3, 8, 10]]
+    mask = torch.zeros(3, 12, dtype=torch.bool)
+    full = torch.zeros(3, 12, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(1)
+    for b, rows in enumerate(anchor_sets):
+        mask[b, rows] = True
+        full[b, rows] = torch.randn(len(rows), dtype=torch.float64, generator=gen)
+    pos, ranks = seriate_batch(t, anchors=mask, anchor_values=full)
+    for b, rows in enumerate(anchor_sets):
+        ref = seriate(t[b].numpy(), method="anchored", anchors=rows, anchor_values=full[b, rows].numpy())
+        assert np.allclose(pos[b].numpy(), ref.positions, atol=1e-10)
+        assert np.array_equal(ranks[b].numpy(), ref.ranks)
+        one, _ = seriate_batch(t[b:b + 1], anchors=mask[b:b + 1], anchor_values=full[b:b + 1])
+        assert torch.allclose(one[0], pos[b], atol=1e-12)
+
+
 def test_anchored_batch_with_unreachable_items_and_padding():
     w = torch.zeros(2, 6, 6, dtype=torch.float64)
     for i in range(2):  # items 0-1-2 form a path, 3-4 another, 5 is padding in row 1

@@ -103,6 +103,30 @@ def test_gclss_diagnostics_and_hidden_truth_logging():
     assert logs["unlabeled_kept"] == round(0.75 * len(ulb))
     logs = method.training_step(lab, Batch(ulb.x, ulb.index, None), 1)
     assert "pseudo_value_tau" not in logs
+    # diagnostics (and the hidden-truth tau) every diagnostics_every steps only
+    assert "recovery_tolerance" not in method.training_step(lab, ulb, 3)
+    assert "pseudo_value_tau" in method.training_step(lab, ulb, 20)
+    clss = CLSS(model_fn(), params={"diagnostics_every": 5})
+    assert "pseudo_rank_tau" in clss.training_step(lab, ulb, 5)
+    assert "pseudo_rank_tau" not in clss.training_step(lab, ulb, 6)
+
+
+@pytest.mark.parametrize(("memory", "method_name"), [("unlabeled", "gclss"), ("all", "gclss"),
+                                                     (None, "clss")])
+def test_rows_forwarded_per_step(memory, method_name):
+    # rank_rows draws the unlabelled rows before any forward; GCLSS's memory pass covers the unlabelled
+    # rows only unless memory="all"
+    torch.manual_seed(0)
+    params = {"rank_rows": 6} | ({} if memory is None else {"memory": memory})
+    method = build_method(method_name, model_fn(), params=params)
+    lab, ulb = batches(n_l=12, n_u=10)
+    seen = []
+    method.model.register_forward_hook(lambda _m, args, _out: seen.append((args[0].shape[0],
+                                                                          torch.is_grad_enabled())))
+    method.training_step(lab, ulb, 1)
+    expected = {"unlabeled": [(6, False), (18, True)], "all": [(18, False), (18, True)],
+                None: [(12, True), (6, True)]}[memory]
+    assert seen == expected
 
 
 def test_faithful_mode_needs_seven_labelled_rows_and_distinct_labels():
@@ -144,6 +168,8 @@ def test_registry_and_bad_parameters():
         GCLSS(model_fn(), params={"mode": "exact"})
     with pytest.raises(ValueError, match="keep"):
         GCLSS(model_fn(), params={"keep": 1.5})
+    with pytest.raises(ValueError, match="memory"):
+        GCLSS(model_fn(), params={"memory": "labeled"})
     with pytest.raises(ValueError, match="regression_loss"):
         Supervised(model_fn(), params={"regression_loss": "huber"})
     with pytest.raises(ValueError, match="unknown contrastive"):

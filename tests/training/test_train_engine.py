@@ -141,6 +141,7 @@ def test_config_precedence():
     ({"method_params": {"rank_wieght": 1}, "method": "clss"}, ValueError, "unknown parameter"),
     ({"unlabeled": "paper"}, ValueError, "paper"),
     ({"schedule": {"name": "zigzag"}}, ValueError, "schedule"),
+    ({"standardize": "z"}, ValueError, "standardize"),
 ])
 def test_bad_configuration_raises(tmp_path, overrides, error, match):
     with pytest.raises(error, match=match):
@@ -175,6 +176,11 @@ def test_operator_sde_paper_protocol(tmp_path, operator_sde_dir):
     assert result.summary["labeled"] == 200 and result.summary["unlabeled"] == 200
     assert splits["labeled_spec"] == "20%"
     assert math.isfinite(result.summary["test"]["mae"])
+    # the preset keeps the KL inputs in their own scales and standardises the target only
+    std = load_checkpoint(tmp_path / "run" / "last.pt")["standardizer"]
+    assert np.all(np.asarray(std["x_mean"]) == 0) and np.all(np.asarray(std["x_std"]) == 1)
+    assert std["y_std"] != 1
+    assert evaluate_run(tmp_path / "run", "test")["mae"] == pytest.approx(result.summary["test"]["mae"])
 
 
 def test_cli_train_eval_methods(tmp_path):
