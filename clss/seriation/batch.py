@@ -3,9 +3,11 @@
 Spectral ordering uses a symmetric eigensolver only. On CUDA tensors: batched ``torch.linalg.eigh``
 (cuSOLVER). On CPU: batched ``torch.linalg.eigh`` below ``LAPACK_MIN`` items, and above it a loop over
 LAPACK ``?syevr`` asking for the Fiedler pair alone, measured 2–4× faster than a full batched ``eigh``
-for n = 16..256 (``benchmarks/bench_seriate_batch.py``). Anchored ordering solves the harmonic system
-with a batched Cholesky factorisation (no eigendecomposition). Orderings are targets: nothing here
-carries gradients.
+for n = 16..256 (``benchmarks/bench_seriate_batch.py``); below it, the unnormalised Laplacian is first
+projected onto 1⊥. On CPU the float32 guard, the orientation and the ranks run as one numba pass
+(``_batch_kernels``). Anchored ordering solves the harmonic system with a batched Cholesky
+factorisation of the free block (no eigendecomposition). Orderings are targets: nothing here carries
+gradients.
 """
 
 from __future__ import annotations
@@ -212,29 +214,39 @@ def _spectral(w: torch.Tensor, valid: torch.Tensor | None, kind: str, backend: s
         vec = _unit(vec * inv)
     if valid is not None:
         vec = vec.masked_fill(~valid, 0.0)
-    refined = None
-    # One stable sort serves the float32 guard, the orientation and the ranks (padding sorts last).
-    srt = _sorted(vec, valid, finite=True)
-    min_gap = _gaps(srt.values, finite=valid is None).amin(-1)
     guarded = guard and w.dtype == torch.float32  # then an exact tie (gap 0) triggers the refinement
-    if guarded:
-        # 10 eps32 ||f||_inf with ||f||_inf <= ||f||_2 = 1: a slightly stricter threshold, no extra reduction
-        need = min_gap < 10 * _EPS32
-        if bool(need.any()):
-            refined = need
-            idx = need.nonzero().squeeze(-1)
-            # the full-size float64 problem: the rare path, and rounded as the dense seriate() route is
-            refine = _fiedler_torch if solve is _fiedler_projected else solve
-            lam64, vec64 = refine(lap[idx].double())
-            if inv is not None and kind == "random_walk":
-                vec64 = _unit(vec64 * inv[idx].double())
-            if valid is not None:
-                vec64 = vec64.masked_fill(~valid[idx], 0.0)
-            vec = vec.index_copy(0, idx, vec64.to(w.dtype))
-            lam2 = lam2.index_copy(0, idx, lam64.to(w.dtype))
-            srt = _sorted(vec, valid, finite=True)
-            min_gap = _gaps(srt.values, finite=valid is None).amin(-1)
-    vec, ranks = _orient_and_rank(vec, valid, srt, min_gap, ties_possible=not guarded or refined is not None)
+    # 10 eps32 ||f||_inf with ||f||_inf <= ||f||_2 = 1: a slightly stricter threshold, no extra reduction
+    threshold = 10 * _EPS32 if guarded else -1.0
+    # the full-size float64 problem: the rare path, and rounded as the dense seriate() route is
+    refine = _fiedler_torch if solve is _fiedler_projected else solve
+
+    def refined_rows(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lam64, vec64 = refine(lap[idx].double())
+        if inv is not None and kind == "random_walk":
+            vec64 = _unit(vec64 * inv[idx].double())
+        if valid is not None:
+            vec64 = vec64.masked_fill(~valid[idx], 0.0)
+        return lam64.to(w.dtype), vec64.to(w.dtype)
+
+    if valid is None and w.device.type == "cpu" and _CPU_KERNEL:
+        vec, ranks, min_gap, refined, lam2 = _finish_cpu(vec, lam2, threshold, refined_rows)
+    else:
+        refined = None
+        # One stable sort serves the float32 guard, the orientation and the ranks (padding sorts last).
+        srt = _sorted(vec, valid, finite=True)
+        min_gap = _gaps(srt.values, finite=valid is None).amin(-1)
+        if guarded:
+            need = min_gap < threshold
+            if bool(need.any()):
+                refined = need
+                idx = need.nonzero().squeeze(-1)
+                lam64, vec64 = refined_rows(idx)
+                vec = vec.index_copy(0, idx, vec64)
+                lam2 = lam2.index_copy(0, idx, lam64)
+                srt = _sorted(vec, valid, finite=True)
+                min_gap = _gaps(srt.values, finite=valid is None).amin(-1)
+        vec, ranks = _orient_and_rank(vec, valid, srt, min_gap,
+                                      ties_possible=not guarded or refined is not None)
     diag = None
     if diagnose:
         connected = lam2 > 1e-9 * d.amax(-1).clamp_min(torch.finfo(w.dtype).tiny)
@@ -243,6 +255,29 @@ def _spectral(w: torch.Tensor, valid: torch.Tensor | None, kind: str, backend: s
         diag = BatchDiagnostics(lambda2=lam2, connected=connected, min_gap=min_gap,
                                 refined=refined, solver="lapack-syevr" if use_lapack else "torch-eigh")
     return vec, ranks, diag
+
+
+# The compiled CPU finish (``_batch_kernels.orient_rank``); tests switch it off to check the torch route.
+_CPU_KERNEL = True
+
+
+def _finish_cpu(vec: torch.Tensor, lam2: torch.Tensor, threshold: float, refined_rows: Any) -> tuple[
+        torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Guard, orientation and ranks of CPU rows in one compiled pass (see ``_batch_kernels``)."""
+    from clss.seriation._batch_kernels import orient_rank
+
+    vec = vec.contiguous()  # every solver returns a tensor private to this call: edited in place
+    ranks, min_gap, need = orient_rank(vec.numpy(), threshold)
+    refined = None
+    if need.any():
+        refined = torch.from_numpy(need)
+        idx = refined.nonzero().squeeze(-1)
+        lam64, vec64 = refined_rows(idx)
+        vec64 = vec64.contiguous()
+        ranks64, gap64, _ = orient_rank(vec64.numpy(), -1.0)
+        vec[idx], lam2 = vec64, lam2.index_copy(0, idx, lam64)
+        ranks[need], min_gap[need] = ranks64, gap64
+    return vec, torch.from_numpy(ranks), torch.from_numpy(min_gap), refined, lam2
 
 
 def _unit(v: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from clss.seriation import batch as batch_module
 from clss.seriation import seriate
 from clss.seriation.batch import seriate_batch
 from clss.seriation.generators import permute_matrix, points_robinson
@@ -221,3 +222,43 @@ def test_flipped_rows_with_exact_ties_keep_index_tie_breaking(dtype):
             return same_groups and same_order
 
         assert agrees(got) or agrees(5 - got), b
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n", [5, 8, 20])
+def test_compiled_cpu_finish_equals_the_torch_route(monkeypatch, dtype, n):
+    # the numba guard/orientation/rank pass (CPU) and the torch one (CUDA, padded batches) agree,
+    # including rows that must flip, exact ties and rows the float32 guard refines
+    t = batch(24, n, seed=n).to(dtype)
+    tied = torch.tensor([[0, 1, 1, 0.1], [1, 0, 2, 1], [1, 2, 0, 1], [0.1, 1, 1, 0]], dtype=dtype)
+    if n >= 4:  # a block with two identical rows: exactly tied Fiedler entries
+        t[0] = 0.01
+        t[0, :4, :4] = tied
+        t[0].fill_diagonal_(0)
+    for laplacian in ("unnormalized", "random_walk"):
+        got = seriate_batch(t, laplacian=laplacian, return_diagnostics=True)
+        monkeypatch.setattr(batch_module, "_CPU_KERNEL", False)
+        want = seriate_batch(t, laplacian=laplacian, return_diagnostics=True)
+        monkeypatch.setattr(batch_module, "_CPU_KERNEL", True)
+        assert torch.equal(got[1], want[1])
+        torch.testing.assert_close(got[0], want[0], rtol=0, atol=0)
+        torch.testing.assert_close(got[2].min_gap, want[2].min_gap, rtol=0, atol=0)
+        assert torch.equal(got[2].refined, want[2].refined)
+        if dtype == torch.float32:
+            assert got[2].refined[0]  # the tied block went through the float64 refinement
+
+
+def test_compiled_cpu_finish_matches_its_python_reference():
+    from clss.seriation._batch_kernels import orient_rank
+
+    rng = np.random.default_rng(0)
+    vec = rng.normal(size=(50, 9)).round(1)  # rounding makes exact ties
+    a, b = vec.copy(), vec.copy()
+    got, want = orient_rank(a, 0.05), orient_rank.py_func(b, 0.05)
+    for x, y in zip(got, want, strict=True):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(a, b)
+    for row, ranks in zip(a, got[0], strict=True):  # the orientation rule and stable ranks
+        order = np.argsort(ranks)
+        assert order[0] < order[-1]
+        np.testing.assert_array_equal(order, np.argsort(row, kind="stable"))
