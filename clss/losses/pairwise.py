@@ -48,13 +48,15 @@ def feature_similarity(features: Tensor, kind: str, other: Tensor | None = None)
     Returns:
         ``[n, k]``.
     """
-    other = features if other is None else other
+    same = other is None
+    other = features if same else other
     if kind in ("neg_l2", "neg_sq_l2"):
         # The direct kernel keeps zero distances exact and their gradient 0 (no sqrt(0) NaN).
         dist = torch.cdist(features, other, p=2.0, compute_mode="donot_use_mm_for_euclid_dist")
         return -dist if kind == "neg_l2" else -(dist * dist)
     if kind == "cosine":
-        return F.normalize(features, dim=1) @ F.normalize(other, dim=1).T
+        unit = F.normalize(features, dim=1)
+        return unit @ (unit if same else F.normalize(other, dim=1)).T
     if kind == "dot":
         return features @ other.T
     raise ValueError(f"feature_similarity: kind must be one of {FEATURE_SIMILARITIES}, got {kind!r}")

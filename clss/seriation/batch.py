@@ -121,7 +121,7 @@ def seriate_batch(similarities: torch.Tensor, *, anchors: torch.Tensor | None = 
         w = w * pair
 
     if anchors is not None or anchor_values is not None:
-        positions, ranks, diag = _anchored(w, anchors, anchor_values, valid, validate)
+        positions, ranks, diag = _anchored(w, anchors, anchor_values, valid, validate, return_diagnostics)
     else:
         positions, ranks, diag = _spectral(w, valid, laplacian, backend, guard, return_diagnostics)
     if squeeze:
@@ -417,8 +417,8 @@ def _anchor_mask(anchors: torch.Tensor | None, values: torch.Tensor | None, bsz:
 
 
 def _anchored(w: torch.Tensor, anchors: torch.Tensor | None, values: torch.Tensor | None,
-              valid: torch.Tensor | None,
-              validate: bool) -> tuple[torch.Tensor, torch.Tensor, BatchDiagnostics]:
+              valid: torch.Tensor | None, validate: bool,
+              diagnose: bool) -> tuple[torch.Tensor, torch.Tensor, BatchDiagnostics | None]:
     bsz, n, _ = w.shape
     amask, y = _anchor_mask(anchors, values, bsz, n, w.dtype, w.device, validate)
     if valid is not None:
@@ -447,6 +447,8 @@ def _anchored(w: torch.Tensor, anchors: torch.Tensor | None, values: torch.Tenso
     pos = x.masked_fill(~valid, float("nan")) if valid is not None else x
     srt = _sorted(pos, None)
     ranks = _inverse(srt.indices).masked_fill(torch.isnan(pos), -1)
+    if not diagnose:
+        return pos, ranks, None
     nan = torch.full((bsz,), float("nan"), dtype=w.dtype, device=w.device)
     diag = BatchDiagnostics(lambda2=nan, connected=reach, min_gap=_gaps(srt.values).amin(-1),
                             refined=torch.zeros(bsz, dtype=torch.bool, device=w.device),
