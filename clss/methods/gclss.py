@@ -59,6 +59,30 @@ class GCLSSParams(CLSSParams):
     memory: str = "unlabeled"
 
 
+def perturbation_norm(p0: torch.Tensor, p1: torch.Tensor) -> float:
+    """``‖P₁P₁ᵀ − P₀P₀ᵀ‖₂`` for embeddings ``[n, d]`` of two passes, via the rows that changed.
+
+    With ``memory="unlabeled"`` only the k unlabelled rows differ, so the difference is
+    ``[[D, B], [Bᵀ, 0]]`` (changed rows first); with ``Bᵀ = QR`` it has the nonzero spectrum of
+    ``[[D, Rᵀ], [R, 0]]``, a (2k)-sized symmetric problem instead of an n-sized one.
+    """
+    changed = (p0 != p1).any(-1)
+    c = changed.nonzero().squeeze(-1)
+    if c.numel() == 0:
+        return 0.0
+    if 2 * c.numel() >= p0.shape[0]:  # no saving: the full matrix
+        return float(torch.linalg.eigvalsh(p1 @ p1.T - p0 @ p0.T).abs().max())
+    rows = p1[c] @ p1.T - p0[c] @ p0.T  # the changed rows of the difference, [k, n]
+    u = (~changed).nonzero().squeeze(-1)
+    r = torch.linalg.qr(rows[:, u].T, mode="r")[1]
+    small = torch.zeros(c.numel() + r.shape[0], c.numel() + r.shape[0], dtype=p0.dtype, device=p0.device)
+    small[: c.numel(), : c.numel()] = rows[:, c]
+    small[c.numel():, : c.numel()] = r
+    small[: c.numel(), c.numel():] = r.T
+    # spectral norm of a symmetric matrix: its largest |eigenvalue| (no SVD needed)
+    return float(torch.linalg.eigvalsh(small).abs().max())
+
+
 def _ranks(values: torch.Tensor) -> torch.Tensor:
     """Pseudo-ranks 0..k-1 of pseudo-values (ties in index order), in the values' dtype."""
     return torch.argsort(torch.argsort(values, stable=True)).to(values.dtype)
@@ -199,9 +223,7 @@ class GCLSS(CLSS):
         if anchors.numel() == 0 or k == 0:
             return {}
         delta = recovery_tolerance(sim.double().cpu(), anchors=anchors, negative=self.params.negative)
-        # spectral norm of a symmetric matrix: its largest |eigenvalue| (no SVD needed)
-        diff = (p1 @ p1.T - p0 @ p0.T).detach().double()
-        measured = float(torch.linalg.eigvalsh(diff).abs().max())
+        measured = perturbation_norm(p0.detach().double(), p1.detach().double())
         return {"recovery_tolerance": delta, "perturbation": measured,
                 "recovery_guaranteed": float(measured <= delta)}
 

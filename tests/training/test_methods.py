@@ -129,6 +129,20 @@ def test_rows_forwarded_per_step(memory, method_name):
     assert seen == expected
 
 
+@pytest.mark.parametrize("n_changed", [0, 3, 12, 30])
+def test_perturbation_norm_equals_the_full_spectral_norm(n_changed):
+    from clss.methods.gclss import perturbation_norm
+
+    g = torch.Generator().manual_seed(n_changed)
+    p1 = torch.nn.functional.normalize(torch.rand(30, 7, generator=g, dtype=torch.float64), dim=-1)
+    p0 = p1.clone()
+    rows = torch.randperm(30, generator=g)[:n_changed]
+    p0[rows] = torch.nn.functional.normalize(p0[rows] + 0.1 * torch.rand(n_changed, 7, generator=g,
+                                                                          dtype=torch.float64), dim=-1)
+    full = torch.linalg.matrix_norm(p1 @ p1.T - p0 @ p0.T, ord=2)
+    assert perturbation_norm(p0, p1) == pytest.approx(float(full), rel=1e-10, abs=1e-14)
+
+
 def test_faithful_mode_needs_seven_labelled_rows_and_distinct_labels():
     method = GCLSS(model_fn(), params={"mode": "faithful"})
     lab, ulb = batches(n_l=6)
