@@ -143,18 +143,14 @@ def gclss_breakdown(m, lab: Batch, ulb: Batch, steps: int) -> dict[str, float]:
         p_mean_u = (p0_u + p1_u) / 2
         with torch.no_grad():
             p1_l = F.normalize(feat1[:n_l], dim=-1)
-            p0, p1 = torch.cat([p0_u, p1_l]), torch.cat([p1_u, p1_l])
-            p_mean = (p0 + p1) / 2
-            sim = p_mean @ p_mean.T
-        k = sel.shape[0]
-        values, ranks = m._anchored_targets(sim, k, lab.y)
-        mark("anchored seriation (+ similarity)")
+        values, ranks = m._anchored_targets(p_mean_u, p1_l, lab.y)
+        mark("anchored seriation (+ similarity blocks)")
         parts.update(m._pseudo_terms(pred1[n_l:][sel], p_mean_u, values, ranks, feat1[:n_l], lab.y))
         loss = torch.stack(list(parts.values())).sum()
         mark("unlabelled losses (UR + UC)")
         m.optimize(loss, parts)
         mark("backward + optimiser step")
-        m._diagnostics(sim, k, p0, p1)
+        m._diagnostics(p0_u, p1_u, p1_l, p1_l)
         mark(f"diagnostics (every {m.params.diagnostics_every} steps by default)")
     return {name: statistics.median(v) for name, v in times.items()}
 

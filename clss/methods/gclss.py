@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from clss.methods.base import Batch, OptimizerConfig, register_method
 from clss.methods.clss import CLSS, CLSSParams
 from clss.methods.common import kendall_tau
-from clss.seriation import cross_view_perturbation, recovery_tolerance, select_stable_subset, seriate_batch
+from clss.seriation import cross_view_perturbation, harmonic_batch, recovery_tolerance, select_stable_subset
 
 
 @dataclass
@@ -125,15 +125,15 @@ class GCLSS(CLSS):
         idx = select_stable_subset(pert, k, objective=objective)
         return torch.as_tensor(idx, device=feat0.device)
 
-    def _anchored_targets(self, sim: torch.Tensor, n_unlabeled: int,
+    def _anchored_targets(self, emb_u: torch.Tensor, emb_l: torch.Tensor,
                           y_anchor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pseudo-values (label scale) and pseudo-ranks of the first ``n_unlabeled`` rows of ``sim``,
-        anchored on the remaining rows with values ``y_anchor``."""
-        n = sim.shape[0]
-        anchors = torch.arange(n_unlabeled, n, device=sim.device)
-        positions, _ = seriate_batch(sim.detach(), anchors=anchors, anchor_values=y_anchor.detach(),
-                                     negative=self.params.negative, validate=False)
-        values = positions[:n_unlabeled]
+        """Pseudo-values (label scale) and pseudo-ranks of the unlabelled rows with unit embeddings
+        ``emb_u`` ``[k, d]``, anchored on labelled rows ``emb_l`` ``[m, d]`` with values ``y_anchor``:
+        the harmonic solution on the similarity blocks ``S_uu = E_u E_uᵀ``, ``S_ul = E_u E_lᵀ`` (the
+        labelled-labelled block never enters it, so it is never formed)."""
+        emb_u, emb_l = emb_u.detach(), emb_l.detach()
+        values, _ = harmonic_batch(emb_u @ emb_u.T, emb_u @ emb_l.T, y_anchor.detach(),
+                                   negative=self.params.negative, validate=False)
         return values, _ranks(values)
 
     def _reachable(self, sel: torch.Tensor, values: torch.Tensor, ranks: torch.Tensor
@@ -197,12 +197,9 @@ class GCLSS(CLSS):
         with torch.no_grad():
             p1_l = F.normalize(feat1[:n_l], dim=-1)
             p0_l = F.normalize(feat0[:n_l], dim=-1) if self.params.memory == "all" else p1_l
-            p0 = torch.cat([p0_u, p0_l])
-            p1 = torch.cat([p1_u, p1_l])
-            p_mean = (p0 + p1) / 2
-            sim = p_mean @ p_mean.T  # S̄ = P̄ P̄ᵀ, the 4-way cross-view average
-        k = sel.shape[0]
-        values, ranks = self._anchored_targets(sim, k, labeled.y)
+            p_mean_l = (p0_l + p1_l) / 2
+        # S̄ = P̄ P̄ᵀ, the 4-way cross-view average, through its unlabelled rows
+        values, ranks = self._anchored_targets(p_mean_u, p_mean_l, labeled.y)
         rows, sel, values, ranks = self._reachable(sel, values, ranks)
         if sel.shape[0] >= 2:
             parts.update(self._pseudo_terms(pred1[n_l:][sel], p_mean_u[rows], values, ranks, feat1[:n_l],
@@ -211,19 +208,24 @@ class GCLSS(CLSS):
         logs = {"loss": float(loss), **{k_: float(v.detach()) for k_, v in parts.items()},
                 "unlabeled_kept": float(sel.shape[0])}
         if self.diagnose(step):
-            logs.update(self._diagnostics(sim, k, p0, p1))
+            logs.update(self._diagnostics(p0_u, p1_u, p0_l, p1_l))
             if unlabeled.y is not None:
                 logs["pseudo_value_tau"] = kendall_tau(values, unlabeled.y[sel])
         return logs
 
-    def _diagnostics(self, sim: torch.Tensor, k: int, p0: torch.Tensor,
-                     p1: torch.Tensor) -> dict[str, float]:
-        """Recovery tolerance of the anchored system against the perturbation between the passes."""
-        anchors = torch.arange(k, sim.shape[0])
-        if anchors.numel() == 0 or k == 0:
+    def _diagnostics(self, p0_u: torch.Tensor, p1_u: torch.Tensor, p0_l: torch.Tensor,
+                     p1_l: torch.Tensor) -> dict[str, float]:
+        """Recovery tolerance of the anchored system against the perturbation between the passes
+        (unit embeddings of the kept unlabelled and the labelled rows in both passes)."""
+        k = p0_u.shape[0]
+        if k == 0 or p0_l.shape[0] == 0:
             return {}
-        delta = recovery_tolerance(sim.double().cpu(), anchors=anchors, negative=self.params.negative)
-        measured = perturbation_norm(p0.detach().double(), p1.detach().double())
+        p0 = torch.cat([p0_u, p0_l]).detach().double()
+        p1 = torch.cat([p1_u, p1_l]).detach().double()
+        p_mean = (p0 + p1) / 2
+        anchors = torch.arange(k, p0.shape[0])
+        delta = recovery_tolerance((p_mean @ p_mean.T).cpu(), anchors=anchors, negative=self.params.negative)
+        measured = perturbation_norm(p0, p1)
         return {"recovery_tolerance": delta, "perturbation": measured,
                 "recovery_guaranteed": float(measured <= delta)}
 
@@ -249,8 +251,8 @@ class GCLSS(CLSS):
         x = torch.cat([labeled.x, unlabeled.x])
         pred0, feat0 = self.model(x)
         parts1 = self.supervised_terms(labeled, pred0[:n_l], feat0[:n_l])
-        joint = F.normalize(torch.cat([feat0[n_l:], feat0[:n_l][anchor_rows]]), dim=-1)
-        values1, ranks1 = self._anchored_targets(joint.detach() @ joint.detach().T, n_u, y[anchor_rows])
+        emb0 = F.normalize(feat0, dim=-1)
+        values1, ranks1 = self._anchored_targets(emb0[n_l:], emb0[:n_l][anchor_rows], y[anchor_rows])
         _, rows1, _, ranks1 = self._reachable(torch.arange(n_u, device=y.device), values1, ranks1)
         if rows1.shape[0] >= 2:
             parts1.update(self.unlabeled_terms(pred0[n_l:][rows1], feat0[n_l:][rows1], ranks1))
@@ -260,14 +262,14 @@ class GCLSS(CLSS):
         pred1, feat1 = self.model(x)
         parts2 = self.supervised_terms(labeled, pred1[:n_l], feat1[:n_l])
         sel = self._select(feat0[n_l:].detach(), feat1[n_l:], p.selection or "max_faithful")
-        p0 = F.normalize(torch.cat([feat0[n_l:][sel], feat0[:n_l]]).detach(), dim=-1)
-        p1 = F.normalize(torch.cat([feat1[n_l:][sel], feat1[:n_l]]), dim=-1)
-        p_mean = (p0 + p1) / 2
-        k = sel.shape[0]
-        values, ranks2 = self._anchored_targets(p_mean.detach() @ p_mean.detach().T, k, y)
+        emb0 = emb0.detach()
+        p_mean_u = (emb0[n_l:][sel] + F.normalize(feat1[n_l:][sel], dim=-1)) / 2
+        p_mean_l = (emb0[:n_l] + F.normalize(feat1[:n_l].detach(), dim=-1)) / 2
+        values, ranks2 = self._anchored_targets(p_mean_u, p_mean_l, y)
         rows, sel, values, ranks2 = self._reachable(sel, values, ranks2)
         if sel.shape[0] >= 2:
-            parts2.update(self._pseudo_terms(pred1[n_l:][sel], p_mean[rows], values, ranks2, feat1[:n_l], y))
+            parts2.update(self._pseudo_terms(pred1[n_l:][sel], p_mean_u[rows], values, ranks2, feat1[:n_l],
+                                             y))
         loss2 = self._step(parts2)
         logs = {"loss": float(loss1 + loss2), "loss_pass1": float(loss1), "loss_pass2": float(loss2),
                 **{f"{k_}": float(v.detach()) for k_, v in parts2.items()},

@@ -4,7 +4,7 @@ The API follows scipy's style: plain functions, arrays in, arrays out, a small r
 See docs/seriation.md for the methods, solver policy and diagnostics.
 """
 
-from clss.seriation.batch import BatchDiagnostics, seriate_batch
+from clss.seriation.batch import BatchDiagnostics, harmonic_batch, seriate_batch
 from clss.seriation.compare import (
     align_orders,
     compare_orders,
@@ -32,6 +32,7 @@ __all__ = [
     "criterion",
     "criterion_batch",
     "cross_view_perturbation",
+    "harmonic_batch",
     "list_criteria",
     "list_methods",
     "load_anchors",

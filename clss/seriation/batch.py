@@ -466,10 +466,98 @@ def _harmonic_free_block(w: torch.Tensor, y: torch.Tensor, free: torch.Tensor,
         return y.clone(), torch.ones(bsz, dtype=torch.bool, device=w.device)
     idx = free.nonzero()[:, 1].view(bsz, k)
     rows = w.gather(1, idx.unsqueeze(-1).expand(bsz, k, n))
-    a = torch.diag_embed(rows.sum(-1)) - rows.gather(2, idx.unsqueeze(1).expand(bsz, k, k))
-    chol, info = torch.linalg.cholesky_ex(a)
-    x_free = torch.cholesky_solve(rows @ y.unsqueeze(-1), chol).squeeze(-1)
-    return y.scatter(1, idx, x_free), info == 0
+    x_free, reach = _harmonic_cholesky(rows.gather(2, idx.unsqueeze(1).expand(bsz, k, k)), rows.sum(-1),
+                                       (rows @ y.unsqueeze(-1)).squeeze(-1))
+    return y.scatter(1, idx, x_free), reach
+
+
+def _harmonic_cholesky(w_uu: torch.Tensor, degrees: torch.Tensor,
+                       rhs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Solve ``(diag(degrees) - W_uu) x = rhs`` (``W_uu`` with zero diagonal, ``degrees`` over every
+    column) by batched Cholesky; returns ``x`` and whether each factorisation succeeded (it fails when
+    a free item cannot reach an anchor: the system is then singular)."""
+    chol, info = torch.linalg.cholesky_ex(torch.diag_embed(degrees) - w_uu)
+    return torch.cholesky_solve(rhs.unsqueeze(-1), chol).squeeze(-1), info == 0
+
+
+def harmonic_batch(s_uu: torch.Tensor, s_ul: torch.Tensor, anchor_values: torch.Tensor, *,
+                   negative: str = "raise", validate: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Label-anchored (harmonic) positions of free items from their similarity blocks only.
+
+    The positions ``x`` of the ``k`` free items minimise ``Σ_ij S_ij (x_i − x_j)²`` with the ``m``
+    anchors fixed to ``anchor_values``: ``L_uu x = S_ul y`` with ``L_uu = diag(S_uu 1 + S_ul 1) − S_uu``
+    (Zhu, Ghahramani & Lafferty, ICML 2003; the GCLSS label-anchored ranking, spec clss_gclss.md B3).
+    The anchor-anchor block never enters the system, so it is never formed: O(k·m) work and memory
+    instead of the O((k + m)²) of :func:`seriate_batch` with ``anchors``, which gives the same positions.
+
+    Parameters
+    ----------
+    s_uu : torch.Tensor, shape ``[B, k, k]`` or ``[k, k]``
+        Similarities among the free items (symmetric; the diagonal is ignored).
+    s_ul : torch.Tensor, shape ``[B, k, m]`` or ``[k, m]``
+        Similarities of the free items to the anchors.
+    anchor_values : torch.Tensor, shape ``[B, m]`` or ``[m]``
+        Targets of the anchors.
+    negative : {"raise", "clip", "shift"}
+        Negative similarities: raise, clip to 0, or subtract each batch element's smallest entry of
+        the two blocks (the entries that enter the system).
+    validate : bool
+        Check shapes' agreement, finiteness and the symmetry of ``s_uu`` (one host synchronisation).
+
+    Returns
+    -------
+    positions : torch.Tensor ``[B, k]`` (or ``[k]``)
+        On the anchor values' scale, within ``[min y, max y]``; NaN for items that cannot reach any
+        anchor (solved by the component-aware CPU fallback).
+    reachable : torch.BoolTensor ``[B]`` (or scalar)
+        Every free item of the matrix reaches an anchor.
+    """
+    s_uu, s_ul, y = (torch.as_tensor(t) for t in (s_uu, s_ul, anchor_values))
+    squeeze = s_uu.dim() == 2
+    if squeeze:
+        s_uu, s_ul, y = s_uu.unsqueeze(0), s_ul.unsqueeze(0), y.unsqueeze(0)
+    if s_uu.dim() != 3 or s_uu.shape[-1] != s_uu.shape[-2] or s_ul.dim() != 3 or y.dim() != 2 \
+            or s_ul.shape[:2] != s_uu.shape[:2] or y.shape != (s_ul.shape[0], s_ul.shape[2]):
+        raise ValueError(f"expected s_uu [B, k, k], s_ul [B, k, m] and anchor_values [B, m]; got "
+                         f"{tuple(s_uu.shape)}, {tuple(s_ul.shape)} and {tuple(y.shape)}")
+    if s_ul.shape[2] == 0:
+        raise ValueError("harmonic_batch needs at least one anchor (an empty labelled set)")
+    dtype = s_uu.dtype if s_uu.dtype in (torch.float32, torch.float64) else torch.float32
+    w_uu = s_uu.detach().to(dtype, copy=True)
+    w_uu.diagonal(dim1=-2, dim2=-1).zero_()
+    w_ul = s_ul.detach().to(dtype)
+    y = y.detach().to(dtype)
+    if validate:
+        if not bool(torch.isfinite(y).all()):
+            raise ValueError("anchor_values contain NaN/inf")
+        check_weights(w_uu, "raise" if negative == "raise" else "clip", True)
+        if not bool(torch.isfinite(w_ul).all()):
+            raise ValueError("s_ul contains NaN/inf entries")
+    k = w_uu.shape[-1]
+    if negative == "shift":
+        off = ~torch.eye(k, dtype=torch.bool, device=w_uu.device)
+        low = torch.minimum(w_uu.masked_fill(~off, float("inf")).amin(dim=(-1, -2)), w_ul.amin(dim=(-1, -2)))
+        low = low.clamp_max(0.0)[:, None, None]
+        w_uu, w_ul = (w_uu - low) * off, w_ul - low
+    elif negative == "clip":
+        w_uu, w_ul = w_uu.clamp_min(0.0), w_ul.clamp_min(0.0)
+    elif negative == "raise":
+        if bool((w_ul < 0).any()) or bool((w_uu < 0).any()):
+            raise ValueError("similarities contain negative entries (e.g. cosine similarities); choose "
+                             "negative='clip' or negative='shift'")
+    else:
+        raise ValueError(f"negative must be 'raise', 'clip' or 'shift', got {negative!r}")
+    x, reach = _harmonic_cholesky(w_uu, w_uu.sum(-1) + w_ul.sum(-1), (w_ul @ y.unsqueeze(-1)).squeeze(-1))
+    if not bool(reach.all()):
+        # the anchor-anchor block does not change which items reach an anchor, nor their positions
+        bsz, m = y.shape
+        w = torch.zeros(bsz, k + m, k + m, dtype=dtype, device=w_uu.device)
+        w[:, :k, :k], w[:, :k, k:], w[:, k:, :k] = w_uu, w_ul, w_ul.transpose(-1, -2)
+        amask = torch.zeros(bsz, k + m, dtype=torch.bool, device=w.device)
+        amask[:, k:] = True
+        full = torch.cat([x, y], dim=-1)
+        x = _anchored_fallback(w, amask, torch.cat([torch.zeros_like(x), y], -1), None, full, ~reach)[:, :k]
+    return (x[0], reach[0]) if squeeze else (x, reach)
 
 
 def _anchored_fallback(w: torch.Tensor, amask: torch.Tensor, y: torch.Tensor,

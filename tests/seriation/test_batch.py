@@ -262,3 +262,69 @@ def test_compiled_cpu_finish_matches_its_python_reference():
         order = np.argsort(ranks)
         assert order[0] < order[-1]
         np.testing.assert_array_equal(order, np.argsort(row, kind="stable"))
+
+
+def _joint(bsz, k, m, seed):
+    g = torch.Generator().manual_seed(seed)
+    f = torch.nn.functional.normalize(torch.rand(bsz, k + m, 5, generator=g, dtype=torch.float64), dim=-1)
+    s = f @ f.transpose(-1, -2)
+    y = torch.randn(bsz, m, generator=g, dtype=torch.float64)
+    return s, y
+
+
+def test_harmonic_batch_equals_the_full_anchored_solve():
+    from clss.seriation import harmonic_batch
+
+    s, y = _joint(4, 6, 9, seed=0)
+    x, reach = harmonic_batch(s[:, :6, :6], s[:, :6, 6:], y)
+    assert reach.all() and x.shape == (4, 6)
+    pos, _ = seriate_batch(s, anchors=torch.arange(6, 15), anchor_values=y)
+    torch.testing.assert_close(x, pos[:, :6])
+    for b in range(4):
+        ref = seriate(s[b].numpy(), method="anchored", anchors=np.arange(6, 15), anchor_values=y[b].numpy())
+        np.testing.assert_allclose(x[b].numpy(), ref.positions[:6], atol=1e-10)
+        lo, hi = float(y[b].min()), float(y[b].max())
+        assert lo - 1e-12 <= float(x[b].min()) <= float(x[b].max()) <= hi + 1e-12
+    one, ok = harmonic_batch(s[0, :6, :6], s[0, :6, 6:], y[0])  # unbatched
+    assert one.shape == (6,) and bool(ok)
+    torch.testing.assert_close(one, x[0])
+
+
+def test_harmonic_batch_negative_policies_and_unreachable_items():
+    from clss.seriation import harmonic_batch
+
+    s, y = _joint(2, 4, 5, seed=1)
+    neg = s - 0.6  # some negative entries
+    with pytest.raises(ValueError, match="negative"):
+        harmonic_batch(neg[:, :4, :4], neg[:, :4, 4:], y)
+    clip, _ = harmonic_batch(neg[:, :4, :4], neg[:, :4, 4:], y, negative="clip")
+    full_clip, _ = seriate_batch(neg.clamp_min(0), anchors=torch.arange(4, 9), anchor_values=y)
+    torch.testing.assert_close(clip, full_clip[:, :4])
+    shift, _ = harmonic_batch(neg[:, :4, :4], neg[:, :4, 4:], y, negative="shift")
+    low = torch.minimum(neg[:, :4, 4:].amin(dim=(-1, -2)),
+                        (neg[:, :4, :4] + torch.eye(4, dtype=neg.dtype) * 9).amin(dim=(-1, -2)))
+    shifted = neg - low[:, None, None]
+    ref, _ = harmonic_batch(shifted[:, :4, :4], shifted[:, :4, 4:], y)
+    torch.testing.assert_close(shift, ref)
+    # item 3 has no edge to anything: NaN position, the others still solved
+    cut = s.clone()
+    cut[:, 3, :] = 0
+    cut[:, :, 3] = 0
+    x, reach = harmonic_batch(cut[:, :4, :4], cut[:, :4, 4:], y)
+    assert not reach.any() and torch.isnan(x[:, 3]).all() and torch.isfinite(x[:, :3]).all()
+    ref, _ = harmonic_batch(cut[:, :3, :3], cut[:, :3, 4:], y)
+    torch.testing.assert_close(x[:, :3], ref)
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    ((torch.ones(3, 3), torch.ones(2, 4), torch.ones(4)), "expected"),
+    ((torch.ones(3, 3), torch.ones(3, 0), torch.ones(0)), "at least one anchor"),
+    ((torch.ones(3, 3), torch.ones(3, 2), torch.tensor([0.0, float("nan")])), "NaN"),
+    ((torch.tensor([[1.0, 2.0], [0.0, 1.0]]), torch.ones(2, 2), torch.ones(2)), "symmetric"),
+    ((torch.ones(2, 2), torch.tensor([[1.0, float("inf")], [1.0, 1.0]]), torch.ones(2)), "NaN/inf"),
+])
+def test_harmonic_batch_bad_input(args, match):
+    from clss.seriation import harmonic_batch
+
+    with pytest.raises(ValueError, match=match):
+        harmonic_batch(*args)

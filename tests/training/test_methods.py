@@ -85,7 +85,7 @@ def test_gclss_pseudo_values_are_the_anchored_solution_within_label_range():
     feats = torch.nn.functional.normalize(torch.rand(9, 5, generator=g, dtype=torch.float64), dim=-1)
     sim = feats @ feats.T
     y = torch.tensor([0.0, 1.5, -2.0, 3.0], dtype=torch.float64)
-    values, ranks = method._anchored_targets(sim, 5, y)
+    values, ranks = method._anchored_targets(feats[:5], feats[5:], y)
     ref = seriate(sim.numpy(), method="anchored", anchors=np.arange(5, 9), anchor_values=y.numpy())
     assert np.allclose(values.numpy(), ref.positions[:5])
     assert float(values.min()) >= -2.0 - 1e-12 and float(values.max()) <= 3.0 + 1e-12
