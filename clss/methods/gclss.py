@@ -127,8 +127,8 @@ class GCLSS(CLSS):
 
     def _anchored_targets(self, emb_u: torch.Tensor, emb_l: torch.Tensor,
                           y_anchor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pseudo-values (label scale) and pseudo-ranks of the unlabelled rows with unit embeddings
-        ``emb_u`` ``[k, d]``, anchored on labelled rows ``emb_l`` ``[m, d]`` with values ``y_anchor``:
+        """Pseudo-values (label scale) and pseudo-ranks of the unlabelled rows with embeddings ``emb_u``
+        ``[k, d]`` (rows of P̄), anchored on labelled rows ``emb_l`` ``[m, d]`` with values ``y_anchor``:
         the harmonic solution on the similarity blocks ``S_uu = E_u E_uᵀ``, ``S_ul = E_u E_lᵀ`` (the
         labelled-labelled block never enters it, so it is never formed)."""
         emb_u, emb_l = emb_u.detach(), emb_l.detach()

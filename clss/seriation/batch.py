@@ -437,11 +437,8 @@ def _anchored(w: torch.Tensor, anchors: torch.Tensor | None, values: torch.Tenso
         # pattern: [[L_uu, 0], [0, I]] x = [W_ul y_l, y_l].
         d = w.sum(-1)
         pair = free.unsqueeze(-1) & free.unsqueeze(-2)
-        a = torch.diag_embed(torch.where(free, d, torch.ones_like(d))) - w * pair
-        rhs = torch.where(free, (w @ y.unsqueeze(-1)).squeeze(-1), y)
-        chol, info = torch.linalg.cholesky_ex(a)
-        x = torch.cholesky_solve(rhs.unsqueeze(-1), chol).squeeze(-1)
-        reach = info == 0
+        x, reach = _harmonic_cholesky(w * pair, torch.where(free, d, torch.ones_like(d)),
+                                      torch.where(free, (w @ y.unsqueeze(-1)).squeeze(-1), y))
     if not bool(reach.all()):
         x = _anchored_fallback(w, amask, y, valid, x, ~reach)
     pos = x.masked_fill(~valid, float("nan")) if valid is not None else x
