@@ -30,7 +30,12 @@ from torch.nn import functional as F
 from clss.methods.base import Batch, OptimizerConfig, register_method
 from clss.methods.clss import CLSS, CLSSParams
 from clss.methods.common import kendall_tau
-from clss.seriation import cross_view_perturbation, harmonic_batch, recovery_tolerance, select_stable_subset
+from clss.seriation import (
+    cross_view_perturbation,
+    harmonic_batch,
+    recovery_tolerance_blocks,
+    select_stable_subset,
+)
 
 
 @dataclass
@@ -217,14 +222,12 @@ class GCLSS(CLSS):
                      p1_l: torch.Tensor) -> dict[str, float]:
         """Recovery tolerance of the anchored system against the perturbation between the passes
         (unit embeddings of the kept unlabelled and the labelled rows in both passes)."""
-        k = p0_u.shape[0]
-        if k == 0 or p0_l.shape[0] == 0:
+        if p0_u.shape[0] == 0 or p0_l.shape[0] == 0:
             return {}
         p0 = torch.cat([p0_u, p0_l]).detach().double()
         p1 = torch.cat([p1_u, p1_l]).detach().double()
-        p_mean = (p0 + p1) / 2
-        anchors = torch.arange(k, p0.shape[0])
-        delta = recovery_tolerance((p_mean @ p_mean.T).cpu(), anchors=anchors, negative=self.params.negative)
+        mean_u, mean_l = ((p0_u + p1_u) / 2).detach().double(), ((p0_l + p1_l) / 2).double()
+        delta = recovery_tolerance_blocks(mean_u @ mean_u.T, mean_u @ mean_l.T, negative=self.params.negative)
         measured = perturbation_norm(p0, p1)
         return {"recovery_tolerance": delta, "perturbation": measured,
                 "recovery_guaranteed": float(measured <= delta)}

@@ -18,7 +18,7 @@ from clss.seriation.quality import CRITERIA, criteria, criterion, criterion_batc
 from clss.seriation.result import ComponentInfo, Seriation
 from clss.seriation.spectral import SeriationWarning
 from clss.seriation.stable_subset import cross_view_perturbation, select_stable_subset
-from clss.seriation.tolerance import recovery_tolerance
+from clss.seriation.tolerance import recovery_tolerance, recovery_tolerance_blocks
 
 __all__ = [
     "CRITERIA",
@@ -41,6 +41,7 @@ __all__ = [
     "rank_correlation_batch",
     "ranks_from_order",
     "recovery_tolerance",
+    "recovery_tolerance_blocks",
     "save_seriation",
     "select_stable_subset",
     "seriate",

@@ -519,42 +519,50 @@ def harmonic_batch(s_uu: torch.Tensor, s_ul: torch.Tensor, anchor_values: torch.
                          f"{tuple(s_uu.shape)}, {tuple(s_ul.shape)} and {tuple(y.shape)}")
     if s_ul.shape[2] == 0:
         raise ValueError("harmonic_batch needs at least one anchor (an empty labelled set)")
-    dtype = s_uu.dtype if s_uu.dtype in (torch.float32, torch.float64) else torch.float32
-    w_uu = s_uu.detach().to(dtype, copy=True)
-    w_uu.diagonal(dim1=-2, dim2=-1).zero_()
-    w_ul = s_ul.detach().to(dtype)
-    y = y.detach().to(dtype)
-    if validate:
-        if not bool(torch.isfinite(y).all()):
-            raise ValueError("anchor_values contain NaN/inf")
-        check_weights(w_uu, "raise" if negative == "raise" else "clip", True)
-        if not bool(torch.isfinite(w_ul).all()):
-            raise ValueError("s_ul contains NaN/inf entries")
+    if validate and not bool(torch.isfinite(y).all()):
+        raise ValueError("anchor_values contain NaN/inf")
+    w_uu, w_ul = block_weights(s_uu, s_ul, negative, validate)
+    y = y.detach().to(w_uu.dtype)
     k = w_uu.shape[-1]
-    if negative == "shift":
-        off = ~torch.eye(k, dtype=torch.bool, device=w_uu.device)
-        low = torch.minimum(w_uu.masked_fill(~off, float("inf")).amin(dim=(-1, -2)), w_ul.amin(dim=(-1, -2)))
-        low = low.clamp_max(0.0)[:, None, None]
-        w_uu, w_ul = (w_uu - low) * off, w_ul - low
-    elif negative == "clip":
-        w_uu, w_ul = w_uu.clamp_min(0.0), w_ul.clamp_min(0.0)
-    elif negative == "raise":
-        if bool((w_ul < 0).any()) or bool((w_uu < 0).any()):
-            raise ValueError("similarities contain negative entries (e.g. cosine similarities); choose "
-                             "negative='clip' or negative='shift'")
-    else:
-        raise ValueError(f"negative must be 'raise', 'clip' or 'shift', got {negative!r}")
     x, reach = _harmonic_cholesky(w_uu, w_uu.sum(-1) + w_ul.sum(-1), (w_ul @ y.unsqueeze(-1)).squeeze(-1))
     if not bool(reach.all()):
         # the anchor-anchor block does not change which items reach an anchor, nor their positions
         bsz, m = y.shape
-        w = torch.zeros(bsz, k + m, k + m, dtype=dtype, device=w_uu.device)
+        w = torch.zeros(bsz, k + m, k + m, dtype=w_uu.dtype, device=w_uu.device)
         w[:, :k, :k], w[:, :k, k:], w[:, k:, :k] = w_uu, w_ul, w_ul.transpose(-1, -2)
         amask = torch.zeros(bsz, k + m, dtype=torch.bool, device=w.device)
         amask[:, k:] = True
         full = torch.cat([x, y], dim=-1)
         x = _anchored_fallback(w, amask, torch.cat([torch.zeros_like(x), y], -1), None, full, ~reach)[:, :k]
     return (x[0], reach[0]) if squeeze else (x, reach)
+
+
+def block_weights(s_uu: torch.Tensor, s_ul: torch.Tensor, negative: str,
+                  validate: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The blocks ``[B, k, k]`` / ``[B, k, m]`` of an anchored system as weights: float32/64 copies, zero
+    diagonal, optionally validated (finite; ``s_uu`` symmetric), negative policy applied ("shift"
+    subtracts each matrix's smallest entry of the two blocks: the entries that enter the system)."""
+    dtype = s_uu.dtype if s_uu.dtype in (torch.float32, torch.float64) else torch.float32
+    w_uu = s_uu.detach().to(dtype, copy=True)
+    w_uu.diagonal(dim1=-2, dim2=-1).zero_()
+    w_ul = s_ul.detach().to(dtype)
+    if validate:
+        check_weights(w_uu, "raise" if negative == "raise" else "clip", True)
+        if not bool(torch.isfinite(w_ul).all()):
+            raise ValueError("s_ul contains NaN/inf entries")
+    if negative == "shift":
+        off = ~torch.eye(w_uu.shape[-1], dtype=torch.bool, device=w_uu.device)
+        low = torch.minimum(w_uu.masked_fill(~off, float("inf")).amin(dim=(-1, -2)), w_ul.amin(dim=(-1, -2)))
+        low = low.clamp_max(0.0)[:, None, None]
+        return (w_uu - low) * off, w_ul - low
+    if negative == "clip":
+        return w_uu.clamp_min(0.0), w_ul.clamp_min(0.0)
+    if negative == "raise":
+        if bool((w_ul < 0).any()) or bool((w_uu < 0).any()):
+            raise ValueError("similarities contain negative entries (e.g. cosine similarities); choose "
+                             "negative='clip' or negative='shift'")
+        return w_uu, w_ul
+    raise ValueError(f"negative must be 'raise', 'clip' or 'shift', got {negative!r}")
 
 
 def _anchored_fallback(w: torch.Tensor, amask: torch.Tensor, y: torch.Tensor,

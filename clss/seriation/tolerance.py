@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from clss.seriation.batch import check_weights
+from clss.seriation.batch import block_weights, check_weights
 
 
 def recovery_tolerance(similarity: Any, *, anchors: Any = None,
@@ -82,6 +82,32 @@ def recovery_tolerance(similarity: Any, *, anchors: Any = None,
             delta = _bound(values, vectors, l_uu.abs().sum(-1).amax(-1), u)
         else:  # ragged anchor counts: one reduced matrix at a time
             delta = torch.stack([_anchored_bound(lap[b], amask[b]) for b in range(bsz)])
+    return delta if batched else float(delta[0])
+
+
+def recovery_tolerance_blocks(s_uu: Any, s_ul: Any, *, negative: str = "raise") -> float | torch.Tensor:
+    """:func:`recovery_tolerance` of an anchored system from the free items' similarity blocks only.
+
+    ``L_uu = diag(S_uu 1 + S_ul 1) − S_uu`` does not involve the anchor-anchor block, so ``s_uu``
+    ``(k, k)`` / ``[B, k, k]`` and ``s_ul`` ``(k, m)`` / ``[B, k, m]`` suffice: O(k·m) instead of the joint
+    ``(k + m)²`` matrix. Equals ``recovery_tolerance(joint, anchors=...)`` for the "raise" and "clip"
+    policies; "shift" subtracts the smallest entry of the two blocks (see :func:`harmonic_batch`).
+    """
+    s_uu, s_ul = (torch.as_tensor(np.asarray(t, dtype=np.float64)) if not isinstance(t, torch.Tensor)
+                  else t.detach().to(torch.float64) for t in (s_uu, s_ul))
+    batched = s_uu.dim() == 3
+    if not batched:
+        s_uu, s_ul = s_uu.unsqueeze(0), s_ul.unsqueeze(0)
+    if (s_uu.dim() != 3 or s_uu.shape[-1] != s_uu.shape[-2] or s_ul.dim() != 3
+            or s_ul.shape[:2] != s_uu.shape[:2]):
+        raise ValueError(f"expected s_uu [B, k, k] and s_ul [B, k, m]; got {tuple(s_uu.shape)} and "
+                         f"{tuple(s_ul.shape)}")
+    if s_ul.shape[-1] == 0 or s_uu.shape[-1] == 0:
+        raise ValueError("anchors must leave at least one labelled and one unlabelled item")
+    w_uu, w_ul = block_weights(s_uu, s_ul, negative, validate=True)
+    l_uu = torch.diag_embed(w_uu.sum(-1) + w_ul.sum(-1)) - w_uu
+    values, vectors = torch.linalg.eigh(l_uu)
+    delta = _bound(values, vectors, l_uu.abs().sum(-1).amax(-1), l_uu.shape[-1])
     return delta if batched else float(delta[0])
 
 

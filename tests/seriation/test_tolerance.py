@@ -83,6 +83,27 @@ def test_batched_equals_single_and_mask_equals_indices():
     assert got[0].item() == pytest.approx(batched[0].item())
 
 
+def test_blocks_equal_the_joint_matrix():
+    from clss.seriation import recovery_tolerance_blocks
+
+    rng = np.random.default_rng(3)
+    feats = rng.normal(size=(3, 12, 4))
+    feats /= np.linalg.norm(feats, axis=-1, keepdims=True)
+    cos = feats @ feats.transpose(0, 2, 1)  # cosines: some negative
+    anchors = np.arange(5, 12)
+    joint = recovery_tolerance(torch.tensor(cos), anchors=torch.tensor(anchors), negative="clip")
+    blocks = recovery_tolerance_blocks(torch.tensor(cos[:, :5, :5]), torch.tensor(cos[:, :5, 5:]),
+                                       negative="clip")
+    assert torch.allclose(blocks, joint, rtol=1e-12, atol=0)
+    assert blocks[0].item() > 0
+    single = recovery_tolerance_blocks(cos[1, :5, :5], cos[1, :5, 5:], negative="clip")
+    assert single == pytest.approx(joint[1].item(), rel=1e-12)
+    with pytest.raises(ValueError, match="negative"):
+        recovery_tolerance_blocks(cos[1, :5, :5], cos[1, :5, 5:])
+    with pytest.raises(ValueError, match="expected"):
+        recovery_tolerance_blocks(cos[1, :5, :5], cos[1, :4, 5:])
+
+
 def test_single_unknown_item():
     w = toeplitz_robinson(3, "exp")
     lap = np.diag(w.sum(1) - 1) - (w - np.eye(3))
