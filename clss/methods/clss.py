@@ -62,6 +62,8 @@ class CLSS(Supervised):
                  params: Mapping[str, Any] | None = None) -> None:
         super().__init__(model_fn, optimizer, params)
         p = self.params
+        if p.diagnostics_every < 0:
+            raise ValueError(f"diagnostics_every must be >= 0 (0: never), got {p.diagnostics_every}")
         self.rank_loss = (PseudoRankSimilarityLoss(lambda_val=p.lambda_val) if p.unlabeled_loss == "rank"
                           else contrastive_loss(p.unlabeled_loss, oe_variant=p.oe_variant,
                                                 lambda_val=p.lambda_val))

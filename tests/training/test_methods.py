@@ -184,6 +184,8 @@ def test_registry_and_bad_parameters():
         GCLSS(model_fn(), params={"keep": 1.5})
     with pytest.raises(ValueError, match="memory"):
         GCLSS(model_fn(), params={"memory": "labeled"})
+    with pytest.raises(ValueError, match="diagnostics_every"):
+        CLSS(model_fn(), params={"diagnostics_every": -1})
     with pytest.raises(ValueError, match="regression_loss"):
         Supervised(model_fn(), params={"regression_loss": "huber"})
     with pytest.raises(ValueError, match="unknown contrastive"):
