@@ -11,6 +11,7 @@ import contextlib
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -227,6 +228,14 @@ def prepare_batch(
             f"masking), got {features.shape[0]}"
         )
     return Batch(features, targets, weights, rows, n_views, n_samples)
+
+
+@contextlib.contextmanager
+def loss_batch(loss_name: str, features: Tensor, targets: Tensor | None, **options: Any) -> Iterator[Batch]:
+    """The body of every loss's ``forward``: autocast off (:func:`full_precision`) around the validated
+    batch of :func:`prepare_batch` (``options`` are its keyword arguments)."""
+    with full_precision(features):
+        yield prepare_batch(loss_name, features, targets, **options)
 
 
 def integer_indices(loss_name: str, values: Tensor, upper: int, what: str) -> Tensor:

@@ -12,9 +12,8 @@ from torch import Tensor, nn
 from clss.losses._common import (
     REDUCTIONS,
     check_choice,
-    full_precision,
     integer_indices,
-    prepare_batch,
+    loss_batch,
     reduce_anchors,
 )
 from clss.losses.pairwise import feature_similarity
@@ -143,18 +142,8 @@ class MultiMarginNPairLoss(nn.Module):
         gather: bool = False,
     ) -> Tensor:
         name = type(self).__name__
-        with full_precision(features):
-            batch = prepare_batch(
-                name,
-                features,
-                targets,
-                weights=weights,
-                mask=mask,
-                gather=gather,
-                kind="labels",
-                multi_dim=False,
-                min_samples=1,
-            )
+        with loss_batch(name, features, targets, weights=weights, mask=mask, gather=gather, kind="labels",
+                        multi_dim=False, min_samples=1) as batch:
             classes = integer_indices(name, batch.targets[:, 0], self.num_classes, "integer class indices")
             n = batch.n
             cos = feature_similarity(batch.features, "cosine")

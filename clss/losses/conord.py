@@ -12,9 +12,8 @@ from clss.losses._common import (
     REDUCTIONS,
     check_choice,
     check_positive,
-    full_precision,
     integer_indices,
-    prepare_batch,
+    loss_batch,
     reduce_anchors,
 )
 from clss.losses.pairwise import LABEL_DISTANCES, feature_similarity, label_distance
@@ -91,10 +90,8 @@ class ConOrdLoss(nn.Module):
         mask: Tensor | None = None,
         gather: bool = False,
     ) -> Tensor:
-        with full_precision(features):
-            batch = prepare_batch(
-                type(self).__name__, features, targets, weights=weights, mask=mask, gather=gather
-            )
+        with loss_batch(type(self).__name__, features, targets, weights=weights, mask=mask,
+                        gather=gather) as batch:
             n = batch.n
             logits = feature_similarity(batch.features, SIMILARITIES[self.similarity])
             logits = logits / self.temperature
@@ -159,17 +156,8 @@ class ConOrdCenterLoss(nn.Module):
         gather: bool = False,
     ) -> Tensor:
         name = type(self).__name__
-        with full_precision(features):
-            batch = prepare_batch(
-                name,
-                features,
-                ranks,
-                weights=weights,
-                mask=mask,
-                gather=gather,
-                multi_dim=False,
-                min_samples=1,
-            )
+        with loss_batch(name, features, ranks, weights=weights, mask=mask, gather=gather, multi_dim=False,
+                        min_samples=1) as batch:
             if batch.features.shape[1] != self.dim:
                 raise ValueError(
                     f"{name}: features have dimension {batch.features.shape[1]}, expected {self.dim}"

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from clss.losses._common import check_choice, full_precision, prepare_batch, zero_loss
+from clss.losses._common import check_choice, loss_batch, zero_loss
 from clss.losses.pairwise import feature_similarity, label_distance
 
 VARIANTS = ("center", "pairwise")
@@ -85,17 +85,8 @@ class OrdinalEntropyLoss(nn.Module):
         mask: Tensor | None = None,
         gather: bool = False,
     ) -> Tensor:
-        with full_precision(features):
-            batch = prepare_batch(
-                type(self).__name__,
-                features,
-                targets,
-                weights=weights,
-                mask=mask,
-                gather=gather,
-                multi_dim=False,
-                min_samples=1,
-            )
+        with loss_batch(type(self).__name__, features, targets, weights=weights, mask=mask, gather=gather,
+                        multi_dim=False, min_samples=1) as batch:
             if self.variant == "pairwise":
                 return self._pairwise(batch.features, batch.targets[:, 0], batch.weights)
             return self._center(batch.features, batch.targets[:, 0], batch.weights)

@@ -15,8 +15,7 @@ from clss.losses._common import (
     REDUCTIONS,
     check_choice,
     check_positive,
-    full_precision,
-    prepare_batch,
+    loss_batch,
     reduce_anchors,
 )
 from clss.losses.pairwise import LABEL_DISTANCES, feature_similarity, label_distance
@@ -54,16 +53,8 @@ class _RankMatchingLoss(nn.Module):
         gather: bool = False,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        with full_precision(features):
-            batch = prepare_batch(
-                self._name,
-                features,
-                targets,
-                weights=weights,
-                mask=mask,
-                gather=gather,
-                min_samples=1,
-            )
+        with loss_batch(self._name, features, targets, weights=weights, mask=mask, gather=gather,
+                        min_samples=1) as batch:
             z, y, w = batch.features, batch.targets, batch.weights
             if self.deduplicate:
                 keep = unique_representatives(y, generator)

@@ -9,8 +9,7 @@ from clss.losses._common import (
     REDUCTIONS,
     check_choice,
     check_positive,
-    full_precision,
-    prepare_batch,
+    loss_batch,
     reduce_anchors,
 )
 from clss.losses.pairwise import LABEL_DISTANCES, feature_similarity, label_distance, off_diagonal
@@ -83,10 +82,8 @@ class RnCLoss(nn.Module):
         mask: Tensor | None = None,
         gather: bool = False,
     ) -> Tensor:
-        with full_precision(features):
-            batch = prepare_batch(
-                type(self).__name__, features, targets, weights=weights, mask=mask, gather=gather
-            )
+        with loss_batch(type(self).__name__, features, targets, weights=weights, mask=mask,
+                        gather=gather) as batch:
             sim = feature_similarity(batch.features, RNC_FEATURE_SIMS[self.feature_sim])
             sim = off_diagonal(sim / self.temperature)
             dist = off_diagonal(label_distance(batch.targets, self.label_diff))

@@ -9,8 +9,7 @@ from clss.losses._common import (
     REDUCTIONS,
     check_choice,
     check_positive,
-    full_precision,
-    prepare_batch,
+    loss_batch,
     reduce_anchors,
     zero_loss,
 )
@@ -83,17 +82,8 @@ class SupConLoss(nn.Module):
             raise ValueError(f"{name}: pass either targets or pair_mask, not both")
         if pair_mask is not None and gather:
             raise ValueError(f"{name}: pair_mask cannot be gathered; pass targets instead")
-        with full_precision(features):
-            batch = prepare_batch(
-                name,
-                features,
-                targets,
-                weights=weights,
-                mask=mask,
-                gather=gather,
-                kind="labels",
-                min_samples=1,
-            )
+        with loss_batch(name, features, targets, weights=weights, mask=mask, gather=gather, kind="labels",
+                        min_samples=1) as batch:
             n = batch.n
             eye = torch.eye(n, dtype=torch.bool, device=batch.features.device)
             if batch.targets is not None:

@@ -12,8 +12,7 @@ from clss.losses._common import (
     REDUCTIONS,
     check_choice,
     check_positive,
-    full_precision,
-    prepare_batch,
+    loss_batch,
     reduce_anchors,
     zero_loss,
 )
@@ -127,17 +126,8 @@ class SupReMixLoss(nn.Module):
         name = type(self).__name__
         if generator is not None and lambdas is not None:
             raise ValueError(f"{name}: pass either generator or lambdas, not both")
-        with full_precision(features):
-            batch = prepare_batch(
-                name,
-                features,
-                targets,
-                weights=weights,
-                mask=mask,
-                gather=gather,
-                multi_dim=False,
-                min_samples=1,
-            )
+        with loss_batch(name, features, targets, weights=weights, mask=mask, gather=gather, multi_dim=False,
+                        min_samples=1) as batch:
             z, n = batch.features, batch.n
             y = batch.targets[:, 0].to(z.dtype)
             lam = self._lambdas(n, z, generator, lambdas)
