@@ -174,19 +174,22 @@ def methods_command() -> None:
     Set a parameter with --set method_params.NAME=VALUE (or a method_params mapping in --config).
     """
     from rich.table import Table
+    from rich.text import Text
 
     from clss.methods import METHODS, list_methods
     from clss.schema import specs_of
 
+    # One parameter per row, its default and accepted values wrapped at spaces beside the name: complete
+    # at any width and when piped (a table cell would cut them).
     for info in list_methods():
         kind = "semi-supervised" if info.semi_supervised else "labelled rows only"
-        console.print(f"[bold cyan]{info.name}[/bold cyan] ({kind}): {info.description}")
+        console.print(f"[bold cyan]{info.name}[/bold cyan] ({kind}): {info.description}", highlight=False)
         specs = specs_of(METHODS[info.name].Params)
-        table = Table(show_edge=False, pad_edge=False, box=None, padding=(0, 2, 0, 2))
-        table.add_column("parameter", overflow="fold")
-        table.add_column("default", overflow="fold")
-        table.add_column("accepted", overflow="fold")
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True, min_width=2 + max(map(len, info.params)))
+        grid.add_column(overflow="fold")
         for key, default in info.params.items():
-            table.add_row(key, "null" if default is None else str(default), specs[key].description())
-        console.print(table)
+            shown = "null" if default is None else default
+            grid.add_row(f"  {key}", Text(f"= {shown} ({specs[key].description()})"))
+        console.print(grid)
         console.print()
