@@ -42,11 +42,17 @@ class TrainConfig:
     Method: ``method`` and its ``method_params`` (see ``clss methods``). Model: ``model`` (name and
     keyword arguments). Optimisation: ``optimizer`` (name, lr, weight_decay), ``schedule`` (``"constant"``,
     ``"step"`` with ``step_size`` steps and ``gamma``, or ``"cosine"``), ``steps`` (iterations),
-    ``batch_size`` / ``unlabeled_batch_size`` (``None``: full batch, the synthetic protocol), ``ssl_mult``.
+    ``batch_size`` / ``unlabeled_batch_size`` (>= 1; ``"all"``: every row in one batch; ``None``: full
+    batch, the synthetic protocol), ``ssl_mult``.
     Running: ``seed``, ``split_seed`` (defaults to ``seed``), ``eval_every``, ``device``
     (``"auto"``, ``"cpu"``, ``"cuda"``), ``threads`` (torch intra-op threads; ``None`` keeps torch's
     default; 1 is fastest for small models on a busy machine), ``hidden_truth`` (pass unlabelled
     targets to methods, for diagnostics only), ``progress``, ``plots`` (draw the run's figures).
+
+    Every key is checked on construction against its declared type and range (:mod:`clss.schema`), as
+    are the nested ``method_params`` (the method's ``Params``), ``model``, ``optimizer`` and
+    ``schedule`` keys; a bad value raises ValueError naming the key, e.g. ``steps must be an integer
+    >= 1, got 0``.
     """
 
     dataset: str = param("diabetes", "str")
