@@ -290,6 +290,16 @@ def test_a_corrected_command_runs_after_a_refused_one(places) -> None:
     assert (out / "summary.json").is_file()
 
 
+def test_a_diverged_run_is_one_line(places) -> None:
+    """The engine's TrainingDiverged (a learning rate of 1e30 makes the first loss NaN) is a user error."""
+    out = _new_out(places["root"], "diverged")
+    result = _run([*TRAIN, "--method", "supervised", "--lr", "1e30", "--steps", "3", "--eval-every", "3",
+                   "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    _check_one_error_line(result.output, "the loss is nan", usage=False)
+    assert "Lower the learning rate" in result.output
+
+
 # ------------------------------------------------------------------ the real console script
 
 
