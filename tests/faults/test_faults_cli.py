@@ -17,7 +17,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from clss.methods import METHODS
+from clss.config import TrainConfig, parse_overrides
+from clss.methods import METHODS, OptimizerConfig
 from clss.schema import specs_of
 from clss_cli.console import DEBUG_HINT, fail_cleanly
 from clss_cli.main import main
@@ -405,3 +406,64 @@ def test_results_heading_is_not_broken_at_80_columns(places) -> None:
     assert any(line.startswith("supervised on diabetes: ") and line.rstrip().endswith(" steps")
                for line in lines), text
     assert all(len(line.rstrip()) <= 80 for line in lines)
+
+
+# ------------------------------------------------------------------ the library under the CLI
+
+
+def _build(method: str, params: dict):
+    from clss.methods import build_method
+    from clss.models import build_model
+
+    return build_method(method, lambda: build_model("mlp", 3, hidden=[4]), params=params)
+
+
+LIBRARY_CASES = [
+    pytest.param(lambda: _build("gclss", {"rank_weight": "abc"}),
+                 r"gclss: method_params\.rank_weight must be a float >= 0, got 'abc'",
+                 id="build-method-type"),
+    pytest.param(lambda: _build("clss", {"rank_weight": True}), r"rank_weight must be a float",
+                 id="build-bool"),
+    pytest.param(lambda: _build("clss", {"rank_wieght": 1}), r"did you mean 'rank_weight'", id="build-typo"),
+    pytest.param(lambda: _build("supervised", {"contrastive_weight": float("nan")}), r"contrastive_weight",
+                 id="build-nan"),
+    pytest.param(lambda: _build("gclss", {"keep": 0}), r"keep must be a fraction", id="build-keep-0"),
+    pytest.param(lambda: OptimizerConfig(lr=0),
+                 r"optimizer\.lr must be a float > 0", id="optimizer-config-lr"),
+    pytest.param(lambda: TrainConfig(steps=0),
+                 r"steps must be an integer >= 1, got 0", id="train-config-steps"),
+    pytest.param(lambda: TrainConfig(batch_size=0),
+                 r"batch_size must be an integer >= 1, 'all' or null, got 0", id="train-config-batch-0"),
+    pytest.param(lambda: TrainConfig.from_dict([1]),
+                 r"must be a mapping", id="train-config-from-list"),
+    pytest.param(lambda: parse_overrides(["=3"]),
+                 r"KEY=VALUE", id="overrides-empty-key"),
+    pytest.param(lambda: parse_overrides(["a=1", "a.b=2"]),
+                 r"a is already set", id="overrides-scalar-then-nested"),
+]
+
+
+@pytest.mark.parametrize(("call", "match"), LIBRARY_CASES)
+def test_library_refuses_by_name(call, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_values_are_coerced_where_the_meaning_is_plain(tmp_path) -> None:
+    from clss.config import load_yaml, resolve_config
+
+    assert parse_overrides(["optimizer.lr=1e-3", "steps=1e3"]) == {"optimizer": {"lr": 1e-3}, "steps": 1000.0}
+    (tmp_path / "c.yaml").write_text("optimizer:\n  lr: 2e-4\nmethod_params:\n  rank_weight: '0.5'\n")
+    cfg = resolve_config(load_yaml(tmp_path / "c.yaml"), {"steps": 1e3, "batch_size": "all"})
+    assert cfg.optimizer["lr"] == pytest.approx(2e-4) and isinstance(cfg.optimizer["lr"], float)
+    assert cfg.steps == 1000 and isinstance(cfg.steps, int)
+    assert cfg.method_params["rank_weight"] == pytest.approx(0.5)
+    assert cfg.batch_size == "all"
+
+
+@pytest.mark.slow
+def test_example_prints_no_command_for_its_deleted_folder() -> None:
+    script = Path(__file__).resolve().parents[2] / "examples" / "train_python_api.py"
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    assert "clss eval /" not in done.stdout and "temporary and removed at exit" in done.stdout
