@@ -11,8 +11,13 @@ from clss_cli.train import eval_command, methods_command, train_command
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="clss")
-def main() -> None:
-    """clss: semi-supervised deep regression with spectral seriation."""
+@click.option("--debug", is_flag=True,
+              help="Show the full traceback of any error (also: environment variable CLSS_DEBUG=1).")
+def main(debug: bool) -> None:
+    """clss: semi-supervised deep regression with spectral seriation.
+
+    Exit codes: 0 success, 2 bad input (a one-line error), 1 an internal error.
+    """
 
 
 main.add_command(seriate_command)

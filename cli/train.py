@@ -3,33 +3,70 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import click
 
-from clss_cli.console import console, fail_cleanly
+from clss_cli.console import UserError, console, fail_cleanly
+
+
+class _PositiveIntOrAll(click.ParamType):
+    """A batch size: a positive integer, or ``all`` (every row in one batch)."""
+
+    name = "INTEGER|all"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | str:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        text = str(value).strip()
+        if text == "all":
+            return text
+        if text.lstrip("+").isdigit() and int(text) >= 1:
+            return int(text)
+        self.fail(f"{value!r} is not a positive integer or 'all'", param, ctx)
+
+
+class _PositiveFloat(click.ParamType):
+    """A finite float > 0 (a learning rate)."""
+
+    name = "FLOAT"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not (math.isfinite(x) and x > 0):
+            self.fail(f"{value!r} is not a finite number > 0", param, ctx)
+        return x
 
 
 @click.command("train")
 @click.option("--dataset", help="diabetes (built in), operator-sde, or csv:PATH.")
 @click.option("--target", help="Target column for csv:PATH datasets.")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Folder holding the dataset's files.")
-@click.option("--run", "run_index", type=int, help="operator-sde: which 1000-row run (0-9).")
+@click.option("--run", "run_index", type=click.IntRange(min=0),
+              help="operator-sde: which 1000-row run (0-9).")
 @click.option("--method", help="Training method (see `clss methods`).")
 @click.option("--unlabeled-loss", type=click.Choice(["rank", "rnc", "conord", "supremix", "oe", "ranksim"]),
               help="clss/gclss: the loss fed the pseudo-targets (rank = the papers' L_UR).")
 @click.option("--labeled", help="Labelled rows: 10%, 0.1 or 250.")
 @click.option("--unlabeled", help="Unlabelled rows: rest (default), a fraction, a count, or paper.")
-@click.option("--seed", type=int)
-@click.option("--split-seed", type=int, help="Seed of the labelled/unlabelled split (default: --seed).")
-@click.option("--steps", type=int, help="Training iterations.")
-@click.option("--batch-size", type=int)
-@click.option("--unlabeled-batch-size", type=int)
-@click.option("--lr", type=float)
-@click.option("--eval-every", type=int)
+@click.option("--seed", type=click.IntRange(min=0))
+@click.option("--split-seed", type=click.IntRange(min=0),
+              help="Seed of the labelled/unlabelled split (default: --seed).")
+@click.option("--steps", type=click.IntRange(min=1), help="Training iterations (>= 1).")
+@click.option("--batch-size", type=_PositiveIntOrAll(),
+              help="Labelled rows per step (>= 1), or 'all' for every labelled row.")
+@click.option("--unlabeled-batch-size", type=_PositiveIntOrAll(),
+              help="Unlabelled rows per step (>= 1), or 'all'.")
+@click.option("--lr", type=_PositiveFloat(), help="Learning rate (> 0).")
+@click.option("--eval-every", type=click.IntRange(min=0),
+              help="Validate every N steps (0: no validation, keep the final weights).")
 @click.option("--device", help="auto, cpu or cuda.")
-@click.option("--threads", type=int, help="torch CPU threads (default: torch's choice).")
+@click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads (default: torch's choice).")
 @click.option("--val-protocol", type=click.Choice(["holdout", "test"]),
               help="test reproduces the official code's (optimistic) selection on the test set.")
 @click.option("--standardize", type=click.Choice(["xy", "y", "x", "none"]),
@@ -46,8 +83,8 @@ from clss_cli.console import console, fail_cleanly
 def train_command(dataset: str | None, target: str | None, data_dir: Path | None, run_index: int | None,
                   method: str | None, unlabeled_loss: str | None, labeled: str | None,
                   unlabeled: str | None, seed: int | None,
-                  split_seed: int | None, steps: int | None, batch_size: int | None,
-                  unlabeled_batch_size: int | None, lr: float | None, eval_every: int | None,
+                  split_seed: int | None, steps: int | None, batch_size: int | str | None,
+                  unlabeled_batch_size: int | str | None, lr: float | None, eval_every: int | None,
                   device: str | None, threads: int | None, val_protocol: str | None,
                   standardize: str | None, config_file: Path | None,
                   sets: tuple[str, ...], out: Path | None, resume_dir: Path | None,
@@ -85,8 +122,10 @@ def train_command(dataset: str | None, target: str | None, data_dir: Path | None
 def _print_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{summary['method']} on {summary['dataset']}: {summary['labeled']} labelled, "
-                        f"{summary['unlabeled']} unlabelled, {summary['steps']} steps")
+    # A short title: the table is narrower than a sentence, and rich would break it mid-phrase.
+    console.print(f"{summary['method']} on {summary['dataset']}: {summary['labeled']} labelled and "
+                  f"{summary['unlabeled']} unlabelled rows, {summary['steps']} steps")
+    table = Table(title="metrics (original target units)")
     table.add_column("split")
     for key in ("mae", "rmse", "r2", "spearman"):
         table.add_column(key, justify="right")
@@ -107,6 +146,13 @@ def eval_command(run_dir: Path, split: str, checkpoint: str, as_json: bool) -> N
     """Evaluate a run directory's weights on a split."""
     from clss.engine.trainer import evaluate_run
 
+    if not run_dir.exists():
+        raise UserError(f"no run directory at {run_dir}")
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is a file, not a run directory")
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"{run_dir} is not a run directory: it has no config.yaml (clss train --out "
+                        f"{run_dir} writes one)")
     metrics = evaluate_run(run_dir, split, checkpoint=checkpoint)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
@@ -123,17 +169,27 @@ def eval_command(run_dir: Path, split: str, checkpoint: str, as_json: bool) -> N
 
 @click.command("methods")
 def methods_command() -> None:
-    """List the training methods and their default hyper-parameters."""
+    """List the training methods, their parameters, defaults and accepted values.
+
+    Set a parameter with --set method_params.NAME=VALUE (or a method_params mapping in --config).
+    """
     from rich.table import Table
+    from rich.text import Text
 
-    from clss.methods import list_methods
+    from clss.methods import METHODS, list_methods
+    from clss.schema import specs_of
 
-    table = Table(title="clss methods")
-    table.add_column("method", style="bold cyan")
-    table.add_column("semi-supervised")
-    table.add_column("description")
-    table.add_column("parameters (defaults)")
+    # One parameter per row, its default and accepted values wrapped at spaces beside the name: complete
+    # at any width and when piped (a table cell would cut them).
     for info in list_methods():
-        params = ", ".join(f"{k}={v}" for k, v in info.params.items())
-        table.add_row(info.name, "yes" if info.semi_supervised else "no", info.description, params)
-    console.print(table)
+        kind = "semi-supervised" if info.semi_supervised else "labelled rows only"
+        console.print(f"[bold cyan]{info.name}[/bold cyan] ({kind}): {info.description}", highlight=False)
+        specs = specs_of(METHODS[info.name].Params)
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True, min_width=2 + max(map(len, info.params)))
+        grid.add_column(overflow="fold")
+        for key, default in info.params.items():
+            shown = "null" if default is None else default
+            grid.add_row(f"  {key}", Text(f"= {shown} ({specs[key].description()})"))
+        console.print(grid)
+        console.print()

@@ -9,12 +9,25 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from clss.schema import (
+    Spec,
+    check_dataclass,
+    check_mapping,
+    check_value,
+    param,
+    specs_of,
+    unknown_key_message,
+)
+
+_MAPPING = {"spec": Spec("mapping")}
 
 
 @dataclass
@@ -29,52 +42,108 @@ class TrainConfig:
     Method: ``method`` and its ``method_params`` (see ``clss methods``). Model: ``model`` (name and
     keyword arguments). Optimisation: ``optimizer`` (name, lr, weight_decay), ``schedule`` (``"constant"``,
     ``"step"`` with ``step_size`` steps and ``gamma``, or ``"cosine"``), ``steps`` (iterations),
-    ``batch_size`` / ``unlabeled_batch_size`` (``None``: full batch, the synthetic protocol), ``ssl_mult``.
+    ``batch_size`` / ``unlabeled_batch_size`` (>= 1; ``"all"``: every row in one batch; ``None``: full
+    batch, the synthetic protocol), ``ssl_mult``.
     Running: ``seed``, ``split_seed`` (defaults to ``seed``), ``eval_every``, ``device``
     (``"auto"``, ``"cpu"``, ``"cuda"``), ``threads`` (torch intra-op threads; ``None`` keeps torch's
     default; 1 is fastest for small models on a busy machine), ``hidden_truth`` (pass unlabelled
     targets to methods, for diagnostics only), ``progress``, ``plots`` (draw the run's figures).
+
+    Every key is checked on construction against its declared type and range (:mod:`clss.schema`), as
+    are the nested ``method_params`` (the method's ``Params``), ``model``, ``optimizer`` and
+    ``schedule`` keys; a bad value raises ValueError naming the key, e.g. ``steps must be an integer
+    >= 1, got 0``.
     """
 
-    dataset: str = "diabetes"
-    target: str | None = None
-    data_dir: str | None = None
-    run: int = 0
-    labeled: str = "20%"
-    unlabeled: str = "rest"
-    val_protocol: str = "holdout"
-    standardize: str = "xy"
-    method: str = "gclss"
-    method_params: dict[str, Any] = field(default_factory=dict)
+    dataset: str = param("diabetes", "str")
+    target: str | None = param(None, "str", optional=True)
+    data_dir: str | None = param(None, "str", optional=True)
+    run: int = param(0, "int", ge=0)
+    labeled: str = "20%"  # checked by clss.data.parse_labeled
+    unlabeled: str = "rest"  # checked by _check_unlabeled
+    val_protocol: str = param("holdout", "str", choices=("holdout", "test"))
+    standardize: str = param("xy", "str", choices=("xy", "y", "x", "none"))
+    method: str = param("gclss", "str")
+    method_params: dict[str, Any] = field(default_factory=dict, metadata=_MAPPING)
     model: dict[str, Any] = field(default_factory=lambda: {
-        "name": "mlp", "hidden": [100, 100], "dropout": 0.1, "init": "default"})
+        "name": "mlp", "hidden": [100, 100], "dropout": 0.1, "init": "default"}, metadata=_MAPPING)
     optimizer: dict[str, Any] = field(default_factory=lambda: {"name": "adamw", "lr": 1e-3,
-                                                               "weight_decay": 0.01})
-    schedule: dict[str, Any] = field(default_factory=lambda: {"name": "constant"})
-    steps: int = 2000
-    batch_size: int | None = 32
-    unlabeled_batch_size: int | None = 32
-    ssl_mult: int = 1
-    seed: int = 0
-    split_seed: int | None = None
-    eval_every: int = 100
-    select_metric: str = "mae"
-    device: str = "auto"
-    threads: int | None = None
-    hidden_truth: bool = True
-    progress: bool = True
-    plots: bool = True
+                                                               "weight_decay": 0.01}, metadata=_MAPPING)
+    schedule: dict[str, Any] = field(default_factory=lambda: {"name": "constant"}, metadata=_MAPPING)
+    steps: int = param(2000, "int", ge=1)
+    batch_size: int | str | None = param(32, "int", ge=1, words=("all",), optional=True)
+    unlabeled_batch_size: int | str | None = param(32, "int", ge=1, words=("all",), optional=True)
+    ssl_mult: int = param(1, "int", ge=1)
+    seed: int = param(0, "int", ge=0)
+    split_seed: int | None = param(None, "int", ge=0, optional=True)
+    eval_every: int = param(100, "int", ge=0)
+    select_metric: str = param("mae", "str", choices=("mae", "rmse", "mse"))
+    device: str = param("auto", "str", check=lambda d: bool(_DEVICE_RE.match(d)),
+                        describe="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    threads: int | None = param(None, "int", ge=1, optional=True)
+    hidden_truth: bool = param(True, "bool")
+    progress: bool = param(True, "bool")
+    plots: bool = param(True, "bool")
+
+    def __post_init__(self) -> None:
+        """Check every key by its declared type and range, and the nested method, model, optimiser and
+        schedule keys, so that a bad value is refused by name before a run starts."""
+        from clss.data.splits import parse_labeled
+        from clss.methods import METHODS, OptimizerConfig
+        from clss.models import MODEL_PARAMS
+
+        check_dataclass(self)
+        parse_labeled(self.labeled)
+        self.unlabeled = _check_unlabeled(self.unlabeled)
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {self.method!r}")
+        self.method_params = METHODS[self.method].Params.check(self.method_params, self.method)
+        model_specs = {"name": Spec("str", choices=tuple(MODEL_PARAMS))}
+        name = check_value("model.name", self.model.get("name", "mlp"), model_specs["name"])
+        self.model = check_mapping(self.model, {**model_specs, **MODEL_PARAMS[name]}, "model.")
+        self.optimizer = check_mapping(self.optimizer, specs_of(OptimizerConfig), "optimizer.")
+        self.schedule = check_mapping(self.schedule, SCHEDULE_PARAMS, "schedule.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown configuration key(s) {unknown}; valid keys are {sorted(known)}")
+        """A validated configuration from a mapping; unknown keys are refused with the known ones."""
+        if not isinstance(values, dict):
+            raise ValueError(f"the configuration must be a mapping of keys, got {type(values).__name__}")
+        known = [f.name for f in dataclasses.fields(cls)]
+        for key in values:
+            if key not in known:
+                raise ValueError(unknown_key_message(str(key), str(key), known))
         return cls(**copy.deepcopy(values))
+
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+#: The ``schedule.*`` keys: ``step`` multiplies the rate by ``gamma`` every ``step_size`` steps.
+SCHEDULE_PARAMS = {
+    "name": Spec("str", choices=("constant", "step", "cosine")),
+    "step_size": Spec("int", ge=1),
+    "gamma": Spec("float", gt=0),
+}
+
+
+def _check_unlabeled(value: Any) -> Any:
+    """``unlabeled``: ``"rest"``, ``"paper"``, a fraction in (0, 1] or a count >= 1 (a string with a
+    decimal point is a fraction, as ``--unlabeled`` gives it); returned unchanged."""
+    if isinstance(value, str) and value in ("rest", "paper"):
+        return value
+    number: float | int | None = None
+    if not isinstance(value, bool):
+        try:
+            number = float(value) if isinstance(value, float) or "." in str(value) else int(value)
+        except (TypeError, ValueError):
+            number = None
+    if (isinstance(number, float) and 0 < number <= 1) or (isinstance(number, int) and number >= 1):
+        return value
+    raise ValueError(f"unlabeled must be 'rest', 'paper', a fraction in (0, 1] or a count >= 1, "
+                     f"got {value!r}")
 
 
 # The papers' settings per dataset (spec clss_gclss.md A9, B6, C1, C4); keys merge into the defaults.
@@ -130,22 +199,47 @@ def merge_dicts(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
-    """``["a.b=value", ...]`` (the command line's ``--set``) into a nested dict; values are YAML scalars.
+class _Loader(yaml.SafeLoader):
+    """YAML with the 1.2 reading of exponent floats: PyYAML (YAML 1.1) reads ``1e-3`` as a string."""
 
-    >>> parse_overrides(["model.dropout=0.2", "steps=100"])
-    {'model': {'dropout': 0.2}, 'steps': 100}
+
+_Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+                              list("-+0123456789."))
+
+
+def _load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """``["a.b=value", ...]`` (the command line's ``--set``) into a nested dict; values are YAML scalars
+    (``1e-3`` is a float, ``null`` is None, ``[64, 64]`` a list).
+
+    >>> parse_overrides(["model.dropout=0.2", "steps=100", "optimizer.lr=1e-3"])
+    {'model': {'dropout': 0.2}, 'steps': 100, 'optimizer': {'lr': 0.001}}
     """
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
         key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise ValueError(f"--set expects KEY=VALUE with a key like 'steps' or 'model.dropout', "
+                             f"got {item!r}")
+        try:
+            value = _load(raw)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"--set {key}: cannot read the value {raw!r} ({_yaml_problem(exc)})") from None
         node = out
-        *parents, leaf = key.strip().split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw)
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ValueError(f"--set {key}: {'.'.join(parts[:i + 1])} is already set to a value")
+            node = child
+        node[parts[-1]] = value
     return out
 
 
@@ -154,13 +248,27 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"configuration file not found: {p}")
+    if p.is_dir():
+        raise IsADirectoryError(f"the configuration file {p} is a directory; pass a YAML file")
     try:
-        values = yaml.safe_load(p.read_text()) or {}
+        values = _load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{p} is not a text (UTF-8) YAML file") from None
     except yaml.YAMLError as exc:
-        raise ValueError(f"{p} is not valid YAML: {exc}") from None
+        raise ValueError(f"{p} is not valid YAML: {_yaml_problem(exc)}") from None
+    if values is None:
+        return {}
     if not isinstance(values, dict):
-        raise ValueError(f"{p} must hold a mapping of configuration keys, got {type(values).__name__}")
+        raise ValueError(f"{p} must hold a mapping of configuration keys (key: value lines), got a "
+                         f"{type(values).__name__}")
     return values
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line from a YAML error: the problem and where (PyYAML's own text spans several lines)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
 
 
 def resolve_config(file_values: dict[str, Any] | None = None,

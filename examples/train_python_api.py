@@ -17,7 +17,7 @@ from clss.config import resolve_config
 from clss.engine import train
 
 
-def main(out: Path) -> None:
+def main(out: Path, *, kept: bool) -> None:
     results = {}
     for method in ("supervised", "gclss"):
         config = resolve_config(overrides={"dataset": "diabetes", "method": method, "labeled": "20%",
@@ -38,12 +38,16 @@ def main(out: Path) -> None:
     for path in sorted(run_dir.rglob("*")):
         if path.is_file():
             print(f"  {path.relative_to(run_dir)}")
-    print(f"re-evaluate a kept run with: clss eval {run_dir}")
+    if kept:
+        print(f"re-evaluate it with: clss eval {run_dir}")
+    else:  # the folder is deleted when main returns: an eval command for it could not work
+        print("these run directories are temporary and removed at exit; to keep them and re-evaluate with "
+              "`clss eval OUT_DIR/gclss`, run: python examples/train_python_api.py OUT_DIR")
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1:
-        main(Path(sys.argv[1]))
+        main(Path(sys.argv[1]), kept=True)
     else:
         with tempfile.TemporaryDirectory(prefix="clss-example-") as tmp:
-            main(Path(tmp))
+            main(Path(tmp), kept=False)

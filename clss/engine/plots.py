@@ -47,7 +47,7 @@ def _keys(records: Sequence[Mapping[str, Any]], keep: Any) -> list[str]:
 
 
 def _draw_curves(ax: Any, records: Sequence[Mapping[str, Any]], keys: Sequence[str], title: str,
-                 log_if_positive: bool) -> None:
+                 ylabel: str, log_if_positive: bool) -> None:
     drawn: list[float] = []
     for key in keys:
         steps, values = _series(records, key)
@@ -55,25 +55,30 @@ def _draw_curves(ax: Any, records: Sequence[Mapping[str, Any]], keys: Sequence[s
         if finite:
             ax.plot(steps, values, label=key, marker="o" if len(finite) == 1 else None, markersize=3)
             drawn.extend(finite)
-    ax.set_title(title)
+    ax.set_title(title, fontsize="medium")
     ax.set_xlabel("step")
+    log = log_if_positive and bool(drawn) and min(drawn) > 0
+    ax.set_ylabel(f"{ylabel} (log scale)" if log else ylabel)
     if not drawn:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
         return
-    if log_if_positive and min(drawn) > 0:
+    if log:
         ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    if len(keys) > 1:
+        ax.legend(fontsize="small")
 
 
 def plot_learning_curves(records: Iterable[Mapping[str, Any]], path: str | Path, *,
                          loss_keys: Sequence[str] | None = None,
-                         metric_keys: Sequence[str] | None = None) -> Path:
+                         metric_keys: Sequence[str] | None = None, title: str | None = None,
+                         metric_label: str = "validation metric") -> Path:
     """Loss terms and validation metrics against the step, from ``metrics.jsonl`` records.
 
-    Left panel: every loss key (log-scale y when all plotted values are positive). Right panel: every
-    validation metric. NaN/inf values break the line; records lacking a key (or holding a non-number)
-    are skipped.
+    One panel per loss key, each on its own y axis (log scale when all its values are positive), so
+    that a term weighted by 1e-3 is as readable as the regression loss; then one panel with every
+    validation metric. Every axis is labelled. NaN/inf values break the line; records lacking a key
+    (or holding a non-number) are skipped.
 
     Parameters
     ----------
@@ -85,24 +90,41 @@ def plot_learning_curves(records: Iterable[Mapping[str, Any]], path: str | Path,
         Default: the keys containing ``"loss"``, in order of first appearance.
     metric_keys : sequence of str, optional
         Default: the keys starting with ``"val_"`` or ``"val/"``, in order of first appearance.
+    title : str, optional
+        Figure title, e.g. ``"gclss on diabetes, 2026-01-31"``.
+    metric_label : str, default "validation metric"
+        y label of the metrics panel, e.g. ``"error (target units)"``.
 
     Returns
     -------
     Path
         ``path``.
     """
+    return _save(_learning_curves_figure(list(records), loss_keys, metric_keys, title, metric_label), path)
+
+
+def _learning_curves_figure(recs: list[Mapping[str, Any]], loss_keys: Sequence[str] | None,
+                            metric_keys: Sequence[str] | None, title: str | None, metric_label: str) -> Any:
     from matplotlib.figure import Figure
 
-    recs = list(records)
     if loss_keys is None:
         loss_keys = _keys(recs, lambda k: "loss" in k)
     if metric_keys is None:
         metric_keys = _keys(recs, lambda k: k.startswith(("val_", "val/")))
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
-    loss_ax, metric_ax = fig.subplots(1, 2)
-    _draw_curves(loss_ax, recs, loss_keys, "training losses", log_if_positive=True)
-    _draw_curves(metric_ax, recs, metric_keys, "validation metrics", log_if_positive=False)
-    return _save(fig, path)
+    panels = max(len(loss_keys), 1) + 1
+    cols = min(panels, 3)
+    rows = math.ceil(panels / cols)
+    fig = Figure(figsize=(4.2 * cols, 3.4 * rows + 0.4), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, key in zip(axes, loss_keys or [None], strict=False):
+        _draw_curves(ax, recs, [key] if key else [], f"training: {key}" if key else "training losses",
+                     "weighted value", log_if_positive=True)
+    _draw_curves(axes[panels - 1], recs, metric_keys, "validation", metric_label, log_if_positive=False)
+    for ax in axes[panels:]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    return fig
 
 
 def _as_float_vector(x: Any, name: str) -> NDArray[np.float64]:
@@ -176,8 +198,13 @@ def plot_predictions(y_true: Any, y_pred: Any, path: str | Path, *, title: str |
 
 def plot_similarity_reordering(similarity: Any, order: ArrayLike | torch.Tensor | Seriation,
                                path: str | Path, *, title: str | None = None,
-                               method: str = "spectral") -> Path:
+                               method: str = "spectral", measure: str = "similarity",
+                               items: str = "items", step: int | None = None) -> Path:
     """Heatmaps of a similarity matrix in input order and reordered (:func:`clss.plotting.plot_seriation`).
+
+    The figure title says what is shown: ``"{title}: {measure}, {n} {items}, step {step}, before/after
+    seriation"``, e.g. "gclss on diabetes: cosine similarity of final-model features, 88 unlabelled
+    rows, step 1000, before/after seriation".
 
     Parameters
     ----------
@@ -188,8 +215,15 @@ def plot_similarity_reordering(similarity: Any, order: ArrayLike | torch.Tensor 
     path : str or Path
         Output PNG; missing parent folders are created.
     title : str, optional
+        Whose matrix, e.g. ``"gclss on diabetes"``.
     method : str, default "spectral"
         Name shown over the reordered panel when ``order`` is a plain permutation.
+    measure : str, default "similarity"
+        What the entries are, e.g. ``"cosine similarity of final-model features"``.
+    items : str, default "items"
+        What the rows are, e.g. ``"unlabelled rows"``.
+    step : int, optional
+        Training step of the features.
 
     Returns
     -------
@@ -213,8 +247,15 @@ def plot_similarity_reordering(similarity: Any, order: ArrayLike | torch.Tensor 
         raise ValueError(f"similarity must be square with one row per item of order (n={order.n}), got "
                          f"shape {shape}")
     out = Path(path)
-    plot_seriation(similarity, order, out, title=title)
+    plot_seriation(similarity, order, out, title=_similarity_title(title, measure, order.n, items, step))
     return out
+
+
+def _similarity_title(title: str | None, measure: str, n: int, items: str, step: int | None) -> str:
+    """``"{title}:\\n{measure}, {n} {items}, step {step}, before/after seriation"``."""
+    what = ", ".join([f"{measure}, {n} {items}", *([f"step {step}"] if step is not None else []),
+                      "before/after seriation"])
+    return f"{title}:\n{what}" if title else what
 
 
 def _save(fig: Any, path: str | Path) -> Path:

@@ -10,6 +10,7 @@ with the same metrics as an uninterrupted one.
 
 from __future__ import annotations
 
+import datetime
 import math
 import time
 import warnings
@@ -253,8 +254,11 @@ def _finish(run: RunDir, cfg: TrainConfig, method: Method, data: RegressionData,
             device: torch.device, best: float, elapsed: float) -> dict[str, Any]:
     """Reload the best weights, evaluate every split, write summary, predictions and plots."""
     best_path = run.checkpoint_path("best")
+    weights_step = cfg.steps  # the step of the weights evaluated and plotted
     if best_path.exists():
-        method.load_state_dict(load_checkpoint(best_path, map_location=device)["method"])
+        state = load_checkpoint(best_path, map_location=device)
+        method.load_state_dict(state["method"])
+        weights_step = int(state["step"])
     summary: dict[str, Any] = {"status": "finished", "method": cfg.method, "dataset": cfg.dataset,
                                "labeled": len(splits.labeled), "unlabeled": len(splits.unlabeled),
                                "steps": cfg.steps, "seconds": elapsed,
@@ -277,15 +281,19 @@ def _finish(run: RunDir, cfg: TrainConfig, method: Method, data: RegressionData,
     # Every loss term the method logged, and validation errors in target units (one scale).
     terms = [k for k in ("loss", "regression", "contrastive", "unlabeled_rank", "unlabeled_consistency")
              if any(k in r for r in records)]
+    source = f"{cfg.method} on {cfg.dataset}"
     plot_learning_curves(records, run.plot_path("learning_curves"), loss_keys=terms,
-                         metric_keys=["val_mae", "val_rmse"])
+                         metric_keys=["val_mae", "val_rmse"], metric_label="error (target units)",
+                         title=f"{source}: learning curves, {datetime.date.today().isoformat()}")
     if method.semi_supervised and len(splits.unlabeled) >= 3:
         rows = splits.unlabeled[:300]
-        _plot_unlabeled_similarity(run, method, std.transform_x(data.x_train[rows]), device)
+        _plot_unlabeled_similarity(run, method, std.transform_x(data.x_train[rows]), device,
+                                   title=source, step=weights_step)
     return summary
 
 
-def _plot_unlabeled_similarity(run: RunDir, method: Method, x: np.ndarray, device: torch.device) -> None:
+def _plot_unlabeled_similarity(run: RunDir, method: Method, x: np.ndarray, device: torch.device, *,
+                               title: str, step: int) -> None:
     """Cosine similarity of the final features of (up to 300) unlabelled rows, before/after seriation."""
     from clss.losses.pairwise import feature_similarity
     from clss.seriation import SeriationWarning, seriate
@@ -297,7 +305,8 @@ def _plot_unlabeled_similarity(run: RunDir, method: Method, x: np.ndarray, devic
     with warnings.catch_warnings():  # for a picture, components side by side are the right reading
         warnings.simplefilter("ignore", SeriationWarning)
         order = seriate(sim, negative="shift", components="concatenate").order
-    plot_similarity_reordering(sim, order, run.plot_path("unlabeled_similarity"))
+    plot_similarity_reordering(sim, order, run.plot_path("unlabeled_similarity"), title=title, step=step,
+                               measure="cosine similarity of final-model features", items="unlabelled rows")
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", *,

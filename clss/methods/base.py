@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from clss.schema import check_dataclass, check_mapping, param, specs_of
+
 METHODS: dict[str, type[Method]] = {}
 
 
@@ -49,10 +51,18 @@ class OptimizerConfig:
     the synthetic script) or ``"sgd"`` (with ``momentum``, Nesterov off).
     """
 
-    name: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    momentum: float = 0.9
+    name: str = param("adamw", "str", choices=("adam", "adamw", "sgd"))
+    lr: float = param(1e-3, gt=0)
+    weight_decay: float = param(0.01, ge=0)
+    momentum: float = param(0.9, ge=0, lt=1)
+
+    def __post_init__(self) -> None:
+        check_dataclass(self, "optimizer.")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> OptimizerConfig:
+        """Validated settings from a mapping (the configuration's ``optimizer`` keys)."""
+        return cls(**check_mapping(values, specs_of(cls), "optimizer."))
 
     def build(self, params: Any) -> torch.optim.Optimizer:
         if self.name == "adam":
@@ -67,17 +77,26 @@ class OptimizerConfig:
 
 @dataclass
 class MethodParams:
-    """Hyper-parameters of a method; subclasses add fields with the papers' defaults."""
+    """Hyper-parameters of a method; subclasses add fields with the papers' defaults, each declared
+    with :func:`clss.schema.param` (type, range or choices), so that every value is checked by name
+    when the parameters are built: ``method_params.rank_weight must be a float >= 0, got 'abc'``."""
+
+    def __post_init__(self) -> None:
+        check_dataclass(self, "method_params.")
+
+    @classmethod
+    def check(cls, values: Mapping[str, Any] | None, method: str) -> dict[str, Any]:
+        """``values`` checked and coerced (only the keys given); unknown keys are refused with the known
+        ones. Messages start with ``method``'s name."""
+        try:
+            return check_mapping(values, specs_of(cls), "method_params.")
+        except ValueError as exc:
+            raise ValueError(f"{method}: {exc}") from None
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None, method: str) -> MethodParams:
-        values = dict(values or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown parameter(s) {unknown} for method {method!r}; "
-                             f"its parameters are {sorted(known)}")
-        return cls(**values)
+        """Validated parameters of ``method`` (defaults for the keys not given)."""
+        return cls(**cls.check(values, method))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -19,8 +19,9 @@ from torch import nn
 from clss.losses import PseudoRankPredictionLoss, PseudoRankSimilarityLoss
 from clss.losses.pairwise import feature_similarity
 from clss.methods.base import Batch, OptimizerConfig, register_method
-from clss.methods.common import contrastive_loss, kendall_tau, subsample
+from clss.methods.common import CONTRASTIVE_LOSSES, contrastive_loss, kendall_tau, subsample
 from clss.methods.supervised import Supervised, SupervisedParams
+from clss.schema import param
 from clss.seriation import seriate_batch
 
 
@@ -41,11 +42,11 @@ class CLSSParams(SupervisedParams):
     strength of the blackbox rank operator.
     """
 
-    rank_weight: float = 0.05
-    consistency_weight: float = 0.01
-    rank_rows: int | None = None
-    unlabeled_loss: str = "rank"
-    diagnostics_every: int = 10
+    rank_weight: float = param(0.05, ge=0)
+    consistency_weight: float = param(0.01, ge=0)
+    rank_rows: int | None = param(None, "int", ge=2, optional=True)
+    unlabeled_loss: str = param("rank", "str", choices=("rank", *CONTRASTIVE_LOSSES))
+    diagnostics_every: int = param(10, "int", ge=0)
 
 
 @register_method
@@ -62,13 +63,9 @@ class CLSS(Supervised):
                  params: Mapping[str, Any] | None = None) -> None:
         super().__init__(model_fn, optimizer, params)
         p = self.params
-        if p.diagnostics_every < 0:
-            raise ValueError(f"diagnostics_every must be >= 0 (0: never), got {p.diagnostics_every}")
         self.rank_loss = (PseudoRankSimilarityLoss(lambda_val=p.lambda_val) if p.unlabeled_loss == "rank"
                           else contrastive_loss(p.unlabeled_loss, oe_variant=p.oe_variant,
                                                 lambda_val=p.lambda_val))
-        if self.rank_loss is None:
-            raise ValueError("unlabeled_loss must name a loss; use rank_weight=0 to switch it off")
         self.consistency_loss = PseudoRankPredictionLoss(lambda_val=p.lambda_val)
 
     def unlabeled_terms(self, pred_u: torch.Tensor, feat_u: torch.Tensor, targets: torch.Tensor

@@ -19,17 +19,15 @@ labelled rows and steps again — two optimiser steps per iteration.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-from clss.methods.base import Batch, OptimizerConfig, register_method
+from clss.methods.base import Batch, register_method
 from clss.methods.clss import CLSS, CLSSParams
 from clss.methods.common import kendall_tau
+from clss.schema import param
 from clss.seriation import (
     cross_view_perturbation,
     harmonic_batch,
@@ -54,14 +52,15 @@ class GCLSSParams(CLSSParams):
     ``memory``: rows of the clean mode's no-gradient pass, ``"unlabeled"`` or ``"all"`` (module
     docstring)."""
 
-    mode: str = "clean"
-    keep: float = 0.75
-    selection: str | None = None
-    anchor_extremes: int = 5
-    perturbation: str = "cv"
-    negative: str = "clip"
-    pseudo_weight: float = 1.0
-    memory: str = "unlabeled"
+    mode: str = param("clean", "str", choices=("clean", "faithful"))
+    keep: float = param(0.75, gt=0, check=lambda k: k <= 1 or (k >= 2 and k.is_integer()),
+                        describe="a fraction in (0, 1] or a count >= 2")
+    selection: str | None = param(None, "str", choices=("min", "max_faithful", None))
+    anchor_extremes: int = param(5, "int", ge=0)
+    perturbation: str = param("cv", "str", choices=("cv", "std"))
+    negative: str = param("clip", "str", choices=("clip", "shift"))
+    pseudo_weight: float = param(1.0, ge=0)
+    memory: str = param("unlabeled", "str", choices=("unlabeled", "all"))
 
 
 def perturbation_norm(p0: torch.Tensor, p1: torch.Tensor) -> float:
@@ -101,19 +100,6 @@ class GCLSS(CLSS):
     description = "GCLSS: label-anchored seriation of the joint batch, stable-subset selection (DP)"
     Params = GCLSSParams
     params: GCLSSParams
-
-    def __init__(self, model_fn: Callable[[], nn.Module], optimizer: OptimizerConfig | None = None,
-                 params: Mapping[str, Any] | None = None) -> None:
-        super().__init__(model_fn, optimizer, params)
-        p = self.params
-        if p.mode not in ("clean", "faithful"):
-            raise ValueError(f"mode must be 'clean' or 'faithful', got {p.mode!r}")
-        if not (0 < p.keep <= 1 or (p.keep >= 2 and float(p.keep).is_integer())):
-            raise ValueError(f"keep must be a fraction in (0, 1] or a count >= 2, got {p.keep}")
-        if p.selection not in (None, "min", "max_faithful"):
-            raise ValueError(f"selection must be 'min' or 'max_faithful', got {p.selection!r}")
-        if p.memory not in ("unlabeled", "all"):
-            raise ValueError(f"memory must be 'unlabeled' or 'all', got {p.memory!r}")
 
     # ------------------------------------------------------------------------------------ pieces
     def _kept(self, n_unlabeled: int) -> int:

@@ -10,7 +10,14 @@ import torch
 from torch import nn
 
 from clss.methods.base import Batch, Method, MethodParams, OptimizerConfig, register_method
-from clss.methods.common import contrastive_loss, regression_loss, subsample
+from clss.methods.common import (
+    CONTRASTIVE_LOSSES,
+    REGRESSION_LOSSES,
+    contrastive_loss,
+    regression_loss,
+    subsample,
+)
+from clss.schema import param
 
 
 @dataclass
@@ -22,13 +29,13 @@ class SupervisedParams(MethodParams):
     labelled rows (all when ``None``; 10 in the synthetic scripts). ``oe_variant``: ``"center"``
     (AgeDB/UTK) or ``"pairwise"`` (IXI/synthetic). ``seed`` seeds the method's own subsampling."""
 
-    regression_loss: str = "mse"
-    contrastive: str | None = "oe"
-    contrastive_weight: float = 1.0
-    contrastive_rows: int | None = None
-    oe_variant: str = "center"
-    lambda_val: float = 2.0
-    seed: int = 0
+    regression_loss: str = param("mse", "str", choices=REGRESSION_LOSSES)
+    contrastive: str | None = param("oe", "str", choices=(*CONTRASTIVE_LOSSES, "none", None))
+    contrastive_weight: float = param(1.0, ge=0)
+    contrastive_rows: int | None = param(None, "int", ge=2, optional=True)
+    oe_variant: str = param("center", "str", choices=("center", "pairwise"))
+    lambda_val: float = param(2.0, gt=0)
+    seed: int = param(0, "int", ge=0)
 
 
 @register_method
@@ -45,7 +52,6 @@ class Supervised(Method):
                  params: Mapping[str, Any] | None = None) -> None:
         super().__init__(model_fn, optimizer, params)
         p = self.params
-        regression_loss(torch.zeros(1), torch.zeros(1), p.regression_loss)  # validate early
         self.labeled_contrastive = contrastive_loss(p.contrastive, oe_variant=p.oe_variant,
                                                     lambda_val=p.lambda_val)
         self.generator = torch.Generator().manual_seed(p.seed)

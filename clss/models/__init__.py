@@ -6,6 +6,6 @@ through the same registry.
 """
 
 from clss.models.mlp import MLPRegressor
-from clss.models.registry import MODELS, build_model, list_models
+from clss.models.registry import MODEL_PARAMS, MODELS, build_model, list_models
 
-__all__ = ["MODELS", "MLPRegressor", "build_model", "list_models"]
+__all__ = ["MODELS", "MODEL_PARAMS", "MLPRegressor", "build_model", "list_models"]

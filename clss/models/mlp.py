@@ -7,7 +7,18 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from clss.schema import Spec
+
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
+
+#: The keyword arguments of :class:`MLPRegressor` as configuration keys (``model.*``).
+MLP_PARAMS = {
+    "hidden": Spec("int_list", ge=1),
+    "dropout": Spec("float", ge=0, lt=1),
+    "activation": Spec("str", choices=tuple(ACTIVATIONS)),
+    "init": Spec("str", choices=("paper", "default")),
+    "init_std": Spec("float", gt=0),
+}
 
 
 class MLPRegressor(nn.Module):

@@ -7,11 +7,15 @@ from typing import Any
 
 from torch import nn
 
-from clss.models.mlp import MLPRegressor
+from clss.models.mlp import MLP_PARAMS, MLPRegressor
+from clss.schema import Spec
 
 MODELS: dict[str, tuple[Callable[..., nn.Module], str]] = {
     "mlp": (MLPRegressor, "multilayer perceptron: trunk -> feature -> linear head"),
 }
+
+#: Declared keyword arguments of each model (the configuration's ``model.*`` keys besides ``name``).
+MODEL_PARAMS: dict[str, dict[str, Spec]] = {"mlp": MLP_PARAMS}
 
 
 def list_models() -> dict[str, str]:

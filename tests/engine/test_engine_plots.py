@@ -95,3 +95,36 @@ def test_similarity_reordering_errors(tmp_path: Path) -> None:
         plot_similarity_reordering(np.eye(3), [0, 1], tmp_path / "s.png")
     with pytest.raises(ValueError, match="permutation"):
         plot_similarity_reordering(np.eye(3), [0, 0, 1], tmp_path / "s.png")
+
+
+def test_learning_curves_label_every_axis_and_give_each_term_its_scale() -> None:
+    """A term weighted by 1e-3 gets its own (log) axis instead of sitting flat beside the regression loss."""
+    from clss.engine.plots import _learning_curves_figure
+
+    records = [{"step": s, "regression": 1.0 / s, "unlabeled_rank": 1e-3 / s, "contrastive": -0.2 - 0.1 / s,
+                **({"val_mae": 10.0 / s} if s % 5 == 0 else {})} for s in range(1, 21)]
+    fig = _learning_curves_figure(records, ["regression", "unlabeled_rank", "contrastive"], ["val_mae"],
+                                  "gclss on diabetes: learning curves, 2026-01-31", "error (target units)")
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 4
+    assert all(ax.get_xlabel() == "step" and ax.get_ylabel() for ax in axes)
+    by_title = {ax.get_title(): ax for ax in axes}
+    assert by_title["training: regression"].get_yscale() == "log"
+    rank = by_title["training: unlabeled_rank"]
+    assert rank.get_yscale() == "log"
+    low, high = rank.get_ylim()
+    assert low < 1e-4 < 1e-3 < high  # its own range, not the regression loss's
+    assert by_title["training: contrastive"].get_yscale() == "linear"  # negative values
+    assert by_title["validation"].get_ylabel() == "error (target units)"
+    assert fig._suptitle.get_text() == "gclss on diabetes: learning curves, 2026-01-31"
+
+
+def test_similarity_title_says_whose_features_which_step_and_how_many_rows() -> None:
+    from clss.engine.plots import _similarity_title
+
+    assert _similarity_title("gclss on diabetes", "cosine similarity of final-model features", 88,
+                             "unlabelled rows", 1000) == (
+        "gclss on diabetes:\ncosine similarity of final-model features, 88 unlabelled rows, step 1000, "
+        "before/after seriation")
+    assert _similarity_title(None, "similarity", 5, "items", None) == (
+        "similarity, 5 items, before/after seriation")

@@ -103,7 +103,7 @@ def test_bad_files_give_one_line_errors(tmp_path, content, message):
     if content is not None:
         np.save(path, content)
     out = run("seriate", path)
-    assert out.exit_code == 1
+    assert out.exit_code == 2
     assert message in out.output and "Traceback" not in out.output
 
 
@@ -114,7 +114,7 @@ def test_corrupt_and_unsupported_files(tmp_path):
     for name, message in [("x.npy", "could not read"), ("x.bin", "unsupported"),
                           ("x.csv", "could not read")]:
         out = run("seriate", tmp_path / name)
-        assert out.exit_code == 1 and message in out.output, out.output
+        assert out.exit_code == 2 and message in out.output, out.output
 
 
 def test_usage_errors():

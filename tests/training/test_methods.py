@@ -188,7 +188,7 @@ def test_registry_and_bad_parameters():
         CLSS(model_fn(), params={"diagnostics_every": -1})
     with pytest.raises(ValueError, match="regression_loss"):
         Supervised(model_fn(), params={"regression_loss": "huber"})
-    with pytest.raises(ValueError, match="unknown contrastive"):
+    with pytest.raises(ValueError, match=r"method_params\.contrastive must be one of"):
         Supervised(model_fn(), params={"contrastive": "triplet"})
     with pytest.raises(ValueError, match="unlabelled batch"):
         CLSS(model_fn()).training_step(batches()[0], None, 0)

@@ -128,17 +128,17 @@ def test_config_precedence():
     assert flags.steps == 9 and flags.seed == 0
     gclss = resolve_config({}, {"dataset": "operator-sde", "method": "gclss"})
     assert gclss.model["dropout"] > 0  # GCLSS needs two differing stochastic passes
-    with pytest.raises(ValueError, match="unknown configuration key"):
+    with pytest.raises(ValueError, match="unknown key 'stepz'; did you mean 'steps'"):
         resolve_config({"stepz": 3}, {})
 
 
 @pytest.mark.parametrize(("overrides", "error", "match"), [
-    ({"method": "nope"}, ValueError, "unknown method"),
+    ({"method": "nope"}, ValueError, "method must be one of"),
     ({"labeled": "0"}, ValueError, "0"),
     ({"labeled": "5000"}, ValueError, "only 266"),
     ({"labeled": "100%", "method": "gclss"}, ValueError, "unlabeled"),
     ({"dataset": "csv:/no/such/file.csv", "target": "y"}, FileNotFoundError, "file.csv"),
-    ({"method_params": {"rank_wieght": 1}, "method": "clss"}, ValueError, "unknown parameter"),
+    ({"method_params": {"rank_wieght": 1}, "method": "clss"}, ValueError, "unknown key 'method_params"),
     ({"unlabeled": "paper"}, ValueError, "paper"),
     ({"schedule": {"name": "zigzag"}}, ValueError, "schedule"),
     ({"standardize": "z"}, ValueError, "standardize"),
@@ -214,11 +214,11 @@ def test_cli_errors_are_one_line(tmp_path):
     runner = CliRunner()
     out = runner.invoke(main, ["train", "--dataset", "diabetes", "--labeled", "ten percent",
                                "--out", str(tmp_path / "r")])
-    assert out.exit_code == 1 and "Traceback" not in out.output
+    assert out.exit_code == 2 and "Traceback" not in out.output
     out = runner.invoke(main, ["train", "--dataset", "diabetes"])
     assert out.exit_code == 2 and "--out" in out.output
     out = runner.invoke(main, ["eval", str(tmp_path / "missing")])
-    assert out.exit_code == 1
+    assert out.exit_code == 2
     out = runner.invoke(main, ["train", "--dataset", "diabetes", "--set", "steps",
                                "--out", str(tmp_path / "s")])
-    assert out.exit_code == 1 and "KEY=VALUE" in out.output
+    assert out.exit_code == 2 and "KEY=VALUE" in out.output
