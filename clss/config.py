@@ -29,7 +29,9 @@ class TrainConfig:
     Method: ``method`` and its ``method_params`` (see ``clss methods``). Model: ``model`` (name and
     keyword arguments). Optimisation: ``optimizer`` (name, lr, weight_decay), ``schedule`` (``"constant"``,
     ``"step"`` with ``step_size`` steps and ``gamma``, or ``"cosine"``), ``steps`` (iterations),
-    ``batch_size`` / ``unlabeled_batch_size`` (``None``: full batch, the synthetic protocol), ``ssl_mult``.
+    ``batch_size`` / ``unlabeled_batch_size`` (a positive size, ``"all"``: each batch is the whole labelled
+    / unlabelled set, or ``None``: full batch, the synthetic protocol; a size larger than its set is capped
+    at the set with a warning), ``ssl_mult``.
     Running: ``seed``, ``split_seed`` (defaults to ``seed``), ``eval_every``, ``device``
     (``"auto"``, ``"cpu"``, ``"cuda"``), ``threads`` (torch intra-op threads; ``None`` keeps torch's
     default; 1 is fastest for small models on a busy machine), ``hidden_truth`` (pass unlabelled
@@ -52,8 +54,8 @@ class TrainConfig:
                                                                "weight_decay": 0.01})
     schedule: dict[str, Any] = field(default_factory=lambda: {"name": "constant"})
     steps: int = 2000
-    batch_size: int | None = 32
-    unlabeled_batch_size: int | None = 32
+    batch_size: int | str | None = 32
+    unlabeled_batch_size: int | str | None = 32
     ssl_mult: int = 1
     seed: int = 0
     split_seed: int | None = None

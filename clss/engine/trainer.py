@@ -172,8 +172,9 @@ def train(config: TrainConfig | dict[str, Any], out: str | Path, *, resume: bool
     schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda) for opt in optimizers]
     unlabeled = splits.unlabeled if method.semi_supervised else np.empty(0, dtype=np.int64)
     sampler = SemiSupervisedSampler(splits.labeled, unlabeled,
-                                    batch_size=cfg.batch_size or len(splits.labeled),
-                                    unlabeled_batch_size=cfg.unlabeled_batch_size or max(len(unlabeled), 1),
+                                    batch_size=cfg.batch_size,  # None: full batch; sizes >= 1 or "all"
+                                    unlabeled_batch_size=(cfg.unlabeled_batch_size
+                                                          if cfg.unlabeled_batch_size is not None else "all"),
                                     ssl_mult=cfg.ssl_mult, seed=cfg.seed,
                                     full_batch=cfg.batch_size is None)
     start, best = 0, math.inf
