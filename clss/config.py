@@ -22,10 +22,14 @@ class TrainConfig:
     """Everything a training run needs.
 
     Data: ``dataset`` (``"diabetes"``, ``"operator-sde"``, ``"csv:PATH"``), ``target`` (CSV column),
-    ``data_dir``, ``run`` (operator-sde 1000-row run), ``labeled`` (``"10%"``, ``0.1`` or ``250``),
+    ``data_dir``, ``run`` (operator-sde 1000-row run), ``labeled`` (``"10%"``, ``0.1``, ``250`` or ``"all"``;
+    ``None``: every row with a target when some rows have an empty target cell, else ``"20%"``),
     ``unlabeled`` (``"rest"``, a fraction or a count; ``"paper"`` for a dataset's fixed protocol),
     ``val_protocol`` (``"holdout"``; ``"test"`` reproduces the official code's selection on the test set),
     ``standardize`` (``"xy"``: inputs and target, fitted on training rows; ``"y"``, ``"x"`` or ``"none"``).
+    CSV files only: ``features`` / ``exclude`` (lists of column names, or comma-separated), ``missing``
+    (missing feature cells: ``"error"``, ``"drop"``, ``"mean"``, ``"median"``), ``categorical`` (text
+    columns: ``"error"`` or ``"onehot"``); see :func:`clss.data.load_csv`.
     Method: ``method`` and its ``method_params`` (see ``clss methods``). Model: ``model`` (name and
     keyword arguments). Optimisation: ``optimizer`` (name, lr, weight_decay), ``schedule`` (``"constant"``,
     ``"step"`` with ``step_size`` steps and ``gamma``, or ``"cosine"``), ``steps`` (iterations),
@@ -42,10 +46,14 @@ class TrainConfig:
     target: str | None = None
     data_dir: str | None = None
     run: int = 0
-    labeled: str = "20%"
+    labeled: str | None = None
     unlabeled: str = "rest"
     val_protocol: str = "holdout"
     standardize: str = "xy"
+    features: list[str] | str | None = None
+    exclude: list[str] | str | None = None
+    missing: str = "error"
+    categorical: str = "error"
     method: str = "gclss"
     method_params: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=lambda: {
@@ -70,6 +78,12 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def data_options(self) -> dict[str, Any]:
+        """The CSV feature options that differ from their defaults (keyword arguments of ``load_dataset``)."""
+        defaults = TrainConfig()
+        return {k: getattr(self, k) for k in ("features", "exclude", "missing", "categorical")
+                if getattr(self, k) != getattr(defaults, k)}
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
@@ -90,6 +104,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # between supervised and GCLSS in our measurements).
         "model": {"name": "mlp", "hidden": [100, 100], "dropout": 0.05, "init": "default"},
         "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01},
+        "labeled": "20%",
         "unlabeled": "paper",
         # The 240 KL inputs are sqrt(eigenvalue)-scaled eigenfunctions: their decaying scales say how much
         # each coordinate matters, and per-feature standardisation inflates the near-zero high-order ones to

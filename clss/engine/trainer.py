@@ -72,7 +72,7 @@ def _load_data(cfg: TrainConfig) -> RegressionData:
                              "protocol uses as many unlabelled as labelled rows)")
     return load_dataset(cfg.dataset, seed=cfg.seed if cfg.split_seed is None else cfg.split_seed,
                         data_dir=cfg.data_dir, target=cfg.target, run=cfg.run, fraction=fraction,
-                        val_protocol=cfg.val_protocol)
+                        val_protocol=cfg.val_protocol, **cfg.data_options())
 
 
 def _splits(cfg: TrainConfig, data: RegressionData, semi: bool) -> Splits:
@@ -85,7 +85,7 @@ def _splits(cfg: TrainConfig, data: RegressionData, semi: bool) -> Splits:
         unlabeled = float(unlabeled) if "." in unlabeled else int(unlabeled)
     seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
     return split_labeled(data.x_train.shape[0], cfg.labeled, seed=seed, unlabeled=unlabeled,
-                         require_unlabeled=semi)
+                         require_unlabeled=semi, no_target=data.no_target)
 
 
 def _build_method(cfg: TrainConfig, n_features: int) -> Method:
@@ -199,6 +199,7 @@ def train(config: TrainConfig | dict[str, Any], out: str | Path, *, resume: bool
             "standardizer": std.state_dict()})
 
     batches = iter(sampler)
+    hidden_truth = cfg.hidden_truth and data.no_target.size == 0  # empty target cells have no truth
     started = time.perf_counter()
     step = start
     consistent = True  # False while a step is half applied: no checkpoint may be written then
@@ -213,7 +214,7 @@ def train(config: TrainConfig | dict[str, Any], out: str | Path, *, resume: bool
                 l_idx, u_idx = pair
                 l_idx, u_idx = l_idx.to(device), u_idx.to(device)
                 lab = Batch(x_train[l_idx], l_idx, y_train[l_idx])
-                ulb = (Batch(x_train[u_idx], u_idx, y_train[u_idx] if cfg.hidden_truth else None)
+                ulb = (Batch(x_train[u_idx], u_idx, y_train[u_idx] if hidden_truth else None)
                        if u_idx.numel() else None)
                 try:
                     logs = method.training_step(lab, ulb, step)
