@@ -40,8 +40,9 @@ def _lines(table: CsvTable, mask: np.ndarray) -> str:
 def parse_numeric(table: CsvTable, col: int, role: str) -> np.ndarray | None:
     """Column ``col`` as float64 ``[n]`` (missing cells NaN), or None when it is not a numeric column.
 
-    A column counts as numeric when more than half of its non-missing cells are numbers; then its other
-    cells are an error (a typo, a decimal comma) rather than categories. Infinite values and values beyond
+    A column counts as numeric when more than half of its non-missing cells are numbers (decimal commas
+    such as ``1,5`` included); then its other cells are an error (a typo, a decimal comma) rather than
+    categories. Infinite values and values beyond
     the float32 range (the models' precision) are errors too.
     """
     name = table.header[col]
@@ -52,7 +53,8 @@ def parse_numeric(table: CsvTable, col: int, role: str) -> np.ndarray | None:
     except ValueError:
         uniq, inverse = np.unique(text, return_inverse=True)
         ok = np.array([_is_float(u) for u in uniq])[inverse]
-        if ok[~missing].mean() <= 0.5:
+        comma = np.array([bool(_DECIMAL_COMMA.match(u)) for u in uniq])[inverse]
+        if (ok | comma)[~missing].mean() <= 0.5:
             return None
         bad = ~ok
         examples = sorted(set(table.cells[bad, col].tolist()))[:3]
