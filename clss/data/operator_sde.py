@@ -17,6 +17,7 @@ import io
 import json
 import os
 import time
+import zipfile
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -357,7 +358,7 @@ def _read_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
             missing = [k for k in keys if k not in npz.files]
             x0, x1, y = (None if k in missing else np.asarray(npz[k], dtype=np.float64) for k in keys)
             files = npz.files
-    except (OSError, EOFError, ValueError) as exc:  # not a zip, truncated, or object arrays
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:  # not a zip, truncated, objects
         raise ValueError(f"cannot read {path} as an npz file of arrays: {exc}") from None
     if missing:
         raise ValueError(f"{path} lacks arrays {missing} (has {files}); expected the layout of spec §D1")

@@ -18,7 +18,7 @@ import numpy as np
 
 from clss.atomic import atomic_write_bytes
 
-__all__ = ["LabeledSpec", "Splits", "parse_labeled", "split_labeled"]
+__all__ = ["LabeledSpec", "Splits", "check_seed", "parse_labeled", "split_labeled"]
 
 _INT_RE = re.compile(r"^\+?\d+$")
 _FLOAT_RE = re.compile(r"^\+?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$")
@@ -26,6 +26,13 @@ _FLOAT_RE = re.compile(r"^\+?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$")
 DEFAULT_LABELED = "20%"
 # Relative slack so that e.g. 29% of 100 rows gives 29 labels despite 0.29 * 100 = 28.999...
 _FLOOR_SLACK = 1e-9
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """``seed`` as an int; a ValueError unless it is a non-negative integer (``numpy``'s seeds)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"{name} must be a non-negative integer (--seed / --split-seed N), got {seed!r}")
+    return int(seed)
 
 
 @dataclass(frozen=True)
@@ -234,6 +241,7 @@ def split_labeled(
         Zero labels, more labels than rows with a target, too many unlabeled rows requested, or no
         unlabeled rows when ``require_unlabeled``.
     """
+    seed = check_seed(seed)
     if n_train < 1:
         raise ValueError(f"cannot split {n_train} training rows")
     missing = np.unique(np.asarray([] if no_target is None else no_target, dtype=np.int64))

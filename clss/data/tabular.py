@@ -10,6 +10,7 @@ import numpy as np
 from clss.data.base import RegressionData
 from clss.data.csvfile import CsvTable, read_csv_table
 from clss.data.encoding import CATEGORICAL, MISSING_POLICIES, TabularEncoding, parse_numeric
+from clss.data.splits import check_seed
 
 __all__ = ["load_csv", "load_diabetes", "seeded_split"]
 
@@ -47,7 +48,7 @@ def seeded_split(
             f"{n} rows are too few for a {1 - val_size - test_size:.2f}/{val_size}/{test_size} "
             "train/val/test split: each part needs at least one row"
         )
-    perm = np.random.default_rng(seed).permutation(n)
+    perm = np.random.default_rng(check_seed(seed)).permutation(n)
     return np.sort(perm[n_test + n_val :]), np.sort(perm[n_test : n_test + n_val]), np.sort(perm[:n_test])
 
 
