@@ -7,7 +7,7 @@ import difflib
 import io
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,8 @@ class CsvTable:
     lines : np.ndarray
         int64 ``[n_rows]``: the file line (1-based; the header is line 1) of each row, for messages.
     delimiter : str
+    missing_cells : np.ndarray
+        bool ``[n_rows, n_columns]``: cells spelling a missing value (see :data:`MISSING`).
     """
 
     path: Path
@@ -41,6 +43,12 @@ class CsvTable:
     cells: np.ndarray
     lines: np.ndarray
     delimiter: str
+    missing_cells: np.ndarray
+
+    def rows(self, keep: np.ndarray) -> CsvTable:
+        """The table restricted to the rows selected by ``keep`` (a mask or indices)."""
+        return replace(self, cells=self.cells[keep], lines=self.lines[keep],
+                       missing_cells=self.missing_cells[keep])
 
     def column(self, name: str, role: str = "") -> int:
         """Index of column ``name`` (see :func:`find_column`)."""
@@ -48,7 +56,7 @@ class CsvTable:
 
     def missing(self, col: int) -> np.ndarray:
         """bool ``[n_rows]``: cells of column ``col`` that spell a missing value."""
-        return np.isin(np.char.lower(self.cells[:, col]), MISSING)
+        return self.missing_cells[:, col]
 
 
 def find_column(header: list[str], name: str, role: str, path: Path | str) -> int:
@@ -148,4 +156,6 @@ def read_csv_table(path: str | os.PathLike[str]) -> CsvTable:
             f"{sep}-separated fields like the header"
         )
     cells = np.char.strip(np.array(body, dtype=str).reshape(len(body), len(header)))
-    return CsvTable(path=path, header=header, cells=cells, lines=line_no, delimiter=delim)
+    missing = np.isin(np.char.lower(cells), MISSING)
+    return CsvTable(path=path, header=header, cells=cells, lines=line_no, delimiter=delim,
+                    missing_cells=missing)

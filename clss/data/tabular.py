@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 import numpy as np
 
@@ -251,7 +250,7 @@ def load_csv(
             raise ValueError(f"{path}: every row has a missing feature value, --missing drop leaves none")
         if drop.any():
             meta["dropped_lines"] = table.lines[drop].tolist()
-            table = replace(table, cells=table.cells[~drop], lines=table.lines[~drop])
+            table = table.rows(~drop)
     y = parse_numeric(table, t_col, "target")
     if y is None:
         example = table.cells[~table.missing(t_col), t_col][0]
