@@ -321,6 +321,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *,
     method.load_state_dict(state["method"])
     method.to(device)
     std = Standardizer.from_state_dict(state["standardizer"])
-    x = torch.as_tensor(std.transform_x(getattr(data, f"x_{split}")), device=device)
-    metrics, _ = evaluate(method, x, getattr(data, f"y_{split}"), std.inverse_y)
+    scored = ~np.isnan(getattr(data, f"y_{split}"))  # training rows without a target have no score
+    x = torch.as_tensor(std.transform_x(getattr(data, f"x_{split}")[scored]), device=device)
+    metrics, _ = evaluate(method, x, getattr(data, f"y_{split}")[scored], std.inverse_y)
     return metrics

@@ -47,6 +47,10 @@ def test_empty_target_cells_train_as_unlabelled_rows(tmp_path: Path) -> None:
     assert splits["no_target"] == splits["unlabeled"] and splits["spec"] == "all"
     config = (tmp_path / "run" / "config.yaml").read_text()
     assert "categorical: onehot" in config
+    # Scoring the training split uses the 18 rows with a target only.
+    result = CliRunner().invoke(main, ["eval", str(tmp_path / "run"), "--split", "train", "--json"])
+    assert result.exit_code == 0, result.output
+    assert np.isfinite(json.loads(result.output)["mae"])
 
 
 def test_few_labels_use_the_whole_labelled_set(tmp_path: Path) -> None:
