@@ -65,6 +65,8 @@ def _standardize_sides(spec: str) -> dict[str, bool]:
 def _load_data(cfg: TrainConfig) -> RegressionData:
     fraction = None
     if cfg.unlabeled == "paper":
+        if cfg.labeled is None:
+            raise ValueError("unlabeled='paper' needs the paper's labelled fraction, e.g. --labeled 20%")
         spec = str(cfg.labeled).strip()
         fraction = float(spec[:-1]) / 100 if spec.endswith("%") else float(spec)
         if not 0 < fraction <= 0.5:
