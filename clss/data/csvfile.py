@@ -7,7 +7,7 @@ import difflib
 import io
 import os
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,8 @@ class CsvTable:
     delimiter : str
     missing_cells : np.ndarray
         bool ``[n_rows, n_columns]``: cells spelling a missing value (see :data:`MISSING`).
+    parsed : dict
+        Cache of :func:`clss.data.encoding.parse_numeric` results by column.
     """
 
     path: Path
@@ -44,11 +46,12 @@ class CsvTable:
     lines: np.ndarray
     delimiter: str
     missing_cells: np.ndarray
+    parsed: dict[int, np.ndarray | None] = field(default_factory=dict, compare=False, repr=False)
 
     def rows(self, keep: np.ndarray) -> CsvTable:
         """The table restricted to the rows selected by ``keep`` (a mask or indices)."""
         return replace(self, cells=self.cells[keep], lines=self.lines[keep],
-                       missing_cells=self.missing_cells[keep])
+                       missing_cells=self.missing_cells[keep], parsed={})
 
     def column(self, name: str, role: str = "") -> int:
         """Index of column ``name`` (see :func:`find_column`)."""
@@ -132,7 +135,7 @@ def read_csv_table(path: str | os.PathLike[str]) -> CsvTable:
     rows, numbers = [], []
     try:
         for row in reader:
-            if any(cell.strip() for cell in row):
+            if "".join(row).strip():
                 rows.append(row)
                 numbers.append(reader.line_num)  # the record's last line (quoted fields may span lines)
     except csv.Error as exc:
@@ -156,6 +159,8 @@ def read_csv_table(path: str | os.PathLike[str]) -> CsvTable:
             f"{sep}-separated fields like the header"
         )
     cells = np.char.strip(np.array(body, dtype=str).reshape(len(body), len(header)))
-    missing = np.isin(np.char.lower(cells), MISSING)
+    # Every missing spelling is short: lower-case only the short cells (lower() is slow on big tables).
+    missing = np.char.str_len(cells) <= max(map(len, MISSING))
+    missing[missing] = np.isin(np.char.lower(cells[missing]), MISSING)
     return CsvTable(path=path, header=header, cells=cells, lines=line_no, delimiter=delim,
                     missing_cells=missing)

@@ -45,6 +45,12 @@ def parse_numeric(table: CsvTable, col: int, role: str) -> np.ndarray | None:
     categories. Infinite values and values beyond
     the float32 range (the models' precision) are errors too.
     """
+    if col not in table.parsed:
+        table.parsed[col] = _parse_numeric(table, col, role)
+    return table.parsed[col]
+
+
+def _parse_numeric(table: CsvTable, col: int, role: str) -> np.ndarray | None:
     name = table.header[col]
     missing = table.missing(col)
     text = np.where(missing, "nan", table.cells[:, col])
