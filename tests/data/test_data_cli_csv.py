@@ -102,3 +102,23 @@ def test_config_keys_and_defaults() -> None:
     assert cfg.data_options() == {"features": ["a"], "missing": "median"}
     assert resolve_config({}, {}).data_options() == {} and resolve_config({}, {}).labeled is None
     assert resolve_config({"dataset": "operator-sde"}, {}).labeled == "20%"
+
+
+@pytest.mark.parametrize(("args", "phrase"), [
+    (["--target", "y"], "is a directory, not a CSV file"),
+    (["--target", "y", "--labeled", "0"], "labeled count must be >= 1"),
+    (["--target", "y", "--labeled", "abc"], "cannot parse labeled amount 'abc'"),
+    (["--target", "y", "--labeled", "101%"], r"labeled percent must be in \(0, 100\]"),
+    (["--target", "y", "--batch-size", "0"],
+     r"batch_size must be a positive integer or 'all' \(CLI: --batch-size"),
+    (["--target", "y", "--split-seed", "-1"], "seed must be a non-negative integer"),
+    (["--target", "z"], r"no target column 'z'"),
+])
+def test_cli_csv_errors_are_one_line(tmp_path: Path, args: list[str], phrase: str) -> None:
+    data = tmp_path / "folder of data"
+    data.mkdir()
+    path = data if "is a directory" in phrase else _csv(tmp_path / "d.csv", 30)
+    code, out = _invoke("--dataset", f"csv:{path}", "--method", "supervised", "--out", tmp_path / "run",
+                        *args, *FAST)
+    assert code != 0 and "Traceback" not in out
+    assert re.search(phrase, " ".join(out.split())), out
