@@ -52,7 +52,8 @@ class _PositiveFloat(click.ParamType):
 @click.option("--method", help="Training method (see `clss methods`).")
 @click.option("--unlabeled-loss", type=click.Choice(["rank", "rnc", "conord", "supremix", "oe", "ranksim"]),
               help="clss/gclss: the loss fed the pseudo-targets (rank = the papers' L_UR).")
-@click.option("--labeled", help="Labelled rows: 10%, 0.1 or 250.")
+@click.option("--labeled", help="Labelled rows: 10%, 0.1, 250 or all (default: every row with a target when "
+                                "some target cells are empty, else 20%).")
 @click.option("--unlabeled", help="Unlabelled rows: rest (default), a fraction, a count, or paper.")
 @click.option("--seed", type=click.IntRange(min=0))
 @click.option("--split-seed", type=click.IntRange(min=0),
@@ -71,6 +72,12 @@ class _PositiveFloat(click.ParamType):
               help="test reproduces the official code's (optimistic) selection on the test set.")
 @click.option("--standardize", type=click.Choice(["xy", "y", "x", "none"]),
               help="Standardise inputs and/or target on training rows (operator-sde preset: y).")
+@click.option("--features", help="CSV: feature columns, comma-separated (default: all but target and split).")
+@click.option("--exclude", help="CSV: columns to leave out of the features, comma-separated.")
+@click.option("--missing", type=click.Choice(["error", "drop", "mean", "median"]),
+              help="CSV: missing feature cells (default error; empty target cells are unlabelled rows).")
+@click.option("--categorical", type=click.Choice(["error", "onehot"]),
+              help="CSV: text feature columns: error (default) or onehot.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path),
               help="YAML file of configuration keys; flags override it.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
@@ -86,7 +93,8 @@ def train_command(dataset: str | None, target: str | None, data_dir: Path | None
                   split_seed: int | None, steps: int | None, batch_size: int | str | None,
                   unlabeled_batch_size: int | str | None, lr: float | None, eval_every: int | None,
                   device: str | None, threads: int | None, val_protocol: str | None,
-                  standardize: str | None, config_file: Path | None,
+                  standardize: str | None, features: str | None, exclude: str | None,
+                  missing: str | None, categorical: str | None, config_file: Path | None,
                   sets: tuple[str, ...], out: Path | None, resume_dir: Path | None,
                   no_progress: bool) -> None:
     """Train a (semi-supervised) regression method and write a run directory.
@@ -106,7 +114,8 @@ def train_command(dataset: str | None, target: str | None, data_dir: Path | None
             "run": run_index, "method": method, "labeled": labeled, "unlabeled": unlabeled, "seed": seed,
             "split_seed": split_seed, "steps": steps, "batch_size": batch_size,
             "unlabeled_batch_size": unlabeled_batch_size, "eval_every": eval_every, "device": device,
-            "threads": threads, "val_protocol": val_protocol, "standardize": standardize}
+            "threads": threads, "val_protocol": val_protocol, "standardize": standardize,
+            "features": features, "exclude": exclude, "missing": missing, "categorical": categorical}
         if lr is not None:
             flags["optimizer"] = {"lr": lr}
         if unlabeled_loss is not None:

@@ -35,15 +35,20 @@ class TrainConfig:
     """Everything a training run needs.
 
     Data: ``dataset`` (``"diabetes"``, ``"operator-sde"``, ``"csv:PATH"``), ``target`` (CSV column),
-    ``data_dir``, ``run`` (operator-sde 1000-row run), ``labeled`` (``"10%"``, ``0.1`` or ``250``),
+    ``data_dir``, ``run`` (operator-sde 1000-row run), ``labeled`` (``"10%"``, ``0.1``, ``250`` or ``"all"``;
+    ``None``: every row with a target when some rows have an empty target cell, else ``"20%"``),
     ``unlabeled`` (``"rest"``, a fraction or a count; ``"paper"`` for a dataset's fixed protocol),
     ``val_protocol`` (``"holdout"``; ``"test"`` reproduces the official code's selection on the test set),
     ``standardize`` (``"xy"``: inputs and target, fitted on training rows; ``"y"``, ``"x"`` or ``"none"``).
+    CSV files only: ``features`` / ``exclude`` (lists of column names, or comma-separated), ``missing``
+    (missing feature cells: ``"error"``, ``"drop"``, ``"mean"``, ``"median"``), ``categorical`` (text
+    columns: ``"error"`` or ``"onehot"``); see :func:`clss.data.load_csv`.
     Method: ``method`` and its ``method_params`` (see ``clss methods``). Model: ``model`` (name and
     keyword arguments). Optimisation: ``optimizer`` (name, lr, weight_decay), ``schedule`` (``"constant"``,
     ``"step"`` with ``step_size`` steps and ``gamma``, or ``"cosine"``), ``steps`` (iterations),
-    ``batch_size`` / ``unlabeled_batch_size`` (>= 1; ``"all"``: every row in one batch; ``None``: full
-    batch, the synthetic protocol), ``ssl_mult``.
+    ``batch_size`` / ``unlabeled_batch_size`` (a positive size, ``"all"``: each batch is the whole labelled
+    / unlabelled set, or ``None``: full batch, the synthetic protocol; a size larger than its set is capped
+    at the set with a warning), ``ssl_mult``.
     Running: ``seed``, ``split_seed`` (defaults to ``seed``), ``eval_every``, ``device``
     (``"auto"``, ``"cpu"``, ``"cuda"``), ``threads`` (torch intra-op threads; ``None`` keeps torch's
     default; 1 is fastest for small models on a busy machine), ``hidden_truth`` (pass unlabelled
@@ -59,10 +64,14 @@ class TrainConfig:
     target: str | None = param(None, "str", optional=True)
     data_dir: str | None = param(None, "str", optional=True)
     run: int = param(0, "int", ge=0)
-    labeled: str = "20%"  # checked by clss.data.parse_labeled
+    labeled: str | None = None  # checked by clss.data.parse_labeled (None: see data.md)
     unlabeled: str = "rest"  # checked by _check_unlabeled
     val_protocol: str = param("holdout", "str", choices=("holdout", "test"))
     standardize: str = param("xy", "str", choices=("xy", "y", "x", "none"))
+    features: list[str] | str | None = param(None, "names", optional=True)  # noqa: RUF009 (a field, not a call)
+    exclude: list[str] | str | None = param(None, "names", optional=True)  # noqa: RUF009 (a field, not a call)
+    missing: str = param("error", "str", choices=("error", "drop", "mean", "median"))
+    categorical: str = param("error", "str", choices=("error", "onehot"))
     method: str = param("gclss", "str")
     method_params: dict[str, Any] = field(default_factory=dict, metadata=_MAPPING)
     model: dict[str, Any] = field(default_factory=lambda: {
@@ -93,7 +102,8 @@ class TrainConfig:
         from clss.models import MODEL_PARAMS
 
         check_dataclass(self)
-        parse_labeled(self.labeled)
+        if self.labeled is not None:
+            parse_labeled(self.labeled)
         self.unlabeled = _check_unlabeled(self.unlabeled)
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {self.method!r}")
@@ -106,6 +116,12 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def data_options(self) -> dict[str, Any]:
+        """The CSV feature options that differ from their defaults (keyword arguments of ``load_dataset``)."""
+        defaults = TrainConfig()
+        return {k: getattr(self, k) for k in ("features", "exclude", "missing", "categorical")
+                if getattr(self, k) != getattr(defaults, k)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -157,6 +173,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # between supervised and GCLSS in our measurements).
         "model": {"name": "mlp", "hidden": [100, 100], "dropout": 0.05, "init": "default"},
         "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01},
+        "labeled": "20%",
         "unlabeled": "paper",
         # The 240 KL inputs are sqrt(eigenvalue)-scaled eigenfunctions: their decaying scales say how much
         # each coordinate matters, and per-feature standardisation inflates the near-zero high-order ones to

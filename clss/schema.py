@@ -23,7 +23,8 @@ from typing import Any
 __all__ = ["Spec", "check_dataclass", "check_mapping", "check_value", "param", "specs_of"]
 
 _ARTICLE = {"float": "a float", "int": "an integer", "str": "a string", "bool": "true or false",
-            "int_list": "a non-empty list of integers", "mapping": "a mapping of keys"}
+            "int_list": "a non-empty list of integers", "mapping": "a mapping of keys",
+            "names": "a comma-separated string or a non-empty list of column names"}
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ class Spec:
     """What a configuration value may be.
 
     ``kind``: ``"float"``, ``"int"``, ``"str"``, ``"bool"``, ``"int_list"`` (each element checked
-    against the bounds) or ``"mapping"``. ``ge``/``gt``/``le``/``lt``: bounds of numbers.
+    against the bounds), ``"names"`` (column names: a comma-separated string or a list) or
+    ``"mapping"``. ``ge``/``gt``/``le``/``lt``: bounds of numbers.
     ``choices``: the accepted values (``None`` among them allows null). ``optional``: null is
     accepted besides the kind. ``words``: strings accepted besides the kind (``"all"``). ``check``: an
     extra predicate on the coerced value, described by ``describe`` (which then replaces the generated
@@ -136,6 +138,12 @@ def _coerce(value: Any, spec: Spec) -> Any:
         return value if isinstance(value, str) and value.strip() else _INVALID
     if spec.kind == "mapping":
         return dict(value) if isinstance(value, Mapping) else _INVALID
+    if spec.kind == "names":  # column names: "a,b" or ["a", "b"]
+        names = value.split(",") if isinstance(value, str) else value
+        if not isinstance(names, list | tuple) or not names:
+            return _INVALID
+        names = [n.strip() if isinstance(n, str) else n for n in names]
+        return list(names) if all(isinstance(n, str) and n for n in names) else _INVALID
     if spec.kind == "int_list":
         if not isinstance(value, list | tuple) or not value:
             return _INVALID

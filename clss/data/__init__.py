@@ -13,19 +13,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from clss.data.base import RegressionData, Standardizer
+from clss.data.csvfile import CsvTable, read_csv_table
+from clss.data.encoding import ColumnEncoding, TabularEncoding
 from clss.data.operator_sde import generate_operator_sde, load_operator_sde, paper_run_indices
 from clss.data.samplers import SemiSupervisedSampler
 from clss.data.splits import LabeledSpec, Splits, parse_labeled, split_labeled
 from clss.data.tabular import load_csv, load_diabetes
 
 __all__ = [
+    "CSV_OPTIONS",
     "DATASETS",
+    "ColumnEncoding",
+    "CsvTable",
     "DatasetInfo",
     "LabeledSpec",
     "RegressionData",
     "SemiSupervisedSampler",
     "Splits",
     "Standardizer",
+    "TabularEncoding",
     "generate_operator_sde",
     "list_datasets",
     "load_csv",
@@ -33,8 +39,12 @@ __all__ = [
     "load_diabetes",
     "paper_run_indices",
     "parse_labeled",
+    "read_csv_table",
     "split_labeled",
 ]
+
+# Feature options of CSV files (keys of TrainConfig too); no other dataset has columns to choose.
+CSV_OPTIONS = frozenset({"features", "exclude", "missing", "categorical"})
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,8 @@ DATASETS: dict[str, DatasetInfo] = {
         "scikit-learn diabetes (442 x 10 -> disease progression); seeded 60/20/20 split", load_diabetes
     ),
     "csv:PATH": DatasetInfo(
-        "any numeric CSV file (target=COLUMN); seeded 60/20/20 split or a train/val/test 'split' column",
+        "any CSV file (target=COLUMN; empty target cells = unlabelled rows); seeded 60/20/20 split of the "
+        "rows with a target or a train/val/test 'split' column",
         load_csv,
     ),
 }
@@ -104,8 +115,9 @@ def load_dataset(
         ``"test"`` validates on the test split (the official, optimistic protocol).
     **kw
         Loader options: operator-sde ``run_size``, ``generator_seed``, ``n_functions``, ``mc_samples``,
-        ``chunk_size``, ``progress``; diabetes ``val_size``, ``test_size``; CSV ``features``,
-        ``split_column``, ``val_size``, ``test_size``, ``dropna``.
+        ``chunk_size``, ``progress``; diabetes ``val_size``, ``test_size``; CSV (see :func:`load_csv`)
+        ``features``, ``exclude``, ``missing``, ``categorical``, ``split_column``, ``val_size``,
+        ``test_size``.
 
     Returns
     -------
@@ -140,6 +152,9 @@ def load_dataset(
             f"{name} has no paper protocol fixing the labeled rows; leave fraction unset and split the "
             "training rows with split_labeled (--labeled)"
         )
+    csv_only = sorted(set(kw) & CSV_OPTIONS) if key != "csv:PATH" else []
+    if csv_only:
+        raise ValueError(f"{name}: {csv_only} apply to csv:PATH datasets only")
     params = inspect.signature(info.loader).parameters.values()
     accepted = {p.name for p in params if p.kind is p.KEYWORD_ONLY} - {"seed", "val_protocol", *options}
     unknown = sorted(set(kw) - accepted)

@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from clss.data.encoding import TabularEncoding
+
 __all__ = ["RegressionData", "Standardizer"]
 
 # Features whose training standard deviation is below this are left unscaled (constant columns).
@@ -137,7 +139,9 @@ class RegressionData:
     x_train, x_val, x_test : np.ndarray
         Inputs ``[n, d]``; converted to C-contiguous float32.
     y_train, y_val, y_test : np.ndarray
-        Targets ``[n]`` (``[n, 1]`` is accepted and flattened); converted to float64.
+        Targets ``[n]`` (``[n, 1]`` is accepted and flattened); converted to float64. NaN in ``y_train``
+        marks a row without a target (an unlabelled row, e.g. an empty target cell of a CSV file); val and
+        test targets must be finite.
     feature_names : list of str
         ``d`` input column names.
     target_name : str
@@ -148,6 +152,8 @@ class RegressionData:
         Protocol-fixed row indices into the *train* arrays (e.g. the paper's operator-learning runs,
         spec ``clss_gclss.md`` §A1); ``None`` when the protocol leaves the labeled split to the caller
         (:func:`clss.data.split_labeled`).
+    encoding : TabularEncoding or None
+        The fitted feature preprocessing of a CSV dataset (apply it to new files); ``None`` otherwise.
 
     Raises
     ------
@@ -168,6 +174,7 @@ class RegressionData:
     meta: dict[str, Any] = field(default_factory=dict)
     labeled: np.ndarray | None = None
     unlabeled: np.ndarray | None = None
+    encoding: TabularEncoding | None = None
 
     def __post_init__(self) -> None:
         d = None
@@ -190,7 +197,8 @@ class RegressionData:
                 raise ValueError(f"{self.name}: x_{split} has {x.shape[1]} features, x_train has {d}")
             d = x.shape[1]
             bad_x = ~np.isfinite(x).all(axis=1)
-            bad_y = ~np.isfinite(y)
+            # NaN marks a training row without a target (unlabelled); anywhere else it is an error.
+            bad_y = np.isinf(y) if split == "train" else ~np.isfinite(y)
             if bad_x.any() or bad_y.any():
                 rows = np.flatnonzero(bad_x | bad_y)
                 raise ValueError(
@@ -206,12 +214,21 @@ class RegressionData:
             self.labeled = _as_indices("labeled", self.labeled, n)
             if self.labeled.size == 0:
                 raise ValueError(f"{self.name}: the protocol's labeled set is empty")
+        if self.labeled is not None and np.isnan(self.y_train[self.labeled]).any():
+            raise ValueError(f"{self.name}: the protocol's labeled rows include rows without a target (NaN)")
+        if np.isnan(self.y_train).all():
+            raise ValueError(f"{self.name}: no training row has a target (y_train is all NaN)")
         if self.unlabeled is not None:
             self.unlabeled = _as_indices("unlabeled", self.unlabeled, n)
             if self.labeled is None:
                 raise ValueError(f"{self.name}: unlabeled indices given without labeled indices")
             if np.intersect1d(self.labeled, self.unlabeled).size:
                 raise ValueError(f"{self.name}: labeled and unlabeled indices overlap")
+
+    @property
+    def no_target(self) -> np.ndarray:
+        """int64 indices of the training rows without a target (NaN in ``y_train``): always unlabelled."""
+        return np.flatnonzero(np.isnan(self.y_train))
 
     @property
     def n_features(self) -> int:
@@ -224,7 +241,7 @@ class RegressionData:
 
         Input statistics use every training row (unlabeled inputs are available to a semi-supervised
         learner). Target statistics use ``y_rows`` when given, else the protocol's ``labeled`` rows when
-        set, else every training row: the targets of unlabeled rows are hidden from the learner.
+        set, else every training row with a target: the targets of unlabeled rows are hidden from the learner.
 
         Parameters
         ----------
@@ -238,5 +255,12 @@ class RegressionData:
         Standardizer
         """
         rows = y_rows if y_rows is not None else self.labeled
-        y = self.y_train if rows is None else self.y_train[_as_indices("y_rows", rows, self.y_train.shape[0])]
+        if rows is None:
+            y = self.y_train[~np.isnan(self.y_train)]
+        else:
+            y = self.y_train[_as_indices("y_rows", rows, self.y_train.shape[0])]
+            if np.isnan(y).any():
+                raise ValueError(
+                    f"{self.name}: y_rows include {int(np.isnan(y).sum())} rows without a target"
+                )
         return Standardizer.fit(self.x_train, y, inputs=inputs, targets=targets)

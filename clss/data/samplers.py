@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -31,6 +32,20 @@ def _n_batches(n: int, batch: int, drop_last: bool) -> int:
     return n // batch if drop_last else math.ceil(n / batch)
 
 
+def _batch_size(name: str, flag: str, value: Any, n_rows: int, what: str) -> int:
+    """A positive batch size or ``"all"``, capped at ``n_rows`` (with a warning when it had to be capped)."""
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return max(n_rows, 1)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer or 'all' (CLI: {flag} N or {flag} all), "
+                         f"got {value!r}")
+    if 0 < n_rows < value:
+        warnings.warn(f"{name} {value} is larger than the {n_rows} {what} rows: every {what} batch uses all "
+                      f"{n_rows} of them", UserWarning, stacklevel=3)
+        return n_rows
+    return int(value)
+
+
 class SemiSupervisedSampler:
     """Yield ``(labeled_idx, unlabeled_idx)`` LongTensor pairs, one per training iteration.
 
@@ -51,24 +66,26 @@ class SemiSupervisedSampler:
         Number of labeled rows (indices ``0..n-1``) or the labeled row indices.
     unlabeled : array-like or LongTensor
         Unlabeled row indices (may be empty).
-    batch_size : int, optional
-        Labeled batch size; required unless ``full_batch``.
-    unlabeled_batch_size : int, optional
-        Unlabeled batch size; defaults to ``batch_size``.
+    batch_size : int or "all", optional
+        Labeled batch size (>= 1); required unless ``full_batch``. ``"all"``, or any size larger than the
+        labeled set, makes each labeled batch the whole labeled set (a ``UserWarning`` says so when a
+        number had to be capped), so a handful of labels still trains.
+    unlabeled_batch_size : int or "all", optional
+        Unlabeled batch size; defaults to ``batch_size``; capped at the unlabeled set likewise.
     ssl_mult : int, default 1
         Times the labeled set is repeated per epoch (``ssl_mult`` of spec §A9).
     seed : int
         Seed of the private generator.
     drop_last : bool, default True
-        Drop incomplete final batches (as the official loaders do).
+        Drop incomplete final batches (as the official loaders do). Batch sizes are capped at the set
+        sizes first, so every epoch has at least one iteration.
     full_batch : bool, default False
         Yield every row every iteration, unshuffled; batch sizes and ``ssl_mult`` are ignored.
 
     Raises
     ------
     ValueError
-        Empty labeled set, bad batch sizes or ``ssl_mult``, or a set smaller than its batch with
-        ``drop_last`` (an epoch would have no iterations).
+        Empty labeled set, non-positive batch sizes or a bad ``ssl_mult``.
     """
 
     def __init__(
@@ -76,8 +93,8 @@ class SemiSupervisedSampler:
         labeled: int | np.ndarray | torch.Tensor | list[int],
         unlabeled: np.ndarray | torch.Tensor | list[int],
         *,
-        batch_size: int | None = None,
-        unlabeled_batch_size: int | None = None,
+        batch_size: int | Literal["all"] | None = None,
+        unlabeled_batch_size: int | Literal["all"] | None = None,
         ssl_mult: int = 1,
         seed: int,
         drop_last: bool = True,
@@ -87,29 +104,21 @@ class SemiSupervisedSampler:
         self.unlabeled = _index_tensor("unlabeled", unlabeled)
         if self.labeled.numel() == 0:
             raise ValueError("the labeled set is empty")
-        if ssl_mult < 1:
-            raise ValueError(f"ssl_mult must be >= 1, got {ssl_mult}")
+        if isinstance(ssl_mult, bool) or not isinstance(ssl_mult, (int, np.integer)) or ssl_mult < 1:
+            raise ValueError(f"ssl_mult must be an integer >= 1 (CLI: --set ssl_mult=N), got {ssl_mult!r}")
         self.full_batch = full_batch
         self.ssl_mult = int(ssl_mult)
         self.drop_last = drop_last
         self.seed = int(seed)
         if not full_batch:
-            if batch_size is None or batch_size < 1:
-                raise ValueError(f"batch_size must be >= 1 (or use full_batch=True), got {batch_size}")
+            if batch_size is None:
+                raise ValueError("batch_size is required unless full_batch=True (CLI: --batch-size N or "
+                                 "--batch-size all)")
             unlabeled_batch_size = batch_size if unlabeled_batch_size is None else unlabeled_batch_size
-            if unlabeled_batch_size < 1:
-                raise ValueError(f"unlabeled_batch_size must be >= 1, got {unlabeled_batch_size}")
-            pool = self.labeled.numel() * self.ssl_mult
-            if drop_last and pool < batch_size:
-                raise ValueError(
-                    f"{self.labeled.numel()} labeled rows x ssl_mult {self.ssl_mult} = {pool} < batch_size "
-                    f"{batch_size}: no full batch per epoch (lower batch_size or set drop_last=False)"
-                )
-            if drop_last and 0 < self.unlabeled.numel() < unlabeled_batch_size:
-                raise ValueError(
-                    f"{self.unlabeled.numel()} unlabeled rows < unlabeled_batch_size {unlabeled_batch_size}: "
-                    "no full batch per epoch (lower unlabeled_batch_size or set drop_last=False)"
-                )
+            batch_size = _batch_size("batch_size", "--batch-size", batch_size, self.labeled.numel(),
+                                     "labeled")
+            unlabeled_batch_size = _batch_size("unlabeled_batch_size", "--unlabeled-batch-size",
+                                               unlabeled_batch_size, self.unlabeled.numel(), "unlabeled")
         self.batch_size = batch_size
         self.unlabeled_batch_size = unlabeled_batch_size
         self._generator = torch.Generator().manual_seed(self.seed)

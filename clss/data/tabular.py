@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import csv
-import difflib
 import os
-from pathlib import Path
 
 import numpy as np
 
 from clss.data.base import RegressionData
+from clss.data.csvfile import CsvTable, read_csv_table
+from clss.data.encoding import CATEGORICAL, MISSING_POLICIES, TabularEncoding, parse_numeric
+from clss.data.splits import check_seed
 
 __all__ = ["load_csv", "load_diabetes", "seeded_split"]
 
-_MISSING = ("", "na", "nan", "null", "none", "n/a", "?")
 _SPLIT_VALUES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
@@ -45,9 +44,10 @@ def seeded_split(
     n_test, n_val = round(n * test_size), round(n * val_size)
     if min(n_test, n_val, n - n_test - n_val) < 1:
         raise ValueError(
-            f"{n} rows are too few for a {1 - val_size - test_size:.2f}/{val_size}/{test_size} split"
+            f"{n} rows are too few for a {1 - val_size - test_size:.2f}/{val_size}/{test_size} "
+            "train/val/test split: each part needs at least one row"
         )
-    perm = np.random.default_rng(seed).permutation(n)
+    perm = np.random.default_rng(check_seed(seed)).permutation(n)
     return np.sort(perm[n_test + n_val :]), np.sort(perm[n_test : n_test + n_val]), np.sort(perm[:n_test])
 
 
@@ -104,19 +104,62 @@ def load_diabetes(*, seed: int = 0, val_size: float = 0.2, test_size: float = 0.
     return _from_split("diabetes", x, y, parts, list(bunch.feature_names), "progression", meta)
 
 
-def _find_column(header: list[str], name: str, role: str, path: Path) -> int:
-    hits = [i for i, h in enumerate(header) if h == name]
-    if len(hits) > 1:
-        raise ValueError(
-            f"{path}: {role} column {name!r} is ambiguous: it appears {len(hits)} times in the header"
-        )
-    if not hits:
-        close = difflib.get_close_matches(name, header, n=3) or [
-            h for h in header if h.lower() == name.lower()
-        ]
-        hint = f"; did you mean {close}?" if close else ""
-        raise ValueError(f"{path}: no {role} column {name!r}; columns are {header}{hint}")
-    return hits[0]
+def _names(value: list[str] | tuple[str, ...] | str | None, what: str) -> list[str] | None:
+    """A list of column names from a list or a comma-separated string (the CLI's ``--features a,b``)."""
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"{what} must name columns, e.g. ['a', 'b'] or 'a,b'; got {value!r}")
+    return names
+
+
+def _feature_columns(table: CsvTable, features: list[str] | None, exclude: list[str] | None,
+                     reserved: dict[int, str]) -> list[int]:
+    if features is not None and exclude is not None:
+        raise ValueError("give features= (--features) or exclude= (--exclude), not both")
+    if features is not None:
+        cols = [table.column(f, "feature") for f in features]
+        dup = sorted({f for f in features if features.count(f) > 1})
+        if dup:
+            raise ValueError(f"{table.path}: features list {dup} more than once")
+    else:
+        dropped = {table.column(f, "excluded") for f in exclude or []}
+        cols = [i for i in range(len(table.header)) if i not in reserved and i not in dropped]
+    clash = [f"{table.header[c]!r} is the {reserved[c]} column" for c in cols if c in reserved]
+    if clash:
+        raise ValueError(f"{table.path}: {'; '.join(clash)}, so it cannot be a feature")
+    if not cols:
+        raise ValueError(f"{table.path}: no feature columns left besides {sorted(reserved.values())}; "
+                         f"columns are {table.header}")
+    return cols
+
+
+def _split_rows(table: CsvTable, labelled: np.ndarray, unlabelled: np.ndarray, split_col: int | None, *,
+                seed: int, val_size: float, test_size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """train / val / test row indices of the rows with a target (the rows without one are added later)."""
+    if split_col is None:
+        parts = seeded_split(labelled.size, seed=seed, val_size=val_size, test_size=test_size)
+        return tuple(np.sort(labelled[p]) for p in parts)  # type: ignore[return-value]
+    name = table.header[split_col]
+    labels = np.char.lower(table.cells[:, split_col])
+    known = np.isin(labels, list(_SPLIT_VALUES))
+    blank_unlabelled = np.zeros(labels.shape, dtype=bool)
+    blank_unlabelled[unlabelled] = labels[unlabelled] == ""
+    unknown = ~known & ~blank_unlabelled
+    if unknown.any():
+        raise ValueError(f"{table.path}: column {name!r} has values {sorted(set(labels[unknown].tolist()))} "
+                         f"(lines {table.lines[unknown][:5].tolist()}); use train/val/test")
+    held_out = unlabelled[np.isin(labels[unlabelled], [k for k, v in _SPLIT_VALUES.items() if v != "train"])]
+    if held_out.size:
+        raise ValueError(f"{table.path}: lines {table.lines[held_out][:10].tolist()} are in the val/test "
+                         "split but have no target; rows without a target are unlabelled training rows")
+    parts = tuple(labelled[np.isin(labels[labelled], [k for k, v in _SPLIT_VALUES.items() if v == s])]
+                  for s in ("train", "val", "test"))
+    empty = [s for s, p in zip(("train", "val", "test"), parts, strict=True) if p.size == 0]
+    if empty:
+        raise ValueError(f"{table.path}: column {name!r} has no {empty} rows with a target")
+    return parts  # type: ignore[return-value]
 
 
 def load_csv(
@@ -124,121 +167,110 @@ def load_csv(
     *,
     target: str | None,
     seed: int = 0,
-    features: list[str] | None = None,
+    features: list[str] | str | None = None,
+    exclude: list[str] | str | None = None,
     split_column: str = "split",
     val_size: float = 0.2,
     test_size: float = 0.2,
-    dropna: bool = False,
+    missing: str = "error",
+    categorical: str = "error",
 ) -> RegressionData:
     """Load a CSV file with a header row as a regression dataset.
 
-    Every column except ``target`` and the split column is a feature unless ``features`` names them; all
-    must be numeric. If a column named ``split_column`` exists (case-insensitive) its values
-    (``train``/``val``/``test``; ``valid``/``validation`` accepted) define the splits; otherwise
-    :func:`seeded_split` does (default 60/20/20). Empty cells and ``NA``/``NaN``/``null``/``?`` are missing.
+    Rows whose target cell is empty (or ``NA``, ``NaN``, ``null``, ``none``, ``n/a``, ``?``) are
+    **unlabelled**: they become training rows with target NaN (``data.no_target``), never validation or
+    test rows. The rows with a target are split into train / val / test: by a ``split`` column
+    (case-insensitive name ``split_column``, values ``train``/``val``/``test``, also ``valid``/``validation``;
+    empty for unlabelled rows) when there is one, else by :func:`seeded_split` of those rows alone
+    (``round(n val_size)`` val and ``round(n test_size)`` test rows out of the ``n`` rows with a target).
+
+    Features: every column except the target and the split column, or ``features``, or all but
+    ``exclude``. Their preprocessing (:class:`~clss.data.encoding.TabularEncoding`, in ``data.encoding``)
+    is fitted on the training rows, unlabelled ones included: numeric columns as they are; text columns
+    one-hot encoded (``categorical="onehot"``) or refused (``"error"``); missing cells refused
+    (``missing="error"``), their rows dropped before the split (``"drop"``), or filled with the training
+    mean / median of the feature (``"mean"`` / ``"median"``).
 
     Parameters
     ----------
     path : str or PathLike
+        Comma-, semicolon- or tab-separated (detected), UTF-8 (a byte-order mark is ignored).
     target : str
-        Target column (exact header name).
+        Target column (exact header name); numeric.
     seed : int, default 0
         Split seed (unused with a split column).
-    features : list of str, optional
-        Feature columns to use; default all remaining columns.
+    features, exclude : list of str or comma-separated str, optional
+        Feature columns to use, or to leave out (not both).
     split_column : str, default "split"
     val_size, test_size : float, default 0.2
-    dropna : bool, default False
-        Drop rows with missing values instead of raising.
+        Fractions of the rows with a target.
+    missing : {"error", "drop", "mean", "median"}, default "error"
+        Missing feature cells (targets are never imputed: an empty target marks an unlabelled row).
+    categorical : {"error", "onehot"}, default "error"
+        Text feature columns (a column is text when at most half its non-missing cells are numbers).
 
     Returns
     -------
     RegressionData
+        ``meta["lines"]`` maps each split to the file line of each of its rows.
 
     Raises
     ------
     FileNotFoundError
         The file does not exist.
     ValueError
-        No target given; target or a feature column missing or duplicated; non-numeric columns (named);
-        rows with missing values (their line numbers) unless ``dropna``; ragged rows; bad split values.
+        Anything wrong with the file (see :func:`~clss.data.csvfile.read_csv_table`) or its columns: no
+        target given, unknown or non-numeric target, unknown feature names, text in numeric columns,
+        infinite values, missing values under ``missing="error"``, bad split values, no row with a target,
+        too few rows for the split.
     """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"CSV file not found: {path}")
-    with path.open(newline="") as fh:
-        rows = list(csv.reader(fh))
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    if len(rows) < 2:
-        raise ValueError(f"{path}: needs a header row and at least one data row")
-    header = [h.strip() for h in rows[0]]
+    if missing not in MISSING_POLICIES:
+        raise ValueError(f"missing must be one of {MISSING_POLICIES} (--missing), got {missing!r}")
+    if categorical not in CATEGORICAL:
+        raise ValueError(f"categorical must be one of {CATEGORICAL} (--categorical), got {categorical!r}")
+    features, exclude = _names(features, "features"), _names(exclude, "exclude")
+    table = read_csv_table(path)
+    path = table.path
     if target is None:
-        raise ValueError(f"{path}: name the target column with target= (--target); columns are {header}")
-    ragged = [i + 2 for i, r in enumerate(rows[1:]) if len(r) != len(header)]
-    if ragged:
-        raise ValueError(f"{path}: lines {ragged[:10]} do not have {len(header)} fields like the header")
-    cells = np.char.strip(np.array(rows[1:], dtype=str))
-    t_col = _find_column(header, target, "target", path)
-    split_hits = [i for i, h in enumerate(header) if h.lower() == split_column.lower() and i != t_col]
+        raise ValueError(f"{path}: name the target column with --target (Python: target=); columns are "
+                         f"{table.header}")
+    t_col = table.column(target, "target")
+    split_hits = [i for i, h in enumerate(table.header) if h.lower() == split_column.lower() and i != t_col]
     if len(split_hits) > 1:
         raise ValueError(f"{path}: more than one {split_column!r} column")
-    if features is None:
-        f_cols = [i for i in range(len(header)) if i != t_col and i not in split_hits]
-    else:
-        f_cols = [_find_column(header, f, "feature", path) for f in features]
-        if t_col in f_cols:
-            raise ValueError(f"{path}: the target {target!r} is also listed as a feature")
-    if not f_cols:
-        raise ValueError(f"{path}: no feature columns besides the target {target!r}")
-
-    values = np.empty((cells.shape[0], len(f_cols) + 1))
-    bad: list[str] = []
-    for j, col in enumerate([*f_cols, t_col]):
-        column = np.where(np.isin(np.char.lower(cells[:, col]), _MISSING), "nan", cells[:, col])
-        try:
-            values[:, j] = column.astype(np.float64)
-        except ValueError:
-            example = str(next(v for v in column if not _is_float(v)))
-            bad.append(f"{header[col]!r} (e.g. {example!r})")
-    if bad:
-        raise ValueError(
-            f"{path}: non-numeric columns {', '.join(bad)}; encode them or choose numeric ones with features="
-        )
-    keep = np.isfinite(values).all(axis=1)
-    meta = {"source": str(path), "target": target, "seed": seed}
-    if not keep.all():
-        lines = (np.flatnonzero(~keep) + 2).tolist()
-        if not dropna:
-            raise ValueError(
-                f"{path}: {len(lines)} rows have missing or non-finite values (lines {lines[:10]}"
-                f"{' ...' if len(lines) > 10 else ''}); clean them or pass dropna=True"
-            )
-        meta["dropped_lines"] = lines
-    x, y, cells = values[keep, :-1], values[keep, -1], cells[keep]
-    if split_hits:
-        labels = np.char.lower(cells[:, split_hits[0]])
-        unknown = sorted(set(labels.tolist()) - set(_SPLIT_VALUES))
-        if unknown:
-            raise ValueError(
-                f"{path}: column {header[split_hits[0]]!r} has values {unknown}; use train/val/test"
-            )
-        parts = tuple(
-            np.flatnonzero(np.isin(labels, [k for k, v in _SPLIT_VALUES.items() if v == s]))
-            for s in ("train", "val", "test")
-        )
-        empty = [s for s, p in zip(("train", "val", "test"), parts, strict=True) if p.size == 0]
-        if empty:
-            raise ValueError(f"{path}: column {header[split_hits[0]]!r} has no {empty} rows")
-        meta["split"] = f"column {header[split_hits[0]]!r}"
-    else:
-        parts = seeded_split(len(y), seed=seed, val_size=val_size, test_size=test_size)
-        meta["split"] = {"val_size": val_size, "test_size": test_size}
-    return _from_split(f"csv:{path}", x, y, parts, [header[c] for c in f_cols], target, meta)
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    reserved = {t_col: "target", **{i: "split" for i in split_hits}}
+    f_cols = _feature_columns(table, features, exclude, reserved)
+    meta: dict = {"source": str(path), "target": target, "seed": seed, "missing": missing,
+                  "categorical": categorical}
+    if missing == "drop":
+        drop = np.zeros(table.cells.shape[0], dtype=bool)
+        for c in f_cols:
+            drop |= table.missing(c)
+        if drop.all():
+            raise ValueError(f"{path}: every row has a missing feature value, --missing drop leaves none")
+        if drop.any():
+            meta["dropped_lines"] = table.lines[drop].tolist()
+            table = table.rows(~drop)
+    y = parse_numeric(table, t_col, "target")
+    if y is None:
+        example = table.cells[~table.missing(t_col), t_col][0]
+        raise ValueError(f"{path}: the target column {target!r} is not numeric (e.g. {example!r}); choose a "
+                         f"numeric column with --target; columns are {table.header}")
+    has_target = ~np.isnan(y)
+    labelled, unlabelled = np.flatnonzero(has_target), np.flatnonzero(~has_target)
+    if labelled.size == 0:
+        raise ValueError(f"{path}: no row has a value in the target column {target!r}; at least the "
+                         "validation and test rows need one")
+    train, val, test = _split_rows(table, labelled, unlabelled, split_hits[0] if split_hits else None,
+                                   seed=seed, val_size=val_size, test_size=test_size)
+    train = np.sort(np.concatenate([train, unlabelled]))
+    meta["split"] = (f"column {table.header[split_hits[0]]!r}" if split_hits
+                     else {"val_size": val_size, "test_size": test_size, "of": "rows with a target"})
+    encoding = TabularEncoding.fit(table, train, f_cols, missing=missing, categorical=categorical,
+                                   target=target)
+    x = encoding.transform(table)
+    meta["n_no_target"] = int(unlabelled.size)
+    meta["lines"] = {s: table.lines[r].tolist() for s, r in (("train", train), ("val", val), ("test", test))}
+    data = _from_split(f"csv:{path}", x, y, (train, val, test), encoding.feature_names, target, meta)
+    data.encoding = encoding
+    return data

@@ -66,6 +66,8 @@ def _standardize_sides(spec: str) -> dict[str, bool]:
 def _load_data(cfg: TrainConfig) -> RegressionData:
     fraction = None
     if cfg.unlabeled == "paper":
+        if cfg.labeled is None:
+            raise ValueError("unlabeled='paper' needs the paper's labelled fraction, e.g. --labeled 20%")
         spec = str(cfg.labeled).strip()
         fraction = float(spec[:-1]) / 100 if spec.endswith("%") else float(spec)
         if not 0 < fraction <= 0.5:
@@ -73,7 +75,7 @@ def _load_data(cfg: TrainConfig) -> RegressionData:
                              "protocol uses as many unlabelled as labelled rows)")
     return load_dataset(cfg.dataset, seed=cfg.seed if cfg.split_seed is None else cfg.split_seed,
                         data_dir=cfg.data_dir, target=cfg.target, run=cfg.run, fraction=fraction,
-                        val_protocol=cfg.val_protocol)
+                        val_protocol=cfg.val_protocol, **cfg.data_options())
 
 
 def _splits(cfg: TrainConfig, data: RegressionData, semi: bool) -> Splits:
@@ -86,7 +88,7 @@ def _splits(cfg: TrainConfig, data: RegressionData, semi: bool) -> Splits:
         unlabeled = float(unlabeled) if "." in unlabeled else int(unlabeled)
     seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
     return split_labeled(data.x_train.shape[0], cfg.labeled, seed=seed, unlabeled=unlabeled,
-                         require_unlabeled=semi)
+                         require_unlabeled=semi, no_target=data.no_target)
 
 
 def _build_method(cfg: TrainConfig, n_features: int) -> Method:
@@ -173,8 +175,9 @@ def train(config: TrainConfig | dict[str, Any], out: str | Path, *, resume: bool
     schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda) for opt in optimizers]
     unlabeled = splits.unlabeled if method.semi_supervised else np.empty(0, dtype=np.int64)
     sampler = SemiSupervisedSampler(splits.labeled, unlabeled,
-                                    batch_size=cfg.batch_size or len(splits.labeled),
-                                    unlabeled_batch_size=cfg.unlabeled_batch_size or max(len(unlabeled), 1),
+                                    batch_size=cfg.batch_size,  # None: full batch; sizes >= 1 or "all"
+                                    unlabeled_batch_size=(cfg.unlabeled_batch_size
+                                                          if cfg.unlabeled_batch_size is not None else "all"),
                                     ssl_mult=cfg.ssl_mult, seed=cfg.seed,
                                     full_batch=cfg.batch_size is None)
     start, best = 0, math.inf
@@ -199,6 +202,7 @@ def train(config: TrainConfig | dict[str, Any], out: str | Path, *, resume: bool
             "standardizer": std.state_dict()})
 
     batches = iter(sampler)
+    hidden_truth = cfg.hidden_truth and data.no_target.size == 0  # empty target cells have no truth
     started = time.perf_counter()
     step = start
     consistent = True  # False while a step is half applied: no checkpoint may be written then
@@ -213,7 +217,7 @@ def train(config: TrainConfig | dict[str, Any], out: str | Path, *, resume: bool
                 l_idx, u_idx = pair
                 l_idx, u_idx = l_idx.to(device), u_idx.to(device)
                 lab = Batch(x_train[l_idx], l_idx, y_train[l_idx])
-                ulb = (Batch(x_train[u_idx], u_idx, y_train[u_idx] if cfg.hidden_truth else None)
+                ulb = (Batch(x_train[u_idx], u_idx, y_train[u_idx] if hidden_truth else None)
                        if u_idx.numel() else None)
                 try:
                     logs = method.training_step(lab, ulb, step)
@@ -328,6 +332,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *,
     method.load_state_dict(state["method"])
     method.to(device)
     std = Standardizer.from_state_dict(state["standardizer"])
-    x = torch.as_tensor(std.transform_x(getattr(data, f"x_{split}")), device=device)
-    metrics, _ = evaluate(method, x, getattr(data, f"y_{split}"), std.inverse_y)
+    scored = ~np.isnan(getattr(data, f"y_{split}"))  # training rows without a target have no score
+    x = torch.as_tensor(std.transform_x(getattr(data, f"x_{split}")[scored]), device=device)
+    metrics, _ = evaluate(method, x, getattr(data, f"y_{split}")[scored], std.inverse_y)
     return metrics

@@ -140,15 +140,51 @@ def test_state_mismatch_and_bad_arguments() -> None:
         other.load_state_dict(s.state_dict())
     with pytest.raises(ValueError, match="labeled set is empty"):
         SemiSupervisedSampler(0, [1, 2], batch_size=1, seed=0)
-    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+    with pytest.raises(ValueError, match="batch_size is required"):
         SemiSupervisedSampler(4, [5, 6], seed=0)
+    for bad in (0, -3, 2.5, True, "some"):
+        with pytest.raises(ValueError, match=r"batch_size must be a positive integer or 'all' \(CLI: "
+                                             r"--batch-size N"):
+            SemiSupervisedSampler(4, [5, 6], batch_size=bad, seed=0)
+        with pytest.raises(ValueError, match="unlabeled_batch_size must be a positive integer"):
+            SemiSupervisedSampler(4, [5, 6], batch_size=2, unlabeled_batch_size=bad, seed=0)
     with pytest.raises(ValueError, match="ssl_mult"):
         SemiSupervisedSampler(4, [5, 6], batch_size=1, ssl_mult=0, seed=0)
-    with pytest.raises(ValueError, match=r"4 labeled rows x ssl_mult 1 = 4 < batch_size 8"):
-        SemiSupervisedSampler(4, [5, 6], batch_size=8, seed=0)
-    with pytest.raises(ValueError, match="2 unlabeled rows < unlabeled_batch_size 4"):
-        SemiSupervisedSampler(8, [9, 10], batch_size=4, seed=0)
     with pytest.raises(ValueError, match="integer indices"):
         SemiSupervisedSampler(np.array([0.5, 1.5]), [3], batch_size=1, seed=0)
     with pytest.raises(ValueError, match="negative"):
         SemiSupervisedSampler(4, [-1], batch_size=1, seed=0)
+
+
+def test_few_labels_use_the_whole_labeled_set_per_batch() -> None:
+    # 12 labelled rows and a batch of 32 (a 215-row set at 10 %): every batch is all 12 rows, with a warning.
+    with pytest.warns(UserWarning, match="batch_size 32 is larger than the 12 labeled rows"):
+        s = SemiSupervisedSampler(12, np.arange(12, 215), batch_size=32, seed=0)
+    assert s.batch_size == 12 and s.unlabeled_batch_size == 32 and s.iterations_per_epoch == 1
+    lab, unl = next(iter(s))
+    assert sorted(lab.tolist()) == list(range(12)) and unl.numel() == 32
+    # ssl_mult repeats the set: batches of the set's size, each row ssl_mult times per epoch.
+    with pytest.warns(UserWarning):
+        s = SemiSupervisedSampler(5, np.arange(5, 100), batch_size=8, ssl_mult=3, seed=0)
+    assert s.iterations_per_epoch == 3
+    lab = [b[0] for b in s]
+    assert all(b.numel() == 5 for b in lab)
+    assert torch.equal(torch.bincount(torch.cat(lab), minlength=5), torch.full((5,), 3))
+
+
+def test_unlabeled_batch_capped_at_the_pool() -> None:
+    with pytest.warns(UserWarning, match="unlabeled_batch_size 4 is larger than the 2 unlabeled rows"):
+        s = SemiSupervisedSampler(8, [9, 10], batch_size=4, seed=0)
+    assert s.unlabeled_batch_size == 2 and s.iterations_per_epoch == 1
+    assert sorted(next(iter(s))[1].tolist()) == [9, 10]
+
+
+def test_batch_size_all_is_explicit_and_silent() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = SemiSupervisedSampler(7, np.arange(7, 30), batch_size="all", unlabeled_batch_size="all", seed=0)
+    assert (s.batch_size, s.unlabeled_batch_size, s.iterations_per_epoch) == (7, 23, 1)
+    supervised = SemiSupervisedSampler(7, [], batch_size="all", seed=0)
+    assert supervised.batch_size == 7 and len(supervised) == 1

@@ -135,9 +135,10 @@ def test_csv_missing_values(tmp_path: Path) -> None:
     rows[3] = "3,,3"
     rows[7] = "7,NA,7"
     path = _write_csv(tmp_path / "na.csv", "a,b,y", rows)
-    with pytest.raises(ValueError, match=r"2 rows have missing or non-finite values \(lines \[5, 9\]\)"):
+    with pytest.raises(ValueError, match=r"missing feature values in 'b' \(2 rows, lines \[5, 9\]\); fill "
+                                         r"them with --missing mean"):
         load_dataset(f"csv:{path}", target="y")
-    data = load_dataset(f"csv:{path}", target="y", dropna=True)
+    data = load_dataset(f"csv:{path}", target="y", missing="drop")
     assert data.x_train.shape[0] + data.x_val.shape[0] + data.x_test.shape[0] == 18
     assert data.meta["dropped_lines"] == [5, 9]
 
@@ -153,13 +154,13 @@ def test_csv_missing_values(tmp_path: Path) -> None:
             r"name the target column .*\['a', 'b', 'y'\]",
         ),
         ("a,b,y", ["1,2,3"] * 10, {"target": "Y"}, ValueError, r"no target column 'Y'.*did you mean \['y'\]"),
-        ("a,y,y", ["1,2,3"] * 10, {"target": "y"}, ValueError, "ambiguous: it appears 2 times"),
+        ("a,y,y", ["1,2,3"] * 10, {"target": "y"}, ValueError, r"duplicated column names \{'y': \[2, 3\]\}"),
         (
             "a,b,y",
             ["1,x,3", "1,2,3"] * 5,
             {"target": "y"},
             ValueError,
-            r"non-numeric columns 'b' \(e.g. 'x'\)",
+            r"non-numeric feature columns 'b' \(e.g. 'x'\); one-hot encode them with --categorical onehot",
         ),
         (
             "a,b,y",
@@ -168,11 +169,14 @@ def test_csv_missing_values(tmp_path: Path) -> None:
             ValueError,
             r"lines \[3, 5, 7, 9, 11\] do not have 3",
         ),
+        ("a,b,y", ["1,x,3"] + ["1,2,3"] * 5, {"target": "y"}, ValueError,
+         r"feature column 'b' has 1 values that are not numbers, e.g. \['x'\] on lines \[2\]"),
         ("a,b,y", ["1,2,3"] * 10, {"target": "y", "features": ["z"]}, ValueError, "no feature column 'z'"),
-        ("a,b,y", ["1,2,3"] * 10, {"target": "y", "features": ["y"]}, ValueError, "also listed as a feature"),
+        ("a,b,y", ["1,2,3"] * 10, {"target": "y", "features": ["y"]}, ValueError, "'y' is the target column"),
         ("y", ["3"] * 10, {"target": "y"}, ValueError, "no feature columns"),
-        ("a,y", [], {"target": "y"}, ValueError, "at least one data row"),
-        ("a,split,y", ["1,train,2", "1,dev,2"], {"target": "y"}, ValueError, r"values \['dev'\]; use"),
+        ("a,y", [], {"target": "y"}, ValueError, "has a header but no data rows"),
+        ("a,split,y", ["1,train,2", "1,dev,2"], {"target": "y"}, ValueError,
+         r"values \['dev'\] \(lines \[3\]\); use"),
         ("a,split,y", ["1,train,2", "1,test,2"], {"target": "y"}, ValueError, r"no \['val'\] rows"),
         ("a,y", ["1,2"] * 2, {"target": "y"}, ValueError, "too few"),
     ],
