@@ -174,7 +174,9 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu", *, kind: str | 
         raise IsADirectoryError(f"{p} is a directory, expected a checkpoint file")
     advice = "resume from another checkpoint (e.g. best.pt or an earlier copy) or start the run again"
     try:
-        state = torch.load(p, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle's protocol is not worth a warning: it is refused
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            state = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         refused = re.search(r"GLOBAL (\S+)", str(exc))
         if refused:

@@ -11,6 +11,7 @@ restores every random state, so it ends with the same metrics and the same log a
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import shlex
 import signal
@@ -67,9 +68,17 @@ class TrainResult:
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but no CUDA device is available")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was requested but no CUDA device is available; use device 'cpu' "
+                         f"or 'auto'")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r} does not exist: {torch.cuda.device_count()} CUDA device(s) "
+                         f"are visible")
+    return device
 
 
 STANDARDIZE = ("xy", "y", "x", "none")
@@ -168,7 +177,8 @@ class _Session:
 
     def state(self, step: int, best: float, seconds: float) -> dict[str, Any]:
         """The training state after ``step`` (for ``last.pt``)."""
-        return {"step": step, "best": best, "seconds": seconds, "method": self.method.state_dict(),
+        return {"step": step, "best": best, "seconds": seconds, "config": _identity(self.cfg),
+                "method": self.method.state_dict(),
                 "optimizers": [o.state_dict() for o in self.optimizers],
                 "schedulers": [s.state_dict() for s in self.schedulers],
                 "sampler": self.sampler.state_dict(), "rng": capture_rng_state(),
@@ -194,7 +204,21 @@ class _Session:
         return int(state["step"]), float(state["best"]), float(state.get("seconds", 0.0))
 
 
+def _identity(cfg: TrainConfig) -> dict[str, Any]:
+    """The settings that define a run (all but :data:`RESUME_OVERRIDES`), as plain JSON values."""
+    return json.loads(json.dumps({k: v for k, v in cfg.to_dict().items() if k not in RESUME_OVERRIDES}))
+
+
 def _load_weights(method: Method, state: dict[str, Any], path: Path, cfg: TrainConfig) -> None:
+    """``state["method"]`` into ``method``, after checking that the checkpoint belongs to this run."""
+    saved = state.get("config")  # absent in checkpoints of older clss versions
+    if saved is not None:
+        current = _identity(cfg)
+        diff = [k for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
+        if diff:
+            shown = ", ".join(f"{k}={saved.get(k)!r} (config.yaml: {current.get(k)!r})" for k in diff[:3])
+            raise ValueError(f"{path} is the checkpoint of another run: {shown}; use it with the run "
+                             f"directory it was written in")
     try:
         method.load_state_dict(state["method"])
     except RuntimeError as exc:
@@ -369,7 +393,7 @@ class _DeferredInterrupt:
     def __init__(self) -> None:
         self.pending = False
         self._installed = False
-        self._previous: Any = None
+        self._previous: Any = signal.default_int_handler
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.pending:
@@ -377,14 +401,16 @@ class _DeferredInterrupt:
         self.pending = True
 
     def __enter__(self) -> _DeferredInterrupt:
-        if threading.current_thread() is threading.main_thread():
+        # Only over Python's default handler: an ignored SIGINT (background jobs) or a custom one is kept.
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
             self._previous = signal.signal(signal.SIGINT, self._handle)
             self._installed = True
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._installed:
-            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.SIG_DFL)
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,
@@ -444,8 +470,8 @@ def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,
                 logged = True
                 if improved:
                     save_checkpoint(run.checkpoint_path("best"), {
-                        "step": step, "method": method.state_dict(), "standardizer": s.std.state_dict()},
-                        kind="weights")
+                        "step": step, "config": _identity(cfg), "method": method.state_dict(),
+                        "standardizer": s.std.state_dict()}, kind="weights")
                 if saves:
                     checkpoint(step)
                     saved = step
