@@ -10,6 +10,7 @@ non-finite floats are written as the strings ``"NaN"``, ``"Infinity"`` and ``"-I
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -336,6 +337,13 @@ class RunDir:
                 fh.flush()
                 os.fsync(fh.fileno())
 
+    def sync_log(self) -> None:
+        """``fsync`` ``metrics.jsonl`` (see ``sync`` of :meth:`log`)."""
+        path = self.path / self.METRICS
+        if path.is_file():
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())
+
     def record_resume(self, entry: Mapping[str, Any]) -> None:
         """Append one JSON line to ``resumes.jsonl`` (fsynced): when a run was resumed, from which step
         and which settings changed (e.g. ``{"steps": [600, 800]}``).
@@ -348,12 +356,14 @@ class RunDir:
         self._append(self.RESUMES, _to_builtin(entry, "entry", encode_nonfinite=True), sync=True)
 
     def read_resumes(self) -> list[dict[str, Any]]:
-        """The entries of ``resumes.jsonl`` in file order (``[]`` when the run was never resumed)."""
+        """The entries of ``resumes.jsonl`` in file order (``[]`` when the run was never resumed); a line
+        cut short by a crash is skipped."""
         path = self.path / self.RESUMES
-        if not path.is_file():
-            return []
-        return [_decode_nonfinite(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip()]
+        entries = []
+        for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else []:
+            with contextlib.suppress(ValueError):
+                entries.append(_decode_nonfinite(json.loads(line)))
+        return entries
 
     def read_log(self) -> list[dict[str, Any]]:
         """All records of ``metrics.jsonl`` in file order (``[]`` when there is none yet).

@@ -483,6 +483,7 @@ def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,
         except (KeyboardInterrupt, Exception) as exc:
             if logged and saved != step and not isinstance(exc, TrainingDiverged):
                 with contextlib.suppress(Exception):  # the original error matters more than this one
+                    run.sync_log()
                     checkpoint(step)
                     saved = step
             if isinstance(exc, KeyboardInterrupt):

@@ -433,8 +433,29 @@ def sigint_and_resume(tmp_path: Path, reference, delay: float) -> None:
     assert_same_log(RunDir(out, resume=True).read_log(), records)
 
 
+@pytest.mark.slow
 def test_sigint_checkpoints_the_step_under_way_and_prints_the_resume_command(tmp_path, long_reference):
     sigint_and_resume(tmp_path, long_reference, 0.3)
+
+
+def test_cli_ctrl_c_prints_the_resume_command_and_exits_130(reference, tmp_path, monkeypatch):
+    # a real SIGINT to this process while step 4's line is written (write 10: after the directory, three
+    # lines, best.pt and last.pt): step 4 is completed, saved, and the command says so
+    records, summary, _ = reference
+    out = tmp_path / "run"
+    count_writes(monkeypatch, 10, lambda: os.kill(os.getpid(), signal.SIGINT))
+    args = ["train", "--dataset", "diabetes", "--method", "clss", "--steps", "6", "--eval-every", "3",
+            "--batch-size", "12", "--unlabeled-batch-size", "12", "--threads", "1", "--no-progress",
+            "--set", "plots=false", "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 130, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"interrupted at step 4; checkpoint saved; resume with: clss train --resume {out}")
+    assert load_checkpoint(out / "last.pt")["step"] == 4
+    monkeypatch.undo()
+    resume_cli(out)
+    assert_same_summary(RunDir(out, resume=True).read_summary(), summary)
+    assert_same_log(RunDir(out, resume=True).read_log(), records)
 
 
 @pytest.mark.slow
