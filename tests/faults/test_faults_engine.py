@@ -623,3 +623,64 @@ def test_atomic_write_on_a_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match=r"could not write .*f\.txt: No space left on device"):
         atomic_write_text(target, "new")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+# -- entry points: bad arguments ------------------------------------------------------------------------
+
+
+def _finished_copy(reference, tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(reference[2], run)
+    return run
+
+
+EVALUATE_RUN = [
+    pytest.param(lambda ref, tmp: (tmp / "missing", {}), FileNotFoundError, "run directory not found",
+                 id="missing-directory"),
+    pytest.param(lambda ref, tmp: (tmp, {}), FileNotFoundError, "has no best.pt", id="no-checkpoint"),
+    pytest.param(lambda ref, tmp: (_finished_copy(ref, tmp), {"split": "train2"}), ValueError,
+                 "split must be 'train', 'val' or 'test'", id="split"),
+    pytest.param(lambda ref, tmp: (_finished_copy(ref, tmp), {"checkpoint": "first"}), ValueError,
+                 "checkpoint must be 'best' or 'last'", id="checkpoint-name"),
+]
+
+
+@pytest.mark.parametrize(("make", "error", "match"), EVALUATE_RUN)
+def test_evaluate_run_bad_arguments(reference, tmp_path, make, error, match):
+    run, kwargs = make(reference, tmp_path)
+    with pytest.raises(error, match=match):
+        evaluate_run(run, **kwargs)
+
+
+def _file(tmp: Path) -> Path:
+    (tmp / "f").write_text("")
+    return tmp / "f"
+
+
+def _non_empty(tmp: Path) -> Path:
+    (tmp / "d").mkdir()
+    (tmp / "d" / "x").write_text("")
+    return tmp / "d"
+
+
+TRAIN_CALLS = [
+    pytest.param(lambda tmp: (None, tmp / "new", {}), ValueError, "config is required", id="no-config"),
+    pytest.param(lambda tmp: (None, tmp / "missing", {"resume": True}), FileNotFoundError,
+                 "cannot resume: the run directory .* does not exist", id="resume-missing"),
+    pytest.param(lambda tmp: (None, tmp, {"resume": True}), FileNotFoundError, "has no checkpoint last.pt",
+                 id="resume-without-checkpoint"),
+    pytest.param(lambda tmp: (None, _file(tmp), {"resume": True}), NotADirectoryError, "is a file",
+                 id="resume-a-file"),
+    pytest.param(lambda tmp: (cfg(), _file(tmp), {}), NotADirectoryError, "is a file", id="out-is-a-file"),
+    pytest.param(lambda tmp: (cfg(), _non_empty(tmp), {}), FileExistsError, r"not empty \(x\)",
+                 id="out-not-empty"),
+]
+
+
+@pytest.mark.parametrize(("make", "error", "match"), TRAIN_CALLS)
+def test_train_bad_calls(tmp_path, make, error, match):
+    config, out, kwargs = make(tmp_path)
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    with pytest.raises(error, match=match):
+        train(config, out, **kwargs)
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
