@@ -206,7 +206,8 @@ class _Session:
 
 def _identity(cfg: TrainConfig) -> dict[str, Any]:
     """The settings that define a run (all but :data:`RESUME_OVERRIDES`), as plain JSON values."""
-    return json.loads(json.dumps({k: v for k, v in cfg.to_dict().items() if k not in RESUME_OVERRIDES}))
+    return json.loads(json.dumps({k: v for k, v in cfg.to_dict().items() if k not in RESUME_OVERRIDES},
+                                 default=str))
 
 
 def _load_weights(method: Method, state: dict[str, Any], path: Path, cfg: TrainConfig) -> None:
@@ -214,7 +215,8 @@ def _load_weights(method: Method, state: dict[str, Any], path: Path, cfg: TrainC
     saved = state.get("config")  # absent in checkpoints of older clss versions
     if saved is not None:
         current = _identity(cfg)
-        diff = [k for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
+        diff = [k for k in sorted(set(saved) | set(current))  # compared as JSON text: NaN equals NaN
+                if json.dumps(saved.get(k), sort_keys=True) != json.dumps(current.get(k), sort_keys=True)]
         if diff:
             shown = ", ".join(f"{k}={saved.get(k)!r} (config.yaml: {current.get(k)!r})" for k in diff[:3])
             raise ValueError(f"{path} is the checkpoint of another run: {shown}; use it with the run "
@@ -331,7 +333,6 @@ def train(config: TrainConfig | dict[str, Any] | None, out: str | Path, *, resum
         if config:
             raise ValueError("resume=True continues the run with its saved config.yaml; pass config=None and "
                              "the allowed changes as overrides=")
-        RunDir.check_resumable(out)
         run: RunDir | None = RunDir(out, resume=True)
         cfg, changes = _resume_config(run.read_config(), dict(overrides or {}))
     else:
