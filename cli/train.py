@@ -84,7 +84,8 @@ class _PositiveFloat(click.ParamType):
               help="Override any key, e.g. --set method_params.rank_weight=0.1 --set model.dropout=0.2.")
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (new or empty).")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path),
-              help="Continue the interrupted run in this directory.")
+              help="Continue the run in this directory with its saved configuration; only --steps (extend), "
+                   "--device, --threads and --no-progress may change it.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @fail_cleanly
 def train_command(dataset: str | None, target: str | None, data_dir: Path | None, run_index: int | None,
@@ -104,8 +105,13 @@ def train_command(dataset: str | None, target: str | None, data_dir: Path | None
     from clss.config import load_yaml, merge_dicts, parse_overrides, resolve_config
     from clss.engine.trainer import train
 
+    ctx = click.get_current_context()
     if resume_dir is not None:
-        result = train({}, resume_dir, resume=True)
+        result = _run_interruptibly(ctx, lambda: train(None, resume_dir, resume=True,
+                                                       overrides=_resume_overrides(ctx)))
+        if result.already_finished:
+            click.echo(f"{resume_dir} already finished at step {result.summary['steps']}; pass --steps M "
+                       f"(more than {result.summary['steps']}) to extend it")
     else:
         if out is None:
             raise click.UsageError("--out RUN_DIR is required (or --resume RUN_DIR)")
@@ -124,8 +130,44 @@ def train_command(dataset: str | None, target: str | None, data_dir: Path | None
             flags["progress"] = False
         file_values = load_yaml(config_file) if config_file is not None else {}
         cfg = resolve_config(merge_dicts(file_values, parse_overrides(sets)), flags)
-        result = train(cfg, out)
+        result = _run_interruptibly(ctx, lambda: train(cfg, out))
     _print_summary(result.run_dir, result.summary)
+
+
+# Flags that may accompany --resume (the run keeps the rest of its config.yaml), by parameter name.
+_RESUME_FLAGS = {"steps": "steps", "device": "device", "threads": "threads", "no_progress": "progress"}
+
+
+def _resume_overrides(ctx: click.Context) -> dict[str, Any]:
+    """The allowed flags given with --resume as train() overrides; any other flag is a usage error."""
+    from click.core import ParameterSource
+
+    typed = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    given = [p for p in ctx.command.params
+             if p.name not in ("resume_dir", None) and ctx.get_parameter_source(p.name) in typed]
+    refused = [p.opts[-1] for p in given if p.name not in _RESUME_FLAGS]
+    if refused:
+        allowed = ", ".join(f"--{name.replace('_', '-')}" for name in _RESUME_FLAGS)
+        raise click.UsageError(f"--resume continues the run with its saved config.yaml, so "
+                               f"{', '.join(refused)} cannot be combined with it (allowed: {allowed}); "
+                               f"start a new run with --out for other settings")
+    values = {_RESUME_FLAGS[p.name]: ctx.params[p.name] for p in given}
+    if "progress" in values:
+        values["progress"] = not values["progress"]
+    return values
+
+
+def _run_interruptibly(ctx: click.Context, run: Any) -> Any:
+    """``run()``; Ctrl-C ends the command with one line (how to resume) and exit code 130."""
+    from clss.engine import TrainingInterrupted
+
+    try:
+        return run()
+    except TrainingInterrupted as exc:
+        click.echo(str(exc), err=True)
+    except KeyboardInterrupt:
+        click.echo("interrupted before training started; nothing was written", err=True)
+    ctx.exit(130)
 
 
 def _print_summary(run_dir: Path, summary: dict[str, Any]) -> None:

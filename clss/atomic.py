@@ -13,11 +13,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "fsync_dir"]
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
-    """Write ``path`` through ``write(fh)`` on a temporary sibling, then rename it over ``path``."""
+    """Write ``path`` through ``write(fh)`` on a temporary sibling, then rename it over ``path``.
+
+    Raises
+    ------
+    OSError
+        When the file system refuses (disk full, permissions...): the message names ``path`` and says
+        that its previous content is unchanged; the temporary sibling is removed.
+    """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
@@ -29,16 +36,20 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise OSError(exc.errno, f"could not write {p}: {exc.strerror or exc}; the previous file (if "
+                                     f"any) is unchanged") from None
         raise
-    _fsync_dir(p.parent)
+    fsync_dir(p.parent)
     return p
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable on POSIX; directories cannot be opened this way on Windows.
+def fsync_dir(directory: str | Path) -> None:
+    """``fsync`` a directory, making renames inside it durable (a no-op where directories cannot be
+    opened, e.g. on Windows)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:

@@ -21,13 +21,22 @@ from clss.engine.checkpoint import (
 from clss.engine.plots import plot_learning_curves, plot_predictions, plot_similarity_reordering
 from clss.engine.progress import TrainingProgress
 from clss.engine.rundir import RunDir
-from clss.engine.trainer import TrainingDiverged, TrainResult, evaluate, evaluate_run, predict_batched, train
+from clss.engine.trainer import (
+    TrainingDiverged,
+    TrainingInterrupted,
+    TrainResult,
+    evaluate,
+    evaluate_run,
+    predict_batched,
+    train,
+)
 
 __all__ = [
     "CorruptCheckpointError",
     "RunDir",
     "TrainResult",
     "TrainingDiverged",
+    "TrainingInterrupted",
     "TrainingProgress",
     "atomic_write_bytes",
     "atomic_write_text",

@@ -8,6 +8,11 @@ A checkpoint is a ``dict`` of tensors, plain Python values (``bool``, ``int``, `
 dataclasses, paths, the legacy ``np.random.get_state()`` tuple) is refused by :func:`save_checkpoint`
 before anything is written, with the key path of the offending value.
 
+A checkpoint saved with ``kind=`` carries a format marker, ``state["clss_checkpoint"] = {"kind": kind,
+"version": 1}``, and :func:`load_checkpoint` with ``kind=``/``keys=`` checks it, so a file of another kind,
+a plain ``state_dict`` or a newer format is refused with a message saying what the file holds and what was
+expected. Files written before the marker existed are read when they hold the expected keys.
+
 Files are replaced atomically (temporary file in the same directory, ``fsync``, ``os.replace``), so an
 interruption leaves either the previous file or the new one, never a truncated one.
 """
@@ -22,7 +27,7 @@ import random
 import re
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,8 @@ import torch
 from clss.atomic import atomic_write
 
 __all__ = [
+    "FORMAT_KEY",
+    "FORMAT_VERSION",
     "CorruptCheckpointError",
     "capture_rng_state",
     "load_checkpoint",
@@ -47,6 +54,8 @@ _LEAF_TYPES = (bool, int, float, complex, str, bytes, type(None), torch.dtype, t
 _CONTAINER_TYPES = (dict, collections.OrderedDict, list, tuple, set, torch.Size)
 _TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 _RNG_KEYS = ("python", "numpy", "torch", "cuda")
+FORMAT_KEY = "clss_checkpoint"
+FORMAT_VERSION = 1
 
 
 class CorruptCheckpointError(ValueError):
@@ -93,7 +102,7 @@ def _check_safe(obj: Any, where: str, active: set[int]) -> None:
     active.discard(id(obj))
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+def save_checkpoint(path: str | Path, state: dict[str, Any], *, kind: str | None = None) -> Path:
     """Save ``state`` with ``torch.save``, atomically, after checking it loads with ``weights_only=True``.
 
     Parameters
@@ -102,6 +111,9 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
         Destination (conventionally ``*.pt``); missing parent folders are created.
     state : dict
         Tensors and plain values, possibly nested (see the module docstring).
+    kind : str, optional
+        Adds the format marker ``state["clss_checkpoint"] = {"kind": kind, "version": FORMAT_VERSION}``
+        (e.g. ``"train"`` for the trainer's ``last.pt``, ``"weights"`` for ``best.pt``).
 
     Returns
     -------
@@ -117,10 +129,13 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     if not isinstance(state, dict):
         raise TypeError(f"a checkpoint must be a dict, got {type(state).__qualname__}")
     _check_safe(state, "state", set())
+    if kind is not None:
+        state = {FORMAT_KEY: {"kind": kind, "version": FORMAT_VERSION}, **state}
     return atomic_write(path, lambda fh: torch.save(state, fh))
 
 
-def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | Path, map_location: Any = "cpu", *, kind: str | Sequence[str] | None = None,
+                    keys: Sequence[str] = ()) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` with ``torch.load(weights_only=True)``.
 
     Parameters
@@ -129,6 +144,12 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
         The checkpoint file.
     map_location : str, torch.device, dict or callable, default "cpu"
         Passed to ``torch.load``.
+    kind : str or sequence of str, optional
+        The accepted ``kind``\\ s of :func:`save_checkpoint`: a file marked with another kind, or with a
+        format version newer than :data:`FORMAT_VERSION`, is refused. Unmarked files (older clss) pass
+        when they hold ``keys``.
+    keys : sequence of str, default ()
+        Keys the checkpoint must hold.
 
     Returns
     -------
@@ -142,8 +163,9 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     IsADirectoryError
         If ``path`` is a directory.
     CorruptCheckpointError
-        If the file is empty, truncated, not a torch file, holds objects the safe loader refuses, or
-        holds something other than a dict.
+        If the file is empty, truncated, not a torch file, holds objects the safe loader refuses, holds
+        something other than a dict, or does not match ``kind``/``keys``; the message says what the file
+        holds and what was expected.
     """
     p = Path(path)
     if not p.exists():
@@ -152,7 +174,9 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
         raise IsADirectoryError(f"{p} is a directory, expected a checkpoint file")
     advice = "resume from another checkpoint (e.g. best.pt or an earlier copy) or start the run again"
     try:
-        state = torch.load(p, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle's protocol is not worth a warning: it is refused
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            state = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         refused = re.search(r"GLOBAL (\S+)", str(exc))
         if refused:
@@ -171,7 +195,40 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     if not isinstance(state, dict):
         raise CorruptCheckpointError(f"{p} holds a {type(state).__qualname__}, not a checkpoint dict; "
                                      f"{advice}")
+    if kind is not None or keys:
+        _check_schema(p, state, (kind,) if isinstance(kind, str) else tuple(kind or ()), tuple(keys))
     return state
+
+
+def _describe(state: dict[str, Any]) -> str:
+    """What a loaded checkpoint dict is, in a few words."""
+    marker = state.get(FORMAT_KEY)
+    if isinstance(marker, dict):
+        return f"a clss {marker.get('kind')!r} checkpoint (format version {marker.get('version')})"
+    names = [str(k) for k in state]
+    if state and all(isinstance(v, torch.Tensor) for v in state.values()):
+        return (f"a plain state_dict of {len(state)} tensors (e.g. {names[0]!r}), as torch.save("
+                f"model.state_dict()) writes")
+    return f"a dict with the keys {names[:6]}" + (" ..." if len(names) > 6 else "")
+
+
+def _check_schema(p: Path, state: dict[str, Any], kinds: tuple[str, ...], keys: tuple[str, ...]) -> None:
+    expected = (" or ".join(repr(k) for k in kinds) + " checkpoint" if kinds else "checkpoint") + (
+        f" with the keys {list(keys)}" if keys else "")
+    marker = state.get(FORMAT_KEY)
+    if isinstance(marker, dict):
+        version = marker.get("version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise CorruptCheckpointError(
+                f"{p} has checkpoint format version {version!r}, newer than this clss reads "
+                f"({FORMAT_VERSION}); upgrade clss to read it")
+        if kinds and marker.get("kind") not in kinds:
+            raise CorruptCheckpointError(f"{p} is {_describe(state)}, expected a clss {expected}")
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise CorruptCheckpointError(f"{p} is {_describe(state)}, expected a clss {expected} (it lacks "
+                                     f"{missing}); use a file written by clss train (RUN_DIR/last.pt or "
+                                     f"RUN_DIR/best.pt)")
 
 
 def _unpickler_reason(exc: Exception) -> str:

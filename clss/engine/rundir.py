@@ -1,20 +1,25 @@
 """One directory per training run: configuration, splits, metrics log, summary, predictions, checkpoints
 and plots (the layout and formats are documented in ``docs/engine.md``).
 
-Every file except the append-only ``metrics.jsonl`` is replaced atomically. JSON files hold strict JSON:
+Every file except the append-only ``metrics.jsonl`` and ``resumes.jsonl`` is replaced atomically, and a
+new run's directory appears at once, already holding its configuration, splits and step-0 checkpoint
+(:meth:`RunDir.create`), so a run directory is always resumable. JSON files hold strict JSON:
 non-finite floats are written as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` and the
 ``read_*`` methods turn them back into floats.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
+import secrets
+import shutil
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,7 +27,7 @@ import numpy as np
 import torch
 import yaml
 
-from clss.atomic import atomic_write_text
+from clss.atomic import atomic_write_text, fsync_dir
 
 __all__ = ["RunDir"]
 
@@ -124,31 +129,108 @@ class RunDir:
     SPLITS = "splits.json"
     METRICS = "metrics.jsonl"
     SUMMARY = "summary.json"
+    RESUMES = "resumes.jsonl"
     PREDICTIONS = "predictions.csv"
     PLOTS = "plots"
 
     def __init__(self, path: str | Path, *, resume: bool = False) -> None:
         self.path = Path(path)
         self.resume = resume
-        if self.path.exists() and not self.path.is_dir():
-            raise NotADirectoryError(f"the run directory {self.path} is a file")
         if resume:
-            if not self.path.is_dir():
-                raise FileNotFoundError(f"cannot resume: the run directory {self.path} does not exist")
-            last = self.checkpoint_path("last")
-            if not last.is_file():
-                raise FileNotFoundError(
-                    f"cannot resume from {self.path}: it has no checkpoint {last.name} (the run stopped "
-                    f"before its first checkpoint); start a new run in another directory instead")
+            self.check_resumable(self.path)
             return
-        if self.path.is_dir():
-            entries = sorted(entry.name for entry in self.path.iterdir())
+        self.check_new(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def check_new(cls, path: str | Path) -> None:
+        """Raise unless ``path`` can hold a new run (missing or an empty directory); creates nothing.
+
+        Raises
+        ------
+        NotADirectoryError
+            ``path`` is a file.
+        FileExistsError
+            ``path`` is a non-empty directory.
+        """
+        p = Path(path)
+        if p.exists() and not p.is_dir():
+            raise NotADirectoryError(f"the run directory {p} is a file; choose another output directory")
+        if p.is_dir():
+            entries = sorted(entry.name for entry in p.iterdir())
             if entries:
                 shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
                 raise FileExistsError(
-                    f"{self.path} is not empty ({shown}); it may hold a previous run. Resume it with "
-                    f"resume=True (clss train --resume {self.path}), or choose another output directory")
-        self.path.mkdir(parents=True, exist_ok=True)
+                    f"{p} is not empty ({shown}); it may hold a previous run. Resume it with "
+                    f"resume=True (clss train --resume {p}), or choose another output directory")
+
+    @classmethod
+    def check_resumable(cls, path: str | Path) -> None:
+        """Raise unless ``path`` holds a run with a ``last.pt`` checkpoint; reads nothing else.
+
+        Raises
+        ------
+        NotADirectoryError, FileNotFoundError
+        """
+        p = Path(path)
+        if p.exists() and not p.is_dir():
+            raise NotADirectoryError(f"the run directory {p} is a file")
+        if not p.is_dir():
+            raise FileNotFoundError(f"cannot resume: the run directory {p} does not exist")
+        if not (p / "last.pt").is_file():
+            raise FileNotFoundError(
+                f"cannot resume from {p}: it has no checkpoint last.pt (it was not written by clss train, "
+                f"or the run stopped before its first checkpoint); start a new run in another directory")
+
+    @classmethod
+    def create(cls, path: str | Path, populate: Callable[[RunDir], object]) -> RunDir:
+        """Create a new run directory atomically: ``populate(run)`` fills a hidden sibling, which is then
+        renamed to ``path``.
+
+        A process killed before the rename leaves ``path`` as it was (missing or empty) and at most a
+        hidden ``.NAME.incomplete-*`` sibling, which may be deleted; an exception removes the sibling.
+
+        Parameters
+        ----------
+        path : str or Path
+            Missing or an empty directory (see :meth:`check_new`); missing parents are created.
+        populate : callable
+            Called with a ``RunDir`` of the temporary directory; writes the run's first files.
+
+        Returns
+        -------
+        RunDir
+            The run at ``path``, in resume mode (it holds files now).
+        """
+        target = Path(path)
+        cls.check_new(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.incomplete-{os.getpid()}-{secrets.token_hex(3)}")
+        tmp.mkdir()
+        try:
+            populate(cls.existing(tmp))
+            os.replace(tmp, target)  # POSIX rename(2) also replaces an empty directory
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        fsync_dir(target.parent)
+        return cls.existing(target)
+
+    @classmethod
+    def existing(cls, path: str | Path) -> RunDir:
+        """Open an existing run directory for reading, with no further checks (e.g. for evaluation).
+
+        Raises
+        ------
+        FileNotFoundError
+            ``path`` is not a directory.
+        """
+        p = Path(path)
+        if not p.is_dir():
+            raise FileNotFoundError(f"run directory not found: {p}")
+        run = cls.__new__(cls)
+        run.path, run.resume = p, True
+        return run
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r}, resume={self.resume})"
@@ -223,7 +305,7 @@ class RunDir:
 
     # -- metrics log --------------------------------------------------------------------------------
 
-    def log(self, record: Mapping[str, Any]) -> None:
+    def log(self, record: Mapping[str, Any], *, sync: bool = False) -> None:
         """Append ``record`` as one JSON line to ``metrics.jsonl`` (written and closed at once).
 
         Parameters
@@ -232,6 +314,9 @@ class RunDir:
             Must contain ``"step"`` (an int >= 0). Values may be numbers, strings, None, lists, dicts and
             numpy/torch scalars; NaN and infinities are stored as ``"NaN"``, ``"Infinity"``,
             ``"-Infinity"``.
+        sync : bool, default False
+            ``fsync`` the file after writing, so that this line and every earlier one survive a power
+            loss; the trainer does so before each checkpoint that covers them.
 
         Raises
         ------
@@ -242,9 +327,43 @@ class RunDir:
         step = plain.get("step")
         if not isinstance(step, int) or isinstance(step, bool) or step < 0:
             raise ValueError(f"a metrics record needs an int 'step' >= 0, got {record.get('step')!r}")
+        self._append(self.METRICS, plain, sync=sync)
+
+    def _append(self, name: str, plain: Mapping[str, Any], *, sync: bool) -> None:
         line = json.dumps(plain, allow_nan=False) + "\n"
-        with (self.path / self.METRICS).open("a", encoding="utf-8") as fh:
+        with (self.path / name).open("a", encoding="utf-8") as fh:
             fh.write(line)
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    def sync_log(self) -> None:
+        """``fsync`` ``metrics.jsonl`` (see ``sync`` of :meth:`log`)."""
+        path = self.path / self.METRICS
+        if path.is_file():
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())
+
+    def record_resume(self, entry: Mapping[str, Any]) -> None:
+        """Append one JSON line to ``resumes.jsonl`` (fsynced): when a run was resumed, from which step
+        and which settings changed (e.g. ``{"steps": [600, 800]}``).
+
+        Parameters
+        ----------
+        entry : mapping
+            JSON-like values.
+        """
+        self._append(self.RESUMES, _to_builtin(entry, "entry", encode_nonfinite=True), sync=True)
+
+    def read_resumes(self) -> list[dict[str, Any]]:
+        """The entries of ``resumes.jsonl`` in file order (``[]`` when the run was never resumed); a line
+        cut short by a crash is skipped."""
+        path = self.path / self.RESUMES
+        entries = []
+        for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else []:
+            with contextlib.suppress(ValueError):
+                entries.append(_decode_nonfinite(json.loads(line)))
+        return entries
 
     def read_log(self) -> list[dict[str, Any]]:
         """All records of ``metrics.jsonl`` in file order (``[]`` when there is none yet).

@@ -3,19 +3,24 @@
 ``train(config)`` is what ``clss train`` runs. The method performs each step (see
 :mod:`clss.methods.base`); this loop feeds it batches from :class:`clss.data.SemiSupervisedSampler`,
 steps the learning-rate schedules, evaluates on the validation split every ``eval_every`` steps, keeps
-the best-on-validation weights, writes ``last.pt`` atomically at every evaluation (and on Ctrl-C), and
-finishes with test metrics, predictions and plots. A resumed run restores every random state, so it ends
-with the same metrics as an uninterrupted one.
+the best-on-validation weights, writes ``last.pt`` atomically at every evaluation (and on Ctrl-C, after
+completing the step under way), and finishes with test metrics, predictions and plots. A resumed run
+restores every random state, so it ends with the same metrics and the same log as an uninterrupted one.
 """
 
 from __future__ import annotations
 
-import datetime
+import contextlib
+import json
 import math
+import shlex
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,21 +42,43 @@ class TrainingDiverged(RuntimeError):
     """The loss became non-finite; the run stopped and its last good checkpoint was kept."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run; ``step`` is the step of its ``last.pt`` in ``run_dir``, the point a resume
+    (``train(None, run_dir, resume=True)``, ``clss train --resume RUN_DIR``) continues from."""
+
+    def __init__(self, run_dir: Path, step: int) -> None:
+        super().__init__(f"interrupted at step {step}; checkpoint saved; resume with: clss train --resume "
+                         f"{shlex.quote(str(run_dir))}")
+        self.run_dir, self.step = run_dir, step
+
+
 @dataclass
 class TrainResult:
-    """What :func:`train` returns: the run directory, final metrics and the trained method."""
+    """What :func:`train` returns: the run directory, final metrics and the trained method (best weights).
+
+    ``already_finished`` is True when a resumed run had finished before; nothing was written then.
+    """
 
     run_dir: Path
     summary: dict[str, Any]
     method: Method
+    already_finished: bool = False
 
 
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but no CUDA device is available")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was requested but no CUDA device is available; use device 'cpu' "
+                         f"or 'auto'")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r} does not exist: {torch.cuda.device_count()} CUDA device(s) "
+                         f"are visible")
+    return device
 
 
 STANDARDIZE = ("xy", "y", "x", "none")
@@ -127,51 +154,110 @@ def evaluate(method: Method, x: torch.Tensor, y_true: np.ndarray,
     return regression_metrics(y_true, y_pred), y_pred
 
 
-def train(config: TrainConfig | dict[str, Any], out: str | Path, *, resume: bool = False,
-          callback: Callable[[int, dict[str, float]], None] | None = None,
-          data: RegressionData | None = None) -> TrainResult:
-    """Train a method as configured and write a run directory at ``out``.
+# Settings that a resumed run may change (the rest define the run and stay as in config.yaml). eval_every is
+# not among them: it decides which weights best.pt holds and which lines metrics.jsonl has.
+RESUME_OVERRIDES = ("steps", "device", "threads", "progress")
+# What the trainer's last.pt holds (format marker "train") and what best.pt holds ("weights").
+TRAIN_KEYS = ("step", "best", "method", "optimizers", "schedulers", "sampler", "rng", "standardizer")
+WEIGHTS_KEYS = ("method", "standardizer")
 
-    Parameters
-    ----------
-    config : TrainConfig or dict (resolved, see :func:`clss.config.resolve_config`)
-    out : run directory; must be new or empty unless ``resume``.
-    resume : continue the interrupted run in ``out`` from its ``last.pt`` (the configuration is read
-        from ``out/config.yaml``; ``config`` is ignored).
-    callback : called as ``callback(step, logs)`` after every step (progress hooks, early stops; an
-        exception raised there interrupts the run like Ctrl-C: a checkpoint is written first).
-    data : train on these arrays instead of loading ``config.dataset`` (in-memory use, e.g. the
-        scikit-learn estimator); ``config.dataset`` then only labels the run. Pass it again to resume.
 
-    Returns
-    -------
-    TrainResult
+@dataclass
+class _Session:
+    """Everything a run needs in memory, built and validated before anything is written."""
+
+    cfg: TrainConfig
+    data: RegressionData
+    device: torch.device
+    method: Method
+    splits: Splits
+    std: Any
+    optimizers: list[torch.optim.Optimizer]
+    schedulers: list[torch.optim.lr_scheduler.LRScheduler]
+    sampler: SemiSupervisedSampler
+
+    def state(self, step: int, best: float, seconds: float) -> dict[str, Any]:
+        """The training state after ``step`` (for ``last.pt``)."""
+        return {"step": step, "best": best, "seconds": seconds, "config": _identity(self.cfg),
+                "method": self.method.state_dict(),
+                "optimizers": [o.state_dict() for o in self.optimizers],
+                "schedulers": [s.state_dict() for s in self.schedulers],
+                "sampler": self.sampler.state_dict(), "rng": capture_rng_state(),
+                "standardizer": self.std.state_dict()}
+
+    def restore(self, state: dict[str, Any], path: Path) -> tuple[int, float, float]:
+        """Load ``state`` (from ``path``); returns its step, best score and training seconds."""
+        _load_weights(self.method, state, path, self.cfg)
+        counts = len(state["optimizers"]), len(state["schedulers"])
+        if counts != (len(self.optimizers), len(self.schedulers)):
+            raise ValueError(f"{path} holds {counts[0]} optimiser state(s), but method {self.cfg.method!r} "
+                             f"uses {len(self.optimizers)}; the checkpoint is from another method")
+        try:
+            for opt, s in zip(self.optimizers, state["optimizers"], strict=True):
+                opt.load_state_dict(s)
+            for sch, s in zip(self.schedulers, state["schedulers"], strict=True):
+                sch.load_state_dict(s)
+            self.sampler.load_state_dict(state["sampler"])
+            restore_rng_state(state["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"{path} does not fit the run configured in its config.yaml ({exc}); it is "
+                             f"from another run") from None
+        return int(state["step"]), float(state["best"]), float(state.get("seconds", 0.0))
+
+
+def _identity(cfg: TrainConfig) -> dict[str, Any]:
+    """The settings that define a run (all but :data:`RESUME_OVERRIDES`), as plain JSON values."""
+    return json.loads(json.dumps({k: v for k, v in cfg.to_dict().items() if k not in RESUME_OVERRIDES},
+                                 default=str))
+
+
+def _load_weights(method: Method, state: dict[str, Any], path: Path, cfg: TrainConfig) -> None:
+    """``state["method"]`` into ``method``, after checking that the checkpoint belongs to this run."""
+    saved = state.get("config")  # absent in checkpoints of older clss versions
+    if saved is not None:
+        current = _identity(cfg)
+        diff = [k for k in sorted(set(saved) | set(current))  # compared as JSON text: NaN equals NaN
+                if json.dumps(saved.get(k), sort_keys=True) != json.dumps(current.get(k), sort_keys=True)]
+        if diff:
+            shown = ", ".join(f"{k}={saved.get(k)!r} (config.yaml: {current.get(k)!r})" for k in diff[:3])
+            raise ValueError(f"{path} is the checkpoint of another run: {shown}; use it with the run "
+                             f"directory it was written in")
+    try:
+        method.load_state_dict(state["method"])
+    except RuntimeError as exc:
+        lines = str(exc).strip().splitlines()
+        detail = lines[1].strip() if len(lines) > 1 else lines[0]  # torch's first mismatch
+        raise ValueError(f"{path} holds weights of another model or method than this run's (method "
+                         f"{cfg.method!r}, model {cfg.model}): {detail}") from None
+
+
+def _load_best(run: RunDir, s: _Session) -> int:
+    """Put ``best.pt``'s weights (if any) into the method; returns the step of the weights it now holds."""
+    path = run.checkpoint_path("best")
+    if not path.exists():
+        return s.cfg.steps
+    state = load_checkpoint(path, map_location=s.device, kind="weights", keys=WEIGHTS_KEYS)
+    _load_weights(s.method, state, path, s.cfg)
+    return int(state["step"])
+
+
+def _prepare(cfg: TrainConfig, data: RegressionData | None) -> _Session:
+    """Check the configuration, load the data, build the splits, method, optimisers and sampler.
+
+    Writes nothing, so a refused configuration leaves no trace on disk (the configuration's own keys were
+    checked when the TrainConfig was built).
     """
-    run = RunDir(out, resume=resume)
-    if resume:
-        cfg = TrainConfig.from_dict(run.read_config())
-    else:
-        cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
-        run.write_config(cfg.to_dict())
+    sides = _standardize_sides(cfg.standardize)
+    lr_lambda = _schedule(cfg)
     device = _device(cfg.device)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    if cfg.eval_every < 0:
-        raise ValueError(f"eval_every must be >= 0 (0: no validation, keep the final weights), got "
-                         f"{cfg.eval_every}")
     data = _load_data(cfg) if data is None else data
     torch.manual_seed(cfg.seed)  # model initialisation and dropout draw from the global torch RNG
     method = _build_method(cfg, data.n_features).to(device)
     splits = _splits(cfg, data, method.semi_supervised)
-    if not resume:
-        splits.to_json(run.path / "splits.json", dataset=cfg.dataset, labeled_spec=str(cfg.labeled),
-                       seed=cfg.seed if cfg.split_seed is None else cfg.split_seed)
-    std = data.standardizer(y_rows=splits.labeled, **_standardize_sides(cfg.standardize))
-    x_train = torch.as_tensor(std.transform_x(data.x_train), device=device)
-    y_train = torch.as_tensor(std.transform_y(data.y_train), dtype=x_train.dtype, device=device)
-    x_val = torch.as_tensor(std.transform_x(data.x_val), device=device)
+    std = data.standardizer(y_rows=splits.labeled, **sides)
     optimizers = method.configure_optimizers()
-    lr_lambda = _schedule(cfg)
     schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda) for opt in optimizers]
     unlabeled = splits.unlabeled if method.semi_supervised else np.empty(0, dtype=np.int64)
     sampler = SemiSupervisedSampler(splits.labeled, unlabeled,
@@ -180,39 +266,179 @@ def train(config: TrainConfig | dict[str, Any], out: str | Path, *, resume: bool
                                                           if cfg.unlabeled_batch_size is not None else "all"),
                                     ssl_mult=cfg.ssl_mult, seed=cfg.seed,
                                     full_batch=cfg.batch_size is None)
-    start, best = 0, math.inf
+    return _Session(cfg, data, device, method, splits, std, optimizers, schedulers, sampler)
+
+
+def _resume_config(saved: dict[str, Any], overrides: dict[str, Any]) -> tuple[TrainConfig, dict[str, list]]:
+    """The saved configuration with ``overrides`` applied, and the changes as ``{key: [old, new]}``."""
+    refused = sorted(set(overrides) - set(RESUME_OVERRIDES))
+    if refused:
+        raise ValueError(f"a resumed run keeps its configuration (config.yaml); overrides may change only "
+                         f"{list(RESUME_OVERRIDES)}, got {refused}; start a new run for other settings")
+    cfg = TrainConfig.from_dict(saved)
+    changes = {k: [getattr(cfg, k), v] for k, v in overrides.items() if v != getattr(cfg, k)}
+    if "steps" in changes and (cfg.schedule.get("name") == "cosine" or (
+            cfg.schedule.get("name") == "step" and "step_size" not in cfg.schedule)):
+        raise ValueError(f"steps cannot change on resume with schedule {cfg.schedule}: its learning rates "
+                         f"depend on the total number of steps; start a new run instead")
+    return TrainConfig.from_dict({**saved, **{k: new for k, (_, new) in changes.items()}}), changes
+
+
+def train(config: TrainConfig | dict[str, Any] | None, out: str | Path, *, resume: bool = False,
+          overrides: dict[str, Any] | None = None,
+          callback: Callable[[int, dict[str, float]], None] | None = None,
+          data: RegressionData | None = None) -> TrainResult:
+    """Train a method as configured and write a run directory at ``out``.
+
+    Everything (configuration, data, splits, method parameters, device, checkpoint) is checked before
+    anything is written, so a refused call leaves ``out`` as it was. A new run's directory appears at once
+    with ``config.yaml``, ``splits.json`` and a step-0 ``last.pt``; every later write is ordered so that a
+    process killed at any point resumes to the same log and metrics (see ``docs/engine.md``).
+
+    Parameters
+    ----------
+    config : TrainConfig or dict (resolved, see :func:`clss.config.resolve_config`); None or ``{}`` with
+        ``resume``.
+    out : run directory; must be missing or empty unless ``resume``.
+    resume : continue the run in ``out`` from its ``last.pt`` with the configuration of
+        ``out/config.yaml``. A run that already finished is left untouched and returned with
+        ``already_finished=True``, unless ``overrides`` raises its ``steps``.
+    overrides : with ``resume``, new values for the keys of :data:`RESUME_OVERRIDES` (``steps``: at least
+        the checkpoint's step, extends or shortens the run; ``device``, ``threads``, ``progress``). Changes
+        are saved to ``config.yaml`` and listed in ``resumes.jsonl``.
+    callback : called as ``callback(step, logs)`` after every step (progress hooks, early stops; an
+        exception raised there interrupts the run like Ctrl-C: a checkpoint is written first).
+    data : train on these arrays instead of loading ``config.dataset`` (in-memory use, e.g. the
+        scikit-learn estimator); ``config.dataset`` then only labels the run. Pass it again to resume.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    TrainingInterrupted
+        Ctrl-C (SIGINT) or a ``KeyboardInterrupt`` from ``callback``: the step under way is completed
+        and checkpointed first; the exception says how to resume.
+    TrainingDiverged
+        The loss became non-finite.
+    """
+    out = Path(out)
     if resume:
-        state = load_checkpoint(run.checkpoint_path("last"), map_location=device)
-        method.load_state_dict(state["method"])
-        for opt, s in zip(optimizers, state["optimizers"], strict=True):
-            opt.load_state_dict(s)
-        for sch, s in zip(schedulers, state["schedulers"], strict=True):
-            sch.load_state_dict(s)
-        sampler.load_state_dict(state["sampler"])
-        restore_rng_state(state["rng"])
-        start, best = int(state["step"]), float(state["best"])
+        if config:
+            raise ValueError("resume=True continues the run with its saved config.yaml; pass config=None and "
+                             "the allowed changes as overrides=")
+        run: RunDir | None = RunDir(out, resume=True)
+        cfg, changes = _resume_config(run.read_config(), dict(overrides or {}))
+    else:
+        if overrides:
+            raise ValueError("overrides= applies only with resume=True; put the values in config")
+        if config is None:
+            raise ValueError("config is required for a new run (a TrainConfig or a dict)")
+        cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+        RunDir.check_new(out)
+        run, changes = None, {}
+    session = _prepare(cfg, data)
+    start, best, seconds = 0, math.inf, 0.0
+    if run is not None:
+        last = run.checkpoint_path("last")
+        state = load_checkpoint(last, map_location=session.device, kind="train", keys=TRAIN_KEYS)
+        start, best, seconds = session.restore(state, last)
+        if start > cfg.steps:
+            raise ValueError(f"steps ({cfg.steps}) is fewer than the {start} steps {out} has done; ask for "
+                             f"at least {start}")
+        if start == cfg.steps and _finished(run):
+            _load_best(run, session)
+            return TrainResult(run.path, run.read_summary(), session.method, already_finished=True)
+        run.record_resume({"time": datetime.now(UTC).isoformat(timespec="seconds"), "step": start,
+                           "changed": changes})
+        if changes:
+            run.write_config(cfg.to_dict())
         run.truncate_log(start)
+    else:
+        state0 = session.state(0, best, seconds)
+        split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
+
+        def populate(staged: RunDir) -> None:
+            staged.write_config(cfg.to_dict())
+            session.splits.to_json(staged.path / RunDir.SPLITS, dataset=cfg.dataset,
+                                   labeled_spec=str(cfg.labeled), seed=split_seed)
+            save_checkpoint(staged.checkpoint_path("last"), state0, kind="train")
+
+        run = RunDir.create(out, populate)
+    best, seconds = _loop(run, session, start, best, seconds, callback)
+    try:
+        summary = _finish(run, session, best, seconds)
+    except KeyboardInterrupt as exc:  # last.pt holds the final step: resuming only redoes the finish
+        raise TrainingInterrupted(run.path, cfg.steps) from exc
+    return TrainResult(run.path, summary, session.method)
+
+
+def _finished(run: RunDir) -> bool:
+    try:
+        return run.read_summary().get("status") == "finished"
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+class _DeferredInterrupt:
+    """Inside ``with``, the first SIGINT only sets ``pending`` (the loop finishes and checkpoints the step
+    under way, then stops); a second one raises ``KeyboardInterrupt`` at once. Only in the main thread,
+    where Python delivers signals."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self._installed = False
+        self._previous: Any = signal.default_int_handler
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def __enter__(self) -> _DeferredInterrupt:
+        # Only over Python's default handler: an ignored SIGINT (background jobs) or a custom one is kept.
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,
+          callback: Callable[[int, dict[str, float]], None] | None) -> tuple[float, float]:
+    """Steps ``start`` .. ``cfg.steps``; returns the best validation score and the training seconds.
+
+    Write order per step: the metrics line first, then (at evaluations) ``best.pt`` and ``last.pt``, the
+    log fsynced before them, so a checkpoint never covers a step whose line could be lost; on resume the
+    log is cut back to the checkpoint's step.
+    """
+    cfg, device, method = s.cfg, s.device, s.method
+    x_train = torch.as_tensor(s.std.transform_x(s.data.x_train), device=device)
+    y_train = torch.as_tensor(s.std.transform_y(s.data.y_train), dtype=x_train.dtype, device=device)
+    x_val = torch.as_tensor(s.std.transform_x(s.data.x_val), device=device)
+    started = time.perf_counter()
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(run.checkpoint_path("last"), {
-            "step": step, "best": best, "method": method.state_dict(),
-            "optimizers": [o.state_dict() for o in optimizers],
-            "schedulers": [s.state_dict() for s in schedulers],
-            "sampler": sampler.state_dict(), "rng": capture_rng_state(),
-            "standardizer": std.state_dict()})
+        elapsed = seconds + time.perf_counter() - started
+        save_checkpoint(run.checkpoint_path("last"), s.state(step, best, elapsed), kind="train")
 
-    batches = iter(sampler)
-    hidden_truth = cfg.hidden_truth and data.no_target.size == 0  # empty target cells have no truth
-    started = time.perf_counter()
-    step = start
-    consistent = True  # False while a step is half applied: no checkpoint may be written then
-    with TrainingProgress(cfg.steps, enabled=cfg.progress, start=start) as bar:
+    batches = iter(s.sampler)
+    hidden_truth = cfg.hidden_truth and s.data.no_target.size == 0  # empty target cells have no truth
+    step = saved = start
+    logged = True  # False from the start of a step until its line is written: no checkpoint may cover it
+    bar = TrainingProgress(cfg.steps, enabled=cfg.progress, start=start)
+    with bar, _DeferredInterrupt() as sigint:
         try:
             while step < cfg.steps:
-                consistent = False
+                logged = False
                 pair = next(batches, None)
                 if pair is None:  # the sampler yields one epoch at a time
-                    batches = iter(sampler)
+                    batches = iter(s.sampler)
                     pair = next(batches)
                 l_idx, u_idx = pair
                 l_idx, u_idx = l_idx.to(device), u_idx.to(device)
@@ -225,47 +451,52 @@ def train(config: TrainConfig | dict[str, Any], out: str | Path, *, resume: bool
                     run.write_summary({"status": "diverged", "step": step, "error": str(exc)})
                     raise TrainingDiverged(f"{exc} (step {step}); the last good checkpoint is "
                                            f"{run.checkpoint_path('last')}") from None
-                for sch in schedulers:
+                for sch in s.schedulers:
                     sch.step()
                 step += 1
-                consistent = True
-                record = {"step": step, "lr": schedulers[0].get_last_lr()[0], **logs}
-                if cfg.eval_every == 0:
-                    if step == cfg.steps:
-                        checkpoint(step)
-                elif step % cfg.eval_every == 0 or step == cfg.steps:
-                    metrics, _ = evaluate(method, x_val, data.y_val, std.inverse_y)
+                record = {"step": step, "lr": s.schedulers[0].get_last_lr()[0], **logs}
+                evaluates = cfg.eval_every > 0 and (step % cfg.eval_every == 0 or step == cfg.steps)
+                improved = False
+                if evaluates:
+                    metrics, _ = evaluate(method, x_val, s.data.y_val, s.std.inverse_y)
                     record.update({f"val_{k}": v for k, v in metrics.items()})
-                    score = metrics[cfg.select_metric]
-                    if score < best:
-                        best = score
-                        save_checkpoint(run.checkpoint_path("best"), {
-                            "step": step, "method": method.state_dict(), "standardizer": std.state_dict()})
+                    improved = metrics[cfg.select_metric] < best
+                    best = min(best, metrics[cfg.select_metric])
+                saves = evaluates or step == cfg.steps or sigint.pending
+                run.log(record, sync=saves)
+                logged = True
+                if improved:
+                    save_checkpoint(run.checkpoint_path("best"), {
+                        "step": step, "config": _identity(cfg), "method": method.state_dict(),
+                        "standardizer": s.std.state_dict()}, kind="weights")
+                if saves:
                     checkpoint(step)
-                run.log(record)
+                    saved = step
                 bar.update(step, loss=logs.get("loss", math.nan), val_mae=record.get("val_mae"))
+                if sigint.pending:
+                    raise KeyboardInterrupt
                 if callback is not None:
                     callback(step, logs)
         except (KeyboardInterrupt, Exception) as exc:
-            if consistent and not isinstance(exc, TrainingDiverged):
-                checkpoint(step)
+            if logged and saved != step and not isinstance(exc, TrainingDiverged):
+                with contextlib.suppress(Exception):  # the original error matters more than this one
+                    run.sync_log()
+                    checkpoint(step)
+                    saved = step
+            if isinstance(exc, KeyboardInterrupt):
+                raise TrainingInterrupted(run.path, saved) from None
             raise
-    elapsed = time.perf_counter() - started
-    return TrainResult(run.path, _finish(run, cfg, method, data, std, splits, device, best, elapsed), method)
+    return best, seconds + time.perf_counter() - started
 
 
-def _finish(run: RunDir, cfg: TrainConfig, method: Method, data: RegressionData, std: Any, splits: Splits,
-            device: torch.device, best: float, elapsed: float) -> dict[str, Any]:
-    """Reload the best weights, evaluate every split, write summary, predictions and plots."""
-    best_path = run.checkpoint_path("best")
-    weights_step = cfg.steps  # the step of the weights evaluated and plotted
-    if best_path.exists():
-        state = load_checkpoint(best_path, map_location=device)
-        method.load_state_dict(state["method"])
-        weights_step = int(state["step"])
+def _finish(run: RunDir, s: _Session, best: float, seconds: float) -> dict[str, Any]:
+    """Reload the best weights, evaluate every split, write predictions, plots and (last, marking the run
+    finished) ``summary.json``."""
+    cfg, method, data, std, splits, device = s.cfg, s.method, s.data, s.std, s.splits, s.device
+    weights_step = _load_best(run, s)
     summary: dict[str, Any] = {"status": "finished", "method": cfg.method, "dataset": cfg.dataset,
                                "labeled": len(splits.labeled), "unlabeled": len(splits.unlabeled),
-                               "steps": cfg.steps, "seconds": elapsed,
+                               "steps": cfg.steps, "seconds": seconds,
                                "best_val_" + cfg.select_metric: best,
                                "selection": (f"best validation {cfg.select_metric} ({cfg.val_protocol} "
                                              f"protocol)" if cfg.eval_every else "final weights")}
@@ -278,22 +509,25 @@ def _finish(run: RunDir, cfg: TrainConfig, method: Method, data: RegressionData,
         if split == "test" and cfg.plots:
             plot_predictions(y, pred, run.plot_path("test_predictions"),
                              title=f"{cfg.method} on {cfg.dataset}: test")
+    if cfg.plots:
+        _plot_run(run, s, weights_step)
     run.write_summary(summary)
-    if not cfg.plots:
-        return summary
+    return summary
+
+
+def _plot_run(run: RunDir, s: _Session, weights_step: int) -> None:
     records = run.read_log()
     # Every loss term the method logged, and validation errors in target units (one scale).
     terms = [k for k in ("loss", "regression", "contrastive", "unlabeled_rank", "unlabeled_consistency")
              if any(k in r for r in records)]
-    source = f"{cfg.method} on {cfg.dataset}"
+    source = f"{s.cfg.method} on {s.cfg.dataset}"
     plot_learning_curves(records, run.plot_path("learning_curves"), loss_keys=terms,
                          metric_keys=["val_mae", "val_rmse"], metric_label="error (target units)",
-                         title=f"{source}: learning curves, {datetime.date.today().isoformat()}")
-    if method.semi_supervised and len(splits.unlabeled) >= 3:
-        rows = splits.unlabeled[:300]
-        _plot_unlabeled_similarity(run, method, std.transform_x(data.x_train[rows]), device,
+                         title=f"{source}: learning curves, {datetime.now(UTC).date().isoformat()}")
+    if s.method.semi_supervised and len(s.splits.unlabeled) >= 3:
+        rows = s.splits.unlabeled[:300]
+        _plot_unlabeled_similarity(run, s.method, s.std.transform_x(s.data.x_train[rows]), s.device,
                                    title=source, step=weights_step)
-    return summary
 
 
 def _plot_unlabeled_similarity(run: RunDir, method: Method, x: np.ndarray, device: torch.device, *,
@@ -318,18 +552,40 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *,
     """Re-evaluate a finished (or interrupted) run's ``best`` or ``last`` weights on a split.
 
     The data, split protocol and standardisation are rebuilt from ``config.yaml`` and the checkpoint.
+
+    Parameters
+    ----------
+    run_dir : a run directory written by :func:`train`.
+    split : "train", "val" or "test".
+    checkpoint : "best" (``best.pt``) or "last" (``last.pt``).
+
+    Raises
+    ------
+    FileNotFoundError
+        Missing directory or checkpoint.
+    CorruptCheckpointError
+        The checkpoint is damaged or not one of clss's (the message says what it holds).
+    ValueError
+        Bad ``split``/``checkpoint``, or weights that do not fit the run's model.
     """
     from clss.data import Standardizer
 
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
-    run = RunDir(run_dir, resume=True)
+    if checkpoint not in ("best", "last"):
+        raise ValueError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
+    run = RunDir.existing(run_dir)
+    ckpt = run.checkpoint_path(checkpoint)  # type: ignore[arg-type]
+    if not ckpt.is_file():
+        hint = ("the run has no best weights yet (eval_every=0 or no evaluation so far): use last"
+                if checkpoint == "best" else "it was not written by clss train")
+        raise FileNotFoundError(f"{run.path} has no {ckpt.name}; {hint}")
     cfg = TrainConfig.from_dict(run.read_config())
-    state = load_checkpoint(run.checkpoint_path(checkpoint))
+    state = load_checkpoint(ckpt, kind=("train", "weights"), keys=WEIGHTS_KEYS)
     device = _device(cfg.device)
     data = _load_data(cfg)
     method = _build_method(cfg, data.n_features)
-    method.load_state_dict(state["method"])
+    _load_weights(method, state, ckpt, cfg)
     method.to(device)
     std = Standardizer.from_state_dict(state["standardizer"])
     scored = ~np.isnan(getattr(data, f"y_{split}"))  # training rows without a target have no score

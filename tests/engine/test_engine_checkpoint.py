@@ -238,3 +238,27 @@ def test_cuda_rng_state_survives_a_checkpoint_loaded_onto_the_gpu(tmp_path: Path
     torch.cuda.manual_seed_all(99)
     restore_rng_state(load_checkpoint(tmp_path / "rng.pt", map_location="cuda")["rng"])
     assert torch.equal(torch.rand(3, device="cuda").cpu(), expected)
+
+
+def test_format_marker_and_schema(tmp_path):
+    from clss.engine.checkpoint import FORMAT_KEY, FORMAT_VERSION
+
+    path = save_checkpoint(tmp_path / "last.pt", {"step": 1, "w": torch.ones(2)}, kind="train")
+    state = load_checkpoint(path, kind="train", keys=("step", "w"))
+    assert state[FORMAT_KEY] == {"kind": "train", "version": FORMAT_VERSION} and state["step"] == 1
+    assert load_checkpoint(path, kind=("weights", "train"))["step"] == 1
+    with pytest.raises(CorruptCheckpointError, match=r"is a clss 'train' checkpoint \(format version 1\), "
+                                                     r"expected a clss 'weights' checkpoint"):
+        load_checkpoint(path, kind="weights")
+    with pytest.raises(CorruptCheckpointError, match=r"lacks \['rng'\]"):
+        load_checkpoint(path, kind="train", keys=("step", "rng"))
+    # unmarked files (older clss) pass on their keys alone; a plain state_dict is named as such
+    torch.save({"step": 1, "w": torch.ones(2)}, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt", kind="train", keys=("step",))["step"] == 1
+    torch.save(torch.nn.Linear(3, 1).state_dict(), tmp_path / "sd.pt")
+    with pytest.raises(CorruptCheckpointError, match=r"plain state_dict of 2 tensors \(e\.g\. 'weight'\)"):
+        load_checkpoint(tmp_path / "sd.pt", kind="train", keys=("step",))
+    save_checkpoint(tmp_path / "new.pt", {FORMAT_KEY: {"kind": "train", "version": FORMAT_VERSION + 1}})
+    with pytest.raises(CorruptCheckpointError, match="newer than this clss reads"):
+        load_checkpoint(tmp_path / "new.pt", kind="train")
+    assert load_checkpoint(path).keys() == state.keys()  # without kind/keys nothing is checked

@@ -177,3 +177,57 @@ def test_checkpoint_and_plot_paths(tmp_path: Path) -> None:
     for bad in ("", "../x", "a/b", ".hidden"):
         with pytest.raises(ValueError, match="plain file name"):
             run.plot_path(bad)
+
+
+def test_create_is_atomic_and_leaves_nothing_on_error(tmp_path: Path) -> None:
+    target = tmp_path / "runs" / "a"
+
+    def populate(run: RunDir) -> None:
+        assert run.path.parent == target.parent and run.path.name.startswith(".a.incomplete-")
+        assert not target.exists()  # invisible until complete
+        run.write_config({"seed": 0})
+
+    run = RunDir.create(target, populate)
+    assert run.path == target and run.read_config() == {"seed": 0}
+    assert [p.name for p in target.parent.iterdir()] == ["a"]
+
+    def fail(run: RunDir) -> None:
+        run.write_config({"seed": 1})
+        raise ValueError("refused")
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="refused"):
+        RunDir.create(tmp_path / "empty", fail)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "runs"]
+    assert list((tmp_path / "empty").iterdir()) == []
+    RunDir.create(tmp_path / "empty", populate=lambda run: run.write_config({"seed": 2}))  # empty dir: ok
+    with pytest.raises(FileExistsError, match="not empty"):
+        RunDir.create(target, populate)
+
+
+def test_check_new_and_existing_create_nothing(tmp_path: Path) -> None:
+    RunDir.check_new(tmp_path / "x" / "y")
+    assert not (tmp_path / "x").exists()
+    (tmp_path / "f").write_text("")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        RunDir.check_new(tmp_path / "f")
+    with pytest.raises(FileNotFoundError, match="run directory not found"):
+        RunDir.existing(tmp_path / "x")
+    assert RunDir.existing(tmp_path).path == tmp_path
+
+
+def test_resumes_jsonl(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "r")
+    assert run.read_resumes() == []
+    run.record_resume({"time": "t", "step": 3, "changed": {"steps": [3, np.int64(9)]}})
+    with (run.path / "resumes.jsonl").open("a") as fh:
+        fh.write('{"time": "t", "st')  # a line cut short by a crash
+    assert run.read_resumes() == [{"time": "t", "step": 3, "changed": {"steps": [3, 9]}}]
+
+
+def test_log_sync_writes_the_same_line(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "r")
+    run.log({"step": 1, "loss": 0.5}, sync=True)
+    run.log({"step": 2, "loss": 0.25})
+    run.sync_log()
+    assert run.read_log() == [{"step": 1, "loss": 0.5}, {"step": 2, "loss": 0.25}]
