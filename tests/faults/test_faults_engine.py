@@ -190,7 +190,8 @@ def test_checkpoints_without_the_format_marker_still_load(reference, tmp_path):
 
 REFUSED = [
     pytest.param({"method": "nope"}, ValueError, "method must be one of", id="method"),
-    pytest.param({"method_params": {"rank_wieght": 1}}, ValueError, "unknown key 'method_params.rank_wieght'", id="method-param"),
+    pytest.param({"method_params": {"rank_wieght": 1}}, ValueError, "unknown key 'method_params.rank_wieght'",
+                 id="method-param"),
     pytest.param({"labeled": "5000"}, ValueError, "only 266", id="labeled-too-many"),
     pytest.param({"labeled": "0"}, ValueError, "0", id="labeled-zero"),
     pytest.param({"labeled": "100%"}, ValueError, "unlabeled", id="no-unlabelled-rows"),
@@ -207,7 +208,8 @@ REFUSED = [
     pytest.param({"device": "cuda:64"}, ValueError, "device 'cuda:64'", id="device-missing"),
     pytest.param({"optimizer": {"name": "adamw", "lr": -1.0}}, ValueError, "optimizer.lr must be a float > 0",
                  id="optimizer-lr"),
-    pytest.param({"optimizer": {"name": "lbfgs"}}, ValueError, "optimizer.name must be one of", id="optimizer-name"),
+    pytest.param({"optimizer": {"name": "lbfgs"}}, ValueError, "optimizer.name must be one of",
+                 id="optimizer-name"),
 ]
 
 
