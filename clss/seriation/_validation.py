@@ -17,6 +17,9 @@ Matrix = NDArray[np.float64] | sp.csr_matrix
 
 NEGATIVE_POLICIES = ("raise", "clip", "shift")
 KERNELS = ("inverse", "gaussian")
+# Weights whose largest magnitude leaves [2^-20, 2^20] are rescaled by an exact power of two first:
+# row sums, squared norms and eigenvalue products then stay far from float overflow and underflow.
+SAFE_EXPONENT = 20
 
 
 def _to_array_or_sparse(similarity: Any, weight: str | None,
@@ -102,8 +105,8 @@ def _symmetric(mat: Matrix, symmetrize: bool | str, atol: float, rtol: float,
     if symmetrize not in (False, True, "average", "max", "min"):
         raise ValueError(f"symmetrize must be False, True/'average', 'max' or 'min', "
                          f"got {symmetrize!r}")
-    if symmetrize is True or symmetrize == "average":
-        return (mat + mat.T) / 2 if not sp.issparse(mat) else ((mat + mat.T) / 2).tocsr()
+    if symmetrize is True or symmetrize == "average":  # halves first: no overflow near 1e308
+        return mat / 2 + mat.T / 2 if not sp.issparse(mat) else (mat / 2 + mat.T / 2).tocsr()
     if symmetrize == "max":
         return np.maximum(mat, mat.T) if not sp.issparse(mat) else mat.maximum(mat.T).tocsr()
     if symmetrize == "min":
@@ -138,7 +141,8 @@ def distance_to_similarity(dist: Matrix, kernel: str | Callable[[NDArray], NDArr
             return 1.0 / (1.0 + d)
     elif kernel == "gaussian":
         off = values[values > 0] if sp.issparse(dist) else dist[~np.eye(dist.shape[0], dtype=bool)]
-        h = float(bandwidth) if bandwidth is not None else float(np.median(off)) if off.size else 1.0
+        # the median of halves, doubled: averaging the two middle distances overflows near 1e308
+        h = float(bandwidth) if bandwidth is not None else 2 * float(np.median(off / 2)) if off.size else 1.0
         if h <= 0:
             h = 1.0
 
@@ -185,6 +189,27 @@ def apply_negative_policy(mat: Matrix, negative: str, name: str = "similarity") 
     out = mat - mat[off].min()
     np.fill_diagonal(out, 0.0)
     return out
+
+
+def rescale_magnitude(mat: Matrix) -> tuple[Matrix, int]:
+    """Bring the largest |entry| into ``[0.5, 1)`` by a power of two when it lies outside
+    ``[2^-20, 2^20]``; returns ``(matrix, e)`` with ``input = matrix * 2**e`` (``e = 0``: unchanged).
+
+    Seriation orders, anchored positions and stable subsets do not depend on the scale, and scaling by
+    a power of two is exact (only entries below ``2^-1074`` times the largest underflow), so entries near
+    1e308 or down to subnormals give the same result as the matrix scaled to 1. Quantities in similarity
+    units (eigenvalues, residuals, radii) are multiplied back by ``2**e``.
+    """
+    values = mat.data if sp.issparse(mat) else mat
+    top = float(np.abs(values).max()) if values.size else 0.0
+    if top == 0.0 or 2.0**-SAFE_EXPONENT <= top <= 2.0**SAFE_EXPONENT:
+        return mat, 0
+    e = int(np.frexp(top)[1])
+    if sp.issparse(mat):
+        out = mat.copy()
+        out.data = np.ldexp(out.data, -e)
+        return out, e
+    return np.ldexp(mat, -e), e
 
 
 def zero_diagonal(mat: Matrix) -> Matrix:

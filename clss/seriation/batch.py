@@ -22,6 +22,10 @@ from scipy.linalg import lapack
 
 LAPACK_MIN = 16
 _EPS32 = float(torch.finfo(torch.float32).eps)
+# Validated weights whose largest magnitude leaves [2^-20, 2^20] are rescaled per matrix by a power of
+# two (exact; orders and anchored positions are scale-free): Laplacian row sums of entries near the
+# float maximum would overflow, subnormal ones underflow (as in :func:`clss.seriation.seriate`).
+_SAFE_EXPONENT = 20
 
 
 class BatchDiagnostics(NamedTuple):
@@ -116,7 +120,7 @@ def seriate_batch(similarities: torch.Tensor, *, anchors: torch.Tensor | None = 
     pair = None if valid is None else valid.unsqueeze(-1) & valid.unsqueeze(-2)
     if pair is not None:
         w = w * pair
-    w = check_weights(w, negative, validate)
+    w, exponent = check_weights(w, negative, validate)
     if pair is not None and negative == "shift":
         w = w * pair
 
@@ -124,6 +128,8 @@ def seriate_batch(similarities: torch.Tensor, *, anchors: torch.Tensor | None = 
         positions, ranks, diag = _anchored(w, anchors, anchor_values, valid, validate, return_diagnostics)
     else:
         positions, ranks, diag = _spectral(w, valid, laplacian, backend, guard, return_diagnostics)
+        if diag is not None and exponent is not None:  # λ2 back in the input's units
+            diag = diag._replace(lambda2=scale_by_power_of_two(diag.lambda2, exponent))
     if squeeze:
         positions, ranks = positions[0], ranks[0]
     if not return_diagnostics:
@@ -149,15 +155,19 @@ def _valid_mask(mask: torch.Tensor | None, bsz: int, n: int,
     return m
 
 
-def check_weights(w: torch.Tensor, negative: str, validate: bool) -> torch.Tensor:
+def check_weights(w: torch.Tensor, negative: str,
+                  validate: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Validate (zero-diagonal, padding-zeroed) weights and apply the negative-weight policy.
 
     One fused reduction and a single host synchronisation on the happy path: NaN propagates through
     the asymmetry maximum, so ``not (dev <= tol)`` also catches non-finite entries; the detailed
-    diagnosis runs only when something is wrong.
+    diagnosis runs only when something is wrong. Returns ``(weights, exponent)``: when the checked
+    range leaves ``[2^-20, 2^20]``, each matrix is divided by ``2**exponent[b]`` (an int tensor
+    ``[B]``), otherwise ``exponent`` is None (and always when nothing is checked).
     """
     if negative not in ("raise", "clip", "shift"):
         raise ValueError(f"negative must be 'raise', 'clip' or 'shift', got {negative!r}")
+    exponent = None
     if validate or negative == "raise":
         # W - Wᵀ is antisymmetric, so its max is its max |entry|; NaN propagates through amax
         dev = (w - w.transpose(-1, -2)).amax() if validate else w.new_zeros(())
@@ -177,13 +187,39 @@ def check_weights(w: torch.Tensor, negative: str, validate: bool) -> torch.Tenso
             raise ValueError("similarities contain negative entries (e.g. cosine similarities); "
                              "choose negative='shift' (keeps the spectral order) or "
                              "negative='clip'")
+        if _out_of_range(scale):
+            (w,), exponent = rescale_per_matrix(w)
     if negative == "clip":
-        return w.clamp_min(0.0)
+        return w.clamp_min(0.0), exponent
     if negative == "shift":
         off = ~torch.eye(w.shape[-1], dtype=torch.bool, device=w.device)
         low = w.masked_fill(~off, float("inf")).amin(dim=(-1, -2), keepdim=True).clamp_max(0.0)
-        return (w - low) * off
-    return w
+        return (w - low) * off, exponent
+    return w, exponent
+
+
+def _out_of_range(scale: float) -> bool:
+    return math.isfinite(scale) and scale > 0 and not (
+        2.0**-_SAFE_EXPONENT <= scale <= 2.0**_SAFE_EXPONENT)
+
+
+def rescale_per_matrix(*blocks: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """Divide the blocks ``[B, ., .]`` of each matrix by the power of two ``2**e[b]`` that brings their
+    joint largest |entry| into ``[0.5, 1)`` (the rare path of :func:`check_weights`); returns the
+    scaled blocks and ``e`` (int64 ``[B]``)."""
+    top = torch.stack([b.abs().amax(dim=(-1, -2)) for b in blocks]).amax(0)
+    e = torch.where(top > 0, torch.frexp(top).exponent.long(), torch.zeros_like(top, dtype=torch.long))
+    return tuple(scale_by_power_of_two(b, -e) for b in blocks), e
+
+
+def scale_by_power_of_two(x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """``x * 2**e`` per leading index, exact, in two factors so that each stays representable (the
+    exponents of float64 subnormals reach 1074)."""
+    half = torch.div(e, 2, rounding_mode="floor")
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    for part in (half, e - half):
+        x = x * torch.pow(2.0, part.double()).to(x.dtype).reshape(shape)
+    return x
 
 
 def _spectral(w: torch.Tensor, valid: torch.Tensor | None, kind: str, backend: str,
@@ -521,7 +557,7 @@ def harmonic_batch(s_uu: torch.Tensor, s_ul: torch.Tensor, anchor_values: torch.
         raise ValueError("harmonic_batch needs at least one anchor (an empty labelled set)")
     if validate and not bool(torch.isfinite(y).all()):
         raise ValueError("anchor_values contain NaN/inf")
-    w_uu, w_ul = block_weights(s_uu, s_ul, negative, validate)
+    w_uu, w_ul, _ = block_weights(s_uu, s_ul, negative, validate)
     y = y.detach().to(w_uu.dtype)
     k = w_uu.shape[-1]
     x, reach = _harmonic_cholesky(w_uu, w_uu.sum(-1) + w_ul.sum(-1), (w_ul @ y.unsqueeze(-1)).squeeze(-1))
@@ -538,30 +574,37 @@ def harmonic_batch(s_uu: torch.Tensor, s_ul: torch.Tensor, anchor_values: torch.
 
 
 def block_weights(s_uu: torch.Tensor, s_ul: torch.Tensor, negative: str,
-                  validate: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                  validate: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The blocks ``[B, k, k]`` / ``[B, k, m]`` of an anchored system as weights: float32/64 copies, zero
     diagonal, optionally validated (finite; ``s_uu`` symmetric), negative policy applied ("shift"
-    subtracts each matrix's smallest entry of the two blocks: the entries that enter the system)."""
+    subtracts each matrix's smallest entry of the two blocks: the entries that enter the system).
+    Returns ``(w_uu, w_ul, exponent)`` as :func:`check_weights` does (validated blocks whose range
+    leaves ``[2^-20, 2^20]`` are divided by ``2**exponent`` per matrix)."""
     dtype = s_uu.dtype if s_uu.dtype in (torch.float32, torch.float64) else torch.float32
     w_uu = s_uu.detach().to(dtype, copy=True)
     w_uu.diagonal(dim1=-2, dim2=-1).zero_()
     w_ul = s_ul.detach().to(dtype)
+    exponent = None
     if validate:
         check_weights(w_uu, "raise" if negative == "raise" else "clip", True)
-        if not bool(torch.isfinite(w_ul).all()):
+        # NaN propagates through the maximum: one reduction checks finiteness and the range
+        top = float(torch.stack([w_ul.abs().amax(), w_uu.abs().amax()]).amax()) if w_ul.numel() else 0.0
+        if not math.isfinite(top):
             raise ValueError("s_ul contains NaN/inf entries")
+        if _out_of_range(top):
+            (w_uu, w_ul), exponent = rescale_per_matrix(w_uu, w_ul)
     if negative == "shift":
         off = ~torch.eye(w_uu.shape[-1], dtype=torch.bool, device=w_uu.device)
         low = torch.minimum(w_uu.masked_fill(~off, float("inf")).amin(dim=(-1, -2)), w_ul.amin(dim=(-1, -2)))
         low = low.clamp_max(0.0)[:, None, None]
-        return (w_uu - low) * off, w_ul - low
+        return (w_uu - low) * off, w_ul - low, exponent
     if negative == "clip":
-        return w_uu.clamp_min(0.0), w_ul.clamp_min(0.0)
+        return w_uu.clamp_min(0.0), w_ul.clamp_min(0.0), exponent
     if negative == "raise":
         if bool((w_ul < 0).any()) or bool((w_uu < 0).any()):
             raise ValueError("similarities contain negative entries (e.g. cosine similarities); choose "
                              "negative='clip' or negative='shift'")
-        return w_uu, w_ul
+        return w_uu, w_ul, exponent
     raise ValueError(f"negative must be 'raise', 'clip' or 'shift', got {negative!r}")
 
 

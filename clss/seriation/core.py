@@ -6,6 +6,7 @@ import itertools
 import math
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from clss.seriation._validation import (
     as_anchors,
     as_square_matrix,
     distance_to_similarity,
+    rescale_magnitude,
     zero_diagonal,
 )
 from clss.seriation.anchored import anchored_positions
@@ -139,7 +141,8 @@ def seriate(similarity: Any, *, method: str = "spectral", anchors: Any = None,
                                    symmetrize=symmetrize, name=name)
     if kind == "distance":
         mat = distance_to_similarity(zero_diagonal(mat), kernel, bandwidth)
-    w = apply_negative_policy(zero_diagonal(mat), negative, name)
+    mat, exponent = rescale_magnitude(zero_diagonal(mat))
+    w = apply_negative_policy(mat, negative, name)
     n = w.shape[0]
     if sp.issparse(w) and n > DENSIFY_MAX and solver in ("evr", "lobpcg", "dense"):
         raise ValueError(f"solver {solver!r} densifies the matrix, which at n = {n} needs "
@@ -156,14 +159,39 @@ def seriate(similarity: Any, *, method: str = "spectral", anchors: Any = None,
         if laplacian == "symmetric":
             raise ValueError("the anchored (harmonic) solution is defined for the 'unnormalized' "
                              "(= 'random_walk') Laplacian, not 'symmetric'")
-        return _anchored(w, anchor_idx, anchor_vals, labels, laplacian, isolated, ridge, solver,
-                         tol, maxiter, seed)
-    if method == "rcm":
-        return _combinatorial(w, labels, laplacian, _rcm_order(w), "rcm")
-    if method == "enumerate":
-        return _combinatorial(w, labels, laplacian, _enumerate_order(w), "enumerate")
-    return _spectral(w, labels, laplacian, anchor_idx, anchor_vals, components, solver, tol,
-                     maxiter, seed)
+        res = _anchored(w, anchor_idx, anchor_vals, labels, laplacian, isolated, ridge, solver,
+                        tol, maxiter, seed)
+    elif method == "rcm":
+        res = _combinatorial(w, labels, laplacian, _rcm_order(w), "rcm")
+    elif method == "enumerate":
+        res = _combinatorial(w, labels, laplacian, _enumerate_order(w), "enumerate")
+    else:
+        res = _spectral(w, labels, laplacian, anchor_idx, anchor_vals, components, solver, tol,
+                        maxiter, seed)
+    return _in_input_units(res, exponent)
+
+
+def _in_input_units(res: Seriation, exponent: int) -> Seriation:
+    """Undo :func:`rescale_magnitude` on the diagnostics measured in similarity units: eigenvalues,
+    Davis–Kahan radii, eigen-residuals and the ridge (linear residuals are relative, positions
+    scale-free)."""
+    if exponent == 0:
+        return res
+
+    def up(x: float) -> float:
+        with np.errstate(over="ignore"):
+            return float(np.ldexp(x, exponent))
+
+    infos = tuple(replace(i, lambda2=up(i.lambda2), lambda3=up(i.lambda3), eigengap=up(i.eigengap),
+                          safe_radius=up(i.safe_radius),
+                          residual=i.residual if math.isnan(i.lambda2) else up(i.residual))
+                  for i in res.component_info)
+    info = dict(res.info)
+    if "ridge_alpha" in info:
+        info["ridge_alpha"] = up(info["ridge_alpha"])
+    return replace(res, component_info=infos, lambda2=up(res.lambda2), lambda3=up(res.lambda3),
+                   eigengap=up(res.eigengap), safe_radius=up(res.safe_radius),
+                   residual=max(i.residual for i in infos), info=info)
 
 
 def _spectral(w: Matrix, labels: list[Any] | None, kind: str, anchors: NDArray[np.int64] | None,

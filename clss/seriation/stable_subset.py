@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from clss.seriation._validation import as_square_matrix
+from clss.seriation._validation import as_square_matrix, rescale_magnitude
 
 if TYPE_CHECKING:
     import torch
@@ -139,9 +139,15 @@ def select_stable_subset(
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if isinstance(k, bool):
         raise TypeError("k must be an integer, got a bool")
-    k = operator.index(k)
+    try:
+        k = operator.index(k)
+    except TypeError:
+        raise TypeError(f"k must be an integer (the subset size), got {k!r} of type "
+                        f"{type(k).__name__}") from None
 
     mat, _ = as_square_matrix(perturbation, weight=None, symmetrize=symmetrize, name="perturbation")
+    # the subset is scale-free: keep sums of entries near 1e308 (or subnormal) finite and exact
+    mat, _ = rescale_magnitude(mat)
     a = np.ascontiguousarray(mat.toarray() if sp.issparse(mat) else mat, dtype=np.float64)
     n = a.shape[0]
     if not 1 <= k <= n:
@@ -168,16 +174,26 @@ def select_stable_subset(
     if maximise:
         a = -a  # exact, so strict "<" on -P is the official strict ">" on P, ties included
     if method == "exact":
-        return kern.exact_select(a, k)
+        return _checked(kern.exact_select(a, k), k, n)
     if method == "greedy":
-        sel = kern.greedy_select(a, k)
-        return kern.refine_swap(a, sel) if refine else sel
-    sel = kern.dp_select(a, k)
+        sel = _checked(kern.greedy_select(a, k), k, n)
+        return _checked(kern.refine_swap(a, sel), k, n) if refine else sel
+    sel = _checked(kern.dp_select(a, k), k, n)
     if not refine:
         return sel
-    from_dp = kern.refine_swap(a, sel)
-    from_greedy = kern.refine_swap(a, kern.greedy_select(a, k))
+    from_dp = _checked(kern.refine_swap(a, sel), k, n)
+    from_greedy = _checked(kern.refine_swap(a, _checked(kern.greedy_select(a, k), k, n)), k, n)
     return from_greedy if _subset_value(a, from_greedy) < _subset_value(a, from_dp) else from_dp
+
+
+def _checked(sel: NDArray[np.int64], k: int, n: int) -> NDArray[np.int64]:
+    """The kernels' contract: ``k`` distinct indices in ``[0, n)``, ascending. O(k); a violation is
+    a bug, reported instead of returning an invalid subset."""
+    if sel.shape != (k,) or (k and (sel[0] < 0 or sel[-1] >= n)) or bool((np.diff(sel) <= 0).any()):
+        raise RuntimeError(f"select_stable_subset produced an invalid subset (expected {k} distinct "
+                           f"ascending indices in [0, {n}), got {sel.tolist()[:10]}); please report "
+                           f"this with the input matrix")
+    return sel
 
 
 def _subset_value(a: NDArray[np.float64], sel: NDArray[np.int64]) -> float:

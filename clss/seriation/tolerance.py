@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from clss.seriation.batch import block_weights, check_weights
+from clss.seriation.batch import block_weights, check_weights, scale_by_power_of_two
 
 
 def recovery_tolerance(similarity: Any, *, anchors: Any = None,
@@ -65,7 +65,8 @@ def recovery_tolerance(similarity: Any, *, anchors: Any = None,
     if not bool(torch.isfinite(w).all()):  # the diagonal too, although it is ignored
         raise ValueError("similarity contains NaN/inf entries")
     w.diagonal(dim1=-2, dim2=-1).zero_()
-    w = check_weights(w, negative, validate=True)  # symmetry and the negative-weight policy
+    # symmetry, the negative-weight policy and, near overflow/underflow, an exact rescaling
+    w, exponent = check_weights(w, negative, validate=True)
     lap = torch.diag_embed(w.sum(-1)) - w
     if anchors is None:
         values, vectors = torch.linalg.eigh(lap)
@@ -82,6 +83,8 @@ def recovery_tolerance(similarity: Any, *, anchors: Any = None,
             delta = _bound(values, vectors, l_uu.abs().sum(-1).amax(-1), u)
         else:  # ragged anchor counts: one reduced matrix at a time
             delta = torch.stack([_anchored_bound(lap[b], amask[b]) for b in range(bsz)])
+    if exponent is not None:  # δ is homogeneous of degree 1 in the similarities
+        delta = scale_by_power_of_two(delta, exponent)
     return delta if batched else float(delta[0])
 
 
@@ -104,10 +107,12 @@ def recovery_tolerance_blocks(s_uu: Any, s_ul: Any, *, negative: str = "raise") 
                          f"{tuple(s_ul.shape)}")
     if s_ul.shape[-1] == 0 or s_uu.shape[-1] == 0:
         raise ValueError("anchors must leave at least one labelled and one unlabelled item")
-    w_uu, w_ul = block_weights(s_uu, s_ul, negative, validate=True)
+    w_uu, w_ul, exponent = block_weights(s_uu, s_ul, negative, validate=True)
     l_uu = torch.diag_embed(w_uu.sum(-1) + w_ul.sum(-1)) - w_uu
     values, vectors = torch.linalg.eigh(l_uu)
     delta = _bound(values, vectors, l_uu.abs().sum(-1).amax(-1), l_uu.shape[-1])
+    if exponent is not None:
+        delta = scale_by_power_of_two(delta, exponent)
     return delta if batched else float(delta[0])
 
 
