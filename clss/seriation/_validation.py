@@ -120,8 +120,8 @@ def _symmetric(mat: Matrix, symmetrize: bool | str, atol: float, rtol: float,
         scale = float(np.abs(mat).max())
     if dev > atol + rtol * scale:
         raise ValueError(f"{name} is not symmetric: max |S - S^T| = {dev:.3g} (tolerance "
-                         f"{atol + rtol * scale:.3g}); pass symmetrize=True (average), 'max' or "
-                         f"'min' to symmetrise it explicitly")
+                         f"{atol + rtol * scale:.3g}); pass symmetrize='average', 'max' or 'min' "
+                         f"to symmetrise it explicitly")
     return mat
 
 

@@ -95,7 +95,7 @@ def seriate_batch(similarities: torch.Tensor, *, anchors: torch.Tensor | None = 
         Position of each item in the ascending order (0 = first); ties broken by index; -1 for padded
         items and for items an anchored solve cannot reach.
     """
-    s = torch.as_tensor(similarities)
+    s = _as_batch(similarities)
     squeeze = s.dim() == 2
     if squeeze:
         s = s.unsqueeze(0)
@@ -137,6 +137,26 @@ def seriate_batch(similarities: torch.Tensor, *, anchors: torch.Tensor | None = 
     if squeeze:
         diag = BatchDiagnostics(*(t[0] if isinstance(t, torch.Tensor) else t for t in diag))
     return positions, ranks, diag
+
+
+def _as_batch(similarities: Any) -> torch.Tensor:
+    """One tensor from a tensor, an array or a list of equally sized matrices; anything else is a
+    clear error (a list of different sizes must be padded and masked by the caller)."""
+    if isinstance(similarities, list | tuple):
+        shapes = [tuple(getattr(m, "shape", np.shape(m))) for m in similarities]
+        if not shapes:
+            raise ValueError("similarities is an empty list; expected a tensor [B, n, n]")
+        if len(set(shapes)) > 1:
+            raise ValueError(f"similarities holds matrices of different sizes {sorted(set(shapes))[:4]}; "
+                             f"pad them to the largest n into one tensor [B, n, n] and pass "
+                             f"mask= (True on each matrix's valid items)")
+    try:
+        if isinstance(similarities, list | tuple):
+            return torch.stack([torch.as_tensor(m) for m in similarities])
+        return torch.as_tensor(similarities)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"similarities must be a numeric tensor or array [B, n, n], got "
+                        f"{type(similarities).__name__}: {exc}") from None
 
 
 def _valid_mask(mask: torch.Tensor | None, bsz: int, n: int,

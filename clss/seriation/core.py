@@ -56,7 +56,7 @@ def list_methods() -> dict[str, str]:
     return dict(METHODS)
 
 
-def seriate(similarity: Any, *, method: str = "spectral", anchors: Any = None,
+def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
             anchor_values: Any = None, kind: str = "similarity",
             kernel: str | Callable[[NDArray[np.float64]], NDArray[np.float64]] = "inverse",
             bandwidth: float | None = None, laplacian: str = "unnormalized",
@@ -71,13 +71,16 @@ def seriate(similarity: Any, *, method: str = "spectral", anchors: Any = None,
     similarity : array-like (n, n), scipy.sparse matrix, torch.Tensor (dense or sparse) or networkx.Graph
         Symmetric non-negative similarities (larger = more alike); the diagonal is ignored. For sparse
         inputs and graphs, absent entries mean "no edge". Gradients never flow (tensors are detached).
-    method : {"spectral", "anchored", "rcm", "enumerate"}
-        ``"spectral"`` (default): sort the Fiedler vector of the Laplacian. ``"anchored"``: the harmonic
-        solution with ``r`` fixed to ``anchor_values`` on ``anchors`` (GCLSS label-anchored ranking).
-        ``"rcm"``: reverse Cuthill–McKee. ``"enumerate"``: exact 2-SUM optimum by brute force (n <= 10).
+    method : {None, "auto", "spectral", "anchored", "rcm", "enumerate"}
+        ``None``/``"auto"`` (default): ``"anchored"`` when ``anchor_values`` are given, else
+        ``"spectral"``. ``"spectral"``: sort the Fiedler vector of the Laplacian. ``"anchored"``: the
+        harmonic solution with ``r`` fixed to ``anchor_values`` on ``anchors`` (GCLSS label-anchored
+        ranking; positions on the values' scale). ``"rcm"``: reverse Cuthill–McKee. ``"enumerate"``:
+        exact 2-SUM optimum by brute force (n <= 10).
     anchors, anchor_values : array-like, optional
         Labelled items (integer indices, a boolean mask of length n, or node labels for graphs) and
-        their target values. Required by ``"anchored"``; with ``"spectral"`` they only orient the order
+        their target values. With them the default method is ``"anchored"``; an explicit
+        ``method="spectral"`` keeps the Fiedler order and coordinates and uses them only to orient it
         (the sign with the larger Spearman correlation to the values).
     kind : {"similarity", "distance"}
         With ``"distance"`` the input is a dissimilarity mapped by ``kernel``: ``"inverse"``
@@ -126,8 +129,10 @@ def seriate(similarity: Any, *, method: str = "spectral", anchors: Any = None,
     >>> seriate(s[np.ix_(perm, perm)]).order.tolist()
     [1, 3, 5, 0, 4, 2]
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {sorted(METHODS)}")
+    if method is None or method == "auto":
+        method = "spectral" if anchor_values is None else "anchored"
+    elif method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {sorted(METHODS)} or 'auto'")
     if kind not in ("similarity", "distance"):
         raise ValueError(f"kind must be 'similarity' or 'distance', got {kind!r}")
     if components not in ("concatenate", "raise"):
@@ -158,7 +163,8 @@ def seriate(similarity: Any, *, method: str = "spectral", anchors: Any = None,
             raise ValueError("method='anchored' needs anchors and anchor_values")
         if laplacian == "symmetric":
             raise ValueError("the anchored (harmonic) solution is defined for the 'unnormalized' "
-                             "(= 'random_walk') Laplacian, not 'symmetric'")
+                             "(= 'random_walk') Laplacian, not laplacian='symmetric' (with "
+                             "anchor values the method is 'anchored' unless method='spectral')")
         res = _anchored(w, anchor_idx, anchor_vals, labels, laplacian, isolated, ridge, solver,
                         tol, maxiter, seed)
     elif method == "rcm":
