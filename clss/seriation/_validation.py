@@ -6,6 +6,7 @@ symmetry, sign), because a NaN reported as "negative weight" sends users looking
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -191,6 +192,11 @@ def apply_negative_policy(mat: Matrix, negative: str, name: str = "similarity") 
     return out
 
 
+def outside_safe_range(top: float) -> bool:
+    """Whether a finite, non-zero largest magnitude ``top`` lies outside ``[2^-20, 2^20]``."""
+    return math.isfinite(top) and top > 0 and not 2.0**-SAFE_EXPONENT <= top <= 2.0**SAFE_EXPONENT
+
+
 def rescale_magnitude(mat: Matrix) -> tuple[Matrix, int]:
     """Bring the largest |entry| into ``[0.5, 1)`` by a power of two when it lies outside
     ``[2^-20, 2^20]``; returns ``(matrix, e)`` with ``input = matrix * 2**e`` (``e = 0``: unchanged).
@@ -202,7 +208,7 @@ def rescale_magnitude(mat: Matrix) -> tuple[Matrix, int]:
     """
     values = mat.data if sp.issparse(mat) else mat
     top = float(np.abs(values).max()) if values.size else 0.0
-    if top == 0.0 or 2.0**-SAFE_EXPONENT <= top <= 2.0**SAFE_EXPONENT:
+    if not outside_safe_range(top):
         return mat, 0
     e = int(np.frexp(top)[1])
     if sp.issparse(mat):

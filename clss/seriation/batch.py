@@ -20,12 +20,10 @@ import numpy as np
 import torch
 from scipy.linalg import lapack
 
+from clss.seriation._validation import outside_safe_range
+
 LAPACK_MIN = 16
 _EPS32 = float(torch.finfo(torch.float32).eps)
-# Validated weights whose largest magnitude leaves [2^-20, 2^20] are rescaled per matrix by a power of
-# two (exact; orders and anchored positions are scale-free): Laplacian row sums of entries near the
-# float maximum would overflow, subnormal ones underflow (as in :func:`clss.seriation.seriate`).
-_SAFE_EXPONENT = 20
 
 
 class BatchDiagnostics(NamedTuple):
@@ -207,7 +205,7 @@ def check_weights(w: torch.Tensor, negative: str,
             raise ValueError("similarities contain negative entries (e.g. cosine similarities); "
                              "choose negative='shift' (keeps the spectral order) or "
                              "negative='clip'")
-        if _out_of_range(scale):
+        if outside_safe_range(scale):  # rare: rows near the float maximum overflow, subnormal underflow
             (w,), exponent = rescale_per_matrix(w)
     if negative == "clip":
         return w.clamp_min(0.0), exponent
@@ -216,11 +214,6 @@ def check_weights(w: torch.Tensor, negative: str,
         low = w.masked_fill(~off, float("inf")).amin(dim=(-1, -2), keepdim=True).clamp_max(0.0)
         return (w - low) * off, exponent
     return w, exponent
-
-
-def _out_of_range(scale: float) -> bool:
-    return math.isfinite(scale) and scale > 0 and not (
-        2.0**-_SAFE_EXPONENT <= scale <= 2.0**_SAFE_EXPONENT)
 
 
 def rescale_per_matrix(*blocks: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
@@ -611,7 +604,7 @@ def block_weights(s_uu: torch.Tensor, s_ul: torch.Tensor, negative: str,
         top = float(torch.stack([w_ul.abs().amax(), w_uu.abs().amax()]).amax()) if w_ul.numel() else 0.0
         if not math.isfinite(top):
             raise ValueError("s_ul contains NaN/inf entries")
-        if _out_of_range(top):
+        if outside_safe_range(top):
             (w_uu, w_ul), exponent = rescale_per_matrix(w_uu, w_ul)
     if negative == "shift":
         off = ~torch.eye(w_uu.shape[-1], dtype=torch.bool, device=w_uu.device)

@@ -333,6 +333,9 @@ def rank_correlation_batch(a: torch.Tensor, b: torch.Tensor,
     """
     if method not in ("kendall", "spearman"):
         raise ValueError(f"method must be 'kendall' or 'spearman', got {method!r}")
+    a, b = (t if isinstance(t, torch.Tensor) else torch.as_tensor(np.asarray(t)) for t in (a, b))
+    if a.is_complex() or b.is_complex():
+        raise TypeError(f"a and b must be real, got {a.dtype} and {b.dtype}")
     if a.ndim != 2 or a.shape != b.shape:
         raise ValueError(f"a and b must both have shape (B, n); got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")

@@ -120,6 +120,8 @@ def _anchor_mask(anchors: Any, bsz: int, n: int, device: torch.device) -> torch.
     a = torch.as_tensor(np.asarray(anchors) if not isinstance(anchors, torch.Tensor) else anchors,
                         device=device)
     if a.dtype != torch.bool:
+        if a.is_floating_point() or a.is_complex():
+            raise TypeError(f"anchors must be integer indices or a boolean mask, got {a.dtype}")
         if a.dim() != 1 or bool(((a < 0) | (a >= n)).any()):
             raise ValueError(f"anchor indices must be a 1-D array in [0, {n})")
         a = torch.zeros(n, dtype=torch.bool, device=device).index_fill_(0, a.long(), True)
