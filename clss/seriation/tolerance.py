@@ -18,6 +18,8 @@ Laplacian, which is non-singular for connected graphs:
 
 Eigenvector signs are arbitrary, and ``|α_ik − α_jk|`` depends on them: every eigenvector is oriented so
 that its largest-magnitude entry is positive (scikit-learn's convention) before the minimum is taken.
+A minimum below ``64 m eps`` is within the eigensolver's rounding (structurally equal entries, e.g. of
+an item whose similarities were all clipped) and counts as 0, so δ = 0 there on every machine.
 """
 
 from __future__ import annotations
@@ -154,6 +156,9 @@ def _bound(values: torch.Tensor, vectors: torch.Tensor, inf_norm: torch.Tensor,
         # min over eigenvector pairs i≠j and coordinates k of |α_ik − α_jk|: sort each coordinate's
         # entries across eigenvectors and take the smallest consecutive gap (O(n m log m)).
         alpha = vectors.sort(dim=-1).values.diff(dim=-1).abs().amin(dim=(-1, -2))
+        # unit eigenvectors carry rounding errors of a few eps·m: a smaller gap is a tie (α = 0, δ = 0,
+        # the safe answer) rather than a digit of noise that differs between BLAS kernels
+        alpha = torch.where(alpha <= 64 * m * torch.finfo(vectors.dtype).eps, 0.0, alpha)
     else:  # a single eigenvector: no pair, the minimum over an empty set does not bind
         alpha = torch.full_like(lam1, math.inf)
     term = lam1**2 * sigma1 * alpha / (8 * math.sqrt(2) * lam_max.clamp_min(1e-300) * m

@@ -106,6 +106,19 @@ def test_blocks_equal_the_joint_matrix():
         recovery_tolerance_blocks(cos[1, :5, :5], cos[1, :4, 5:])
 
 
+def test_structurally_tied_eigenvector_entries_give_zero_not_noise():
+    from clss.seriation import recovery_tolerance_blocks
+
+    # clipping the cosines leaves eigenvector entries that are equal in exact arithmetic: their
+    # computed gap is rounding noise whose digits depend on the BLAS kernel, so δ must be exactly 0
+    rng = np.random.default_rng(3)
+    feats = rng.normal(size=(12, 4))
+    feats /= np.linalg.norm(feats, axis=-1, keepdims=True)
+    cos = feats @ feats.T
+    assert recovery_tolerance(cos, anchors=np.arange(5, 12), negative="clip") == 0.0
+    assert recovery_tolerance_blocks(cos[:5, :5], cos[:5, 5:], negative="clip") == 0.0
+
+
 def test_single_unknown_item():
     w = toeplitz_robinson(3, "exp")
     lap = np.diag(w.sum(1) - 1) - (w - np.eye(3))
