@@ -56,6 +56,9 @@ def seriate_command(file: Path | None, example: str | None, method: str,
 
     if (file is None) == (example is None):
         raise click.UsageError("give either FILE or --example (not both)")
+    for out in outputs:  # before the work, not after it
+        if out.suffix.lower() not in (".csv", ".json"):
+            raise click.BadParameter(f"{out.name} must end in .csv or .json", param_hint="'-o'")
     truth = None
     if example is not None:
         matrix, truth = make_example(example)

@@ -505,6 +505,13 @@ def test_cli_errors_are_one_line_in_cli_terms(tmp_path, monkeypatch, args, phras
     assert not any(f"{k}=" in out.output for k in ("symmetrize", "negative", "isolated", "key", "method"))
 
 
+def test_cli_refuses_an_output_suffix_before_the_work(tmp_path):
+    np.save(tmp_path / "s.npy", S)
+    out = CliRunner().invoke(main, ["seriate", str(tmp_path / "s.npy"), "-o", str(tmp_path / "r.txt")])
+    assert out.exit_code == 2 and "r.txt must end in .csv or .json" in out.output
+    assert "Seriation of" not in out.output  # nothing was computed
+
+
 def test_cli_anchored_method_needs_an_anchors_file(tmp_path):
     np.save(tmp_path / "s.npy", S)
     out = CliRunner().invoke(main, ["seriate", str(tmp_path / "s.npy"), "--method", "anchored"])
