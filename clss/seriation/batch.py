@@ -55,7 +55,10 @@ def seriate_batch(similarities: torch.Tensor, *, anchors: torch.Tensor | None = 
     similarities : torch.Tensor, shape ``[B, n, n]`` or ``[n, n]``
         Symmetric similarities (larger = more alike); diagonals are ignored. float32 or float64;
         float16/bfloat16 are solved in float32 (eigensolvers have no half-precision kernels) and
-        returned as float32 positions, because half precision cannot resolve the order.
+        returned as float32 positions, because half precision cannot resolve the order. An array or
+        a list of equally sized matrices is stacked; matrices of different sizes must be padded into
+        one tensor and described by ``mask``. Matrices whose magnitude leaves ``[2^-20, 2^20]``
+        (entries near the float maximum, subnormals) are rescaled by an exact power of two first.
     anchors : torch.Tensor, optional
         Labelled items, as a boolean mask ``[B, n]`` (or ``[n]``, shared) or integer indices ``[B, m]``
         (or ``[m]``). When given, positions are the anchored harmonic solution (GCLSS
@@ -75,7 +78,7 @@ def seriate_batch(similarities: torch.Tensor, *, anchors: torch.Tensor | None = 
     validate : bool
         Check finiteness and symmetry (one host synchronisation) and index anchors (range,
         duplicates, finite values); disable in tight loops once the inputs are known to be well
-        formed.
+        formed (then, unless ``negative="raise"``, the magnitude is not read and not rescaled).
     backend : {"auto", "torch", "lapack"}
         Spectral eigensolver (see module docstring); "lapack" is CPU-only.
     guard : bool

@@ -118,7 +118,11 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
     -------
     Seriation
         ``order``, ``ranks``, ``positions`` and diagnostics (λ2, λ3, eigengap, residual, Davis–Kahan
-        ``safe_radius``, components, tie groups, conditioning for anchored solves).
+        ``safe_radius``, components, tie groups, conditioning for anchored solves). A matrix whose
+        largest magnitude lies outside ``[2^-20, 2^20]`` (entries near 1e308, subnormals) is solved
+        rescaled by an exact power of two, so the order is that of the matrix scaled to 1; the
+        diagnostics in similarity units are reported in the input's units (inf beyond the float
+        range).
 
     Examples
     --------
