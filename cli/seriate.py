@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -49,7 +50,7 @@ def seriate_command(file: Path | None, example: str | None, method: str,
 
     Example: clss seriate --example curve -o order.csv --plot reorder.png
     """
-    from clss.seriation import seriate
+    from clss.seriation import SeriationWarning, seriate
     from clss.seriation.compare import compare_orders, order_from_ranks
     from clss.seriation.generators import example as make_example
     from clss.seriation.io import load_anchors, load_similarity, save_seriation
@@ -77,13 +78,18 @@ def seriate_command(file: Path | None, example: str | None, method: str,
     with console.status(f"Seriating {matrix.shape[0]:,} items from {source}..."):
         start = time.perf_counter()
         try:
-            result = seriate(matrix, method=method, anchors=anchors, anchor_values=values,
-                             kind=kind, laplacian=laplacian, negative=negative,
-                             symmetrize=False if symmetrize == "no" else symmetrize,
-                             isolated=isolated, solver=solver)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", SeriationWarning)
+                result = seriate(matrix, method=method, anchors=anchors, anchor_values=values,
+                                 kind=kind, laplacian=laplacian, negative=negative,
+                                 symmetrize=False if symmetrize == "no" else symmetrize,
+                                 isolated=isolated, solver=solver)
         except (ValueError, TypeError) as exc:
             raise type(exc)(as_cli_advice(str(exc))) from None
         elapsed = time.perf_counter() - start
+    for warning in caught:  # one line each, not Python's file:line report
+        console.print(f"[yellow]warning:[/yellow] {as_cli_advice(str(warning.message))}",
+                      highlight=False)
     rows = [("items", f"{result.n:,}"), ("method", f"{result.method} ({result.laplacian})"),
             ("solver", result.solver), ("converged", str(result.converged)),
             ("components", str(result.n_components)), ("time", f"{elapsed:.3f} s")]

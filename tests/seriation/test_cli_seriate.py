@@ -178,3 +178,12 @@ def test_plot_colour_bar_names_what_the_matrix_holds(tmp_path, monkeypatch, kind
     svg = (tmp_path / "p.svg").read_text()
     other = "similarity" if kind == "distance" else "distance"
     assert f">{kind}<" in svg and f">{other}<" not in svg
+
+
+def test_seriation_warnings_are_one_line_each(tmp_path):
+    np.save(tmp_path / "blocks.npy", np.kron(np.eye(2), toeplitz_robinson(3, "exp")))
+    out = run("seriate", tmp_path / "blocks.npy")
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.output.split())
+    assert "warning: the similarity graph has 2 connected components" in text
+    assert "SeriationWarning" not in out.output and ".py:" not in out.output
