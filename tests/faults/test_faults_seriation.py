@@ -475,6 +475,9 @@ def _cli_files(tmp_path):
     (tmp_path / "bad.csv").write_text("index,value\n0,1\n2,abc\n")
     (tmp_path / "range.csv").write_text("0,1\n99,2\n")
     (tmp_path / "one.csv").write_text("0,1\n")
+    (tmp_path / "nan.csv").write_text("0,1\n3,nan\n")
+    (tmp_path / "dup.csv").write_text("0,1\n0,2\n")
+    (tmp_path / "a.json").write_text(json.dumps({"anchors": [0, 1.5], "values": [0, 1]}))
 
 
 CLI = [
@@ -490,6 +493,10 @@ CLI = [
     E(["s.npy", "--solver", "nope"], "does not apply", id="cli-bad-solver"),
     E(["s.npy", "--anchors", "one.csv", "--laplacian", "symmetric"], "--method spectral", id="cli-anchored-symmetric"),
     E(["missing.npy"], "not found", id="cli-missing"),
+    E(["s.npy", "--anchors", "nan.csv"], "anchor values contains 1 NaN/inf", id="cli-anchors-nan"),
+    E(["s.npy", "--anchors", "dup.csv"], "duplicated anchor indices: [0]", id="cli-anchors-duplicate"),
+    E(["s.npy", "--anchors", "a.json"], "anchors[1]: 1.5 is not an integer item index", id="cli-anchors-json-float"),
+    E(["s.npy", "--anchors", "missing.csv"], "anchors file not found", id="cli-anchors-missing"),
 ]
 
 
