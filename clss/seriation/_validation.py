@@ -265,7 +265,11 @@ def as_anchors(anchors: Any, anchor_values: Any, n: int,
     uniq, counts = np.unique(a, return_counts=True)
     if (counts > 1).any():
         raise ValueError(f"duplicated anchor indices: {uniq[counts > 1][:5].tolist()}")
-    v = _to_numpy(anchor_values).astype(np.float64).reshape(-1)
+    v = _to_numpy(anchor_values)
+    if v.dtype == object or not (np.issubdtype(v.dtype, np.number) or v.dtype == np.bool_) \
+            or np.iscomplexobj(v):
+        raise TypeError(f"anchor_values must be real numbers, got dtype {v.dtype}")
+    v = v.astype(np.float64).reshape(-1)
     if is_mask and v.shape[0] == n != a.shape[0]:
         v = v[a]  # values given for every item, aligned with the mask
     if v.shape[0] != a.shape[0]:

@@ -133,6 +133,8 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
     >>> seriate(s[np.ix_(perm, perm)]).order.tolist()
     [1, 3, 5, 0, 4, 2]
     """
+    if not (method is None or isinstance(method, str)):
+        raise TypeError(f"method must be a string or None, got {type(method).__name__}")
     if method is None or method == "auto":
         method = "spectral" if anchor_values is None else "anchored"
     elif method not in METHODS:
