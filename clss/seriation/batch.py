@@ -151,13 +151,21 @@ def _as_batch(similarities: Any) -> torch.Tensor:
             raise ValueError(f"similarities holds matrices of different sizes {sorted(set(shapes))[:4]}; "
                              f"pad them to the largest n into one tensor [B, n, n] and pass "
                              f"mask= (True on each matrix's valid items)")
+        return torch.stack([as_real_tensor(m, "similarities") for m in similarities])
+    return as_real_tensor(similarities, "similarities")
+
+
+def as_real_tensor(x: Any, name: str) -> torch.Tensor:
+    """``x`` (tensor, array or nested list) as a tensor; non-numeric and complex input are a
+    TypeError naming ``name`` (a cast would silently drop imaginary parts)."""
     try:
-        if isinstance(similarities, list | tuple):
-            return torch.stack([torch.as_tensor(m) for m in similarities])
-        return torch.as_tensor(similarities)
+        t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
     except (TypeError, ValueError, RuntimeError) as exc:
-        raise TypeError(f"similarities must be a numeric tensor or array [B, n, n], got "
-                        f"{type(similarities).__name__}: {exc}") from None
+        raise TypeError(f"{name} must be a numeric tensor or array, got {type(x).__name__}: "
+                        f"{exc}") from None
+    if t.is_complex():
+        raise TypeError(f"{name} must be real, got {t.dtype}")
+    return t
 
 
 def _valid_mask(mask: torch.Tensor | None, bsz: int, n: int,
@@ -433,7 +441,7 @@ def _anchor_mask(anchors: torch.Tensor | None, values: torch.Tensor | None, bsz:
     if anchors is None or values is None:
         raise ValueError("anchors and anchor_values must be given together")
     a = torch.as_tensor(anchors, device=device)
-    v = torch.as_tensor(values, device=device).to(dtype)
+    v = as_real_tensor(values, "anchor_values").to(device=device, dtype=dtype)
     if a.dim() == 1:
         a = a.unsqueeze(0).expand(bsz, -1)
     if v.dim() == 1:
@@ -561,7 +569,8 @@ def harmonic_batch(s_uu: torch.Tensor, s_ul: torch.Tensor, anchor_values: torch.
     reachable : torch.BoolTensor ``[B]`` (or scalar)
         Every free item of the matrix reaches an anchor.
     """
-    s_uu, s_ul, y = (torch.as_tensor(t) for t in (s_uu, s_ul, anchor_values))
+    s_uu, s_ul, y = (as_real_tensor(t, name) for t, name in ((s_uu, "s_uu"), (s_ul, "s_ul"),
+                                                          (anchor_values, "anchor_values")))
     squeeze = s_uu.dim() == 2
     if squeeze:
         s_uu, s_ul, y = s_uu.unsqueeze(0), s_ul.unsqueeze(0), y.unsqueeze(0)

@@ -51,7 +51,7 @@ from clss.seriation._validation import (
     outside_safe_range,
     rescale_magnitude,
 )
-from clss.seriation.batch import rescale_per_matrix, scale_by_power_of_two
+from clss.seriation.batch import as_real_tensor, rescale_per_matrix, scale_by_power_of_two
 from clss.seriation.compare import _as_order, _check_permutation_torch, compare_orders, ranks_from_order
 
 __all__ = [
@@ -512,7 +512,9 @@ def _as_comparison(matrix: Any) -> NDArray[np.float64] | sp.csr_matrix:
         mat.sum_duplicates()
         values = mat.data
     else:
-        raw = matrix.detach().cpu().numpy() if isinstance(matrix, torch.Tensor) else matrix
+        raw = np.asarray(matrix.detach().cpu() if isinstance(matrix, torch.Tensor) else matrix)
+        if np.iscomplexobj(raw):
+            raise TypeError("comparison matrix must be real-valued, got a complex array")
         mat = values = np.asarray(raw, dtype=np.float64)
     if mat.ndim != 2 or mat.shape[0] != mat.shape[1] or mat.shape[0] < 2:
         raise ValueError(f"comparison matrix must be a square 2-D matrix with at least 2 items, "
@@ -708,15 +710,13 @@ def criterion_batch(similarities: torch.Tensor, orders: torch.Tensor, measure: s
         raise ValueError(f"criterion_batch supports {list(BATCH_MEASURES)}, got {measure!r}")
     if kind not in ("similarity", "distance"):
         raise ValueError(f"kind must be 'similarity' or 'distance', got {kind!r}")
-    x = _as_tensor(similarities, "similarities")
-    if x.is_complex():
-        raise TypeError(f"similarities must be real, got {x.dtype}")
+    x = as_real_tensor(similarities, "similarities").detach()
     if not x.is_floating_point():
         x = x.to(torch.get_default_dtype())
     if x.ndim != 3 or x.shape[1] != x.shape[2]:
         raise ValueError(f"similarities must have shape (B, n, n), got {tuple(x.shape)}")
     bsz, n = x.shape[0], x.shape[1]
-    orders = _as_tensor(orders, "orders")
+    orders = as_real_tensor(orders, "orders").detach()
     if orders.shape != (bsz, n):
         raise ValueError(f"orders must have shape ({bsz}, {n}), got {tuple(orders.shape)}")
     o = _check_permutation_torch(orders.to(x.device), "orders")
@@ -735,14 +735,6 @@ def criterion_batch(similarities: torch.Tensor, orders: torch.Tensor, measure: s
         with torch.no_grad():
             return scale_by_power_of_two(_batch_value(x, o, key, kind), degree * exponent)
     return _batch_value(x, o, key, kind)
-
-
-def _as_tensor(x: Any, name: str) -> torch.Tensor:
-    try:
-        return x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise TypeError(f"{name} must be a numeric tensor or array, got {type(x).__name__}: "
-                        f"{exc}") from None
 
 
 def _batch_value(x: torch.Tensor, o: torch.Tensor, key: str, kind: str) -> torch.Tensor:

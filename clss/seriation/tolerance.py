@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from clss.seriation.batch import block_weights, check_weights, scale_by_power_of_two
+from clss.seriation.batch import as_real_tensor, block_weights, check_weights, scale_by_power_of_two
 
 
 def recovery_tolerance(similarity: Any, *, anchors: Any = None,
@@ -53,8 +53,7 @@ def recovery_tolerance(similarity: Any, *, anchors: Any = None,
         δ (0 when the reduced Laplacian is singular, e.g. a disconnected graph). A perturbation with
         ``||ΔS|| <= δ`` provably leaves the ranking unchanged, per the GCLSS theorem.
     """
-    s = similarity.detach() if isinstance(similarity, torch.Tensor) else torch.as_tensor(
-        np.asarray(similarity, dtype=np.float64))
+    s = as_real_tensor(similarity, "similarity").detach()
     batched = s.dim() == 3
     if not batched:
         s = s.unsqueeze(0)
@@ -98,8 +97,8 @@ def recovery_tolerance_blocks(s_uu: Any, s_ul: Any, *, negative: str = "raise") 
     ``(k + m)²`` matrix. Equals ``recovery_tolerance(joint, anchors=...)`` for the "raise" and "clip"
     policies; "shift" subtracts the smallest entry of the two blocks (see :func:`harmonic_batch`).
     """
-    s_uu, s_ul = (torch.as_tensor(np.asarray(t, dtype=np.float64)) if not isinstance(t, torch.Tensor)
-                  else t.detach().to(torch.float64) for t in (s_uu, s_ul))
+    s_uu, s_ul = (as_real_tensor(t, name).detach().to(torch.float64)
+                  for t, name in ((s_uu, "s_uu"), (s_ul, "s_ul")))
     batched = s_uu.dim() == 3
     if not batched:
         s_uu, s_ul = s_uu.unsqueeze(0), s_ul.unsqueeze(0)
