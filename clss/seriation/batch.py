@@ -113,8 +113,6 @@ def seriate_batch(similarities: torch.Tensor, *, anchors: torch.Tensor | None = 
     if n < 2:
         raise ValueError(f"each matrix needs at least 2 items, got n = {n}")
     out_dtype = s.dtype if s.dtype in (torch.float32, torch.float64) else torch.float32
-    if s.is_complex():
-        raise TypeError(f"similarities must be real, got {s.dtype}")
     w = s.detach().to(out_dtype, copy=True)
     valid = _valid_mask(mask, bsz, n, w.device)
     w.diagonal(dim1=-2, dim2=-1).zero_()
