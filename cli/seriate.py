@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -15,11 +17,12 @@ from clss_cli.console import console, fail_cleanly
 @click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.option("--example", type=click.Choice(["curve", "robinson"]),
               help="Use a built-in, shuffled example instead of FILE.")
-@click.option("--method", type=click.Choice(["spectral", "anchored", "rcm", "enumerate"]),
-              default="spectral", show_default=True)
+@click.option("--method", type=click.Choice(["auto", "spectral", "anchored", "rcm", "enumerate"]),
+              default="auto", show_default=True,
+              help="auto: anchored with --anchors, else spectral. spectral with --anchors only "
+                   "orients the Fiedler order.")
 @click.option("--anchors", "anchors_file", type=click.Path(path_type=Path),
-              help="CSV (index,value) or JSON {anchors, values}; implies --method anchored "
-                   "unless another method is given.")
+              help="CSV (index,value) or JSON {anchors, values}: labelled items and their values.")
 @click.option("--kind", type=click.Choice(["similarity", "distance"]), default="similarity",
               show_default=True, help="A distance matrix is mapped by 1/(1+d).")
 @click.option("--laplacian", type=click.Choice(["unnormalized", "symmetric", "random_walk"]),
@@ -47,32 +50,46 @@ def seriate_command(file: Path | None, example: str | None, method: str,
 
     Example: clss seriate --example curve -o order.csv --plot reorder.png
     """
-    from clss.seriation import seriate
+    from clss.seriation import SeriationWarning, seriate
     from clss.seriation.compare import compare_orders, order_from_ranks
     from clss.seriation.generators import example as make_example
     from clss.seriation.io import load_anchors, load_similarity, save_seriation
 
     if (file is None) == (example is None):
         raise click.UsageError("give either FILE or --example (not both)")
+    for out in outputs:  # before the work, not after it
+        if out.suffix.lower() not in (".csv", ".json"):
+            raise click.BadParameter(f"{out.name} must end in .csv or .json", param_hint="'-o'")
     truth = None
     if example is not None:
         matrix, truth = make_example(example)
         source = f"built-in example '{example}'"
     else:
-        matrix = load_similarity(file, key=key)
+        try:
+            matrix = load_similarity(file, key=key)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(as_cli_advice(str(exc))) from None
         source = str(file)
     anchors = values = None
     if anchors_file is not None:
         anchors, values = load_anchors(anchors_file)
-        if method == "spectral" and not _given("method"):
-            method = "anchored"
+    if method == "anchored" and anchors is None:
+        raise click.UsageError("--method anchored needs --anchors FILE")
     with console.status(f"Seriating {matrix.shape[0]:,} items from {source}..."):
         start = time.perf_counter()
-        result = seriate(matrix, method=method, anchors=anchors, anchor_values=values, kind=kind,
-                         laplacian=laplacian, negative=negative,
-                         symmetrize=False if symmetrize == "no" else symmetrize,
-                         isolated=isolated, solver=solver)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", SeriationWarning)
+                result = seriate(matrix, method=method, anchors=anchors, anchor_values=values,
+                                 kind=kind, laplacian=laplacian, negative=negative,
+                                 symmetrize=False if symmetrize == "no" else symmetrize,
+                                 isolated=isolated, solver=solver)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(as_cli_advice(str(exc))) from None
         elapsed = time.perf_counter() - start
+    for warning in caught:  # one line each, not Python's file:line report
+        console.print(f"[yellow]warning:[/yellow] {as_cli_advice(str(warning.message))}",
+                      highlight=False)
     rows = [("items", f"{result.n:,}"), ("method", f"{result.method} ({result.laplacian})"),
             ("solver", result.solver), ("converged", str(result.converged)),
             ("components", str(result.n_components)), ("time", f"{elapsed:.3f} s")]
@@ -89,13 +106,22 @@ def seriate_command(file: Path | None, example: str | None, method: str,
     if plot is not None:
         from clss.plotting import plot_seriation
 
-        plot_seriation(matrix, result, plot, title=source)
+        plot_seriation(matrix, result, plot, title=source, label=kind)
         console.print(f"wrote [bold]{plot}[/bold]")
 
 
-def _given(param: str) -> bool:
-    ctx = click.get_current_context()
-    return ctx.get_parameter_source(param) == click.core.ParameterSource.COMMANDLINE
+# Library messages advise keywords (``negative='clip'``); these are the ones this command has as flags.
+_FLAGS = ("symmetrize", "negative", "isolated", "solver", "laplacian", "method", "kind", "key")
+_ADVICE = re.compile(r"\b(" + "|".join(_FLAGS) + r")=('[^']*'(?:(?:, | or )'[^']*')*)")
+
+
+def as_cli_advice(message: str) -> str:
+    """Rewrite keyword advice as this command's flags: ``negative='clip' or 'shift'`` becomes
+    ``--negative clip or shift``."""
+    def flag(match: re.Match[str]) -> str:
+        return f"--{match[1]} " + re.sub(r"'([^']*)'", r"\1", match[2])
+
+    return _ADVICE.sub(flag, message).replace("anchor_values", "anchor values")
 
 
 def _print_summary(source: str, rows: list[tuple[str, str]], order: list[int]) -> None:

@@ -38,12 +38,14 @@ def _image(matrix: Any, order: NDArray[np.int64] | None) -> NDArray[np.float64]:
 
 
 def plot_seriation(similarity: Any, result: Seriation, path: str | Path | None = None, *,
-                   title: str | None = None, cmap: str = "viridis") -> Any:
+                   title: str | None = None, cmap: str = "viridis",
+                   label: str = "similarity") -> Any:
     """Side-by-side heatmaps of ``similarity`` in input order and in ``result.order``.
 
     ``similarity``: the matrix that was seriated (numpy, scipy.sparse or torch), shape ``(n, n)``;
-    matrices larger than 600 items are block-averaged. Saves a PNG/PDF/SVG to ``path`` when given.
-    Returns the matplotlib Figure.
+    matrices larger than 600 items are block-averaged. ``label`` names its values on the colour bar
+    (``"distance"`` for a dissimilarity). Saves a PNG/PDF/SVG to ``path`` when given. Returns the
+    matplotlib Figure.
     """
     import matplotlib
 
@@ -64,7 +66,7 @@ def plot_seriation(similarity: Any, result: Seriation, path: str | Path | None =
         ax.set_title(name)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.colorbar(im, ax=axes, shrink=0.8, label="similarity")
+    fig.colorbar(im, ax=axes, shrink=0.8, label=label)
     if title:
         fig.suptitle(title)
     if path is not None:

@@ -6,6 +6,7 @@ symmetry, sign), because a NaN reported as "negative weight" sends users looking
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,6 +18,9 @@ Matrix = NDArray[np.float64] | sp.csr_matrix
 
 NEGATIVE_POLICIES = ("raise", "clip", "shift")
 KERNELS = ("inverse", "gaussian")
+# Weights whose largest magnitude leaves [2^-20, 2^20] are rescaled by an exact power of two first:
+# row sums, squared norms and eigenvalue products then stay far from float overflow and underflow.
+SAFE_EXPONENT = 20
 
 
 def _to_array_or_sparse(similarity: Any, weight: str | None,
@@ -102,8 +106,8 @@ def _symmetric(mat: Matrix, symmetrize: bool | str, atol: float, rtol: float,
     if symmetrize not in (False, True, "average", "max", "min"):
         raise ValueError(f"symmetrize must be False, True/'average', 'max' or 'min', "
                          f"got {symmetrize!r}")
-    if symmetrize is True or symmetrize == "average":
-        return (mat + mat.T) / 2 if not sp.issparse(mat) else ((mat + mat.T) / 2).tocsr()
+    if symmetrize is True or symmetrize == "average":  # halves first: no overflow near 1e308
+        return mat / 2 + mat.T / 2 if not sp.issparse(mat) else (mat / 2 + mat.T / 2).tocsr()
     if symmetrize == "max":
         return np.maximum(mat, mat.T) if not sp.issparse(mat) else mat.maximum(mat.T).tocsr()
     if symmetrize == "min":
@@ -117,8 +121,8 @@ def _symmetric(mat: Matrix, symmetrize: bool | str, atol: float, rtol: float,
         scale = float(np.abs(mat).max())
     if dev > atol + rtol * scale:
         raise ValueError(f"{name} is not symmetric: max |S - S^T| = {dev:.3g} (tolerance "
-                         f"{atol + rtol * scale:.3g}); pass symmetrize=True (average), 'max' or "
-                         f"'min' to symmetrise it explicitly")
+                         f"{atol + rtol * scale:.3g}); pass symmetrize='average', 'max' or 'min' "
+                         f"to symmetrise it explicitly")
     return mat
 
 
@@ -138,7 +142,8 @@ def distance_to_similarity(dist: Matrix, kernel: str | Callable[[NDArray], NDArr
             return 1.0 / (1.0 + d)
     elif kernel == "gaussian":
         off = values[values > 0] if sp.issparse(dist) else dist[~np.eye(dist.shape[0], dtype=bool)]
-        h = float(bandwidth) if bandwidth is not None else float(np.median(off)) if off.size else 1.0
+        # the median of halves, doubled: averaging the two middle distances overflows near 1e308
+        h = float(bandwidth) if bandwidth is not None else 2 * float(np.median(off / 2)) if off.size else 1.0
         if h <= 0:
             h = 1.0
 
@@ -185,6 +190,32 @@ def apply_negative_policy(mat: Matrix, negative: str, name: str = "similarity") 
     out = mat - mat[off].min()
     np.fill_diagonal(out, 0.0)
     return out
+
+
+def outside_safe_range(top: float) -> bool:
+    """Whether a finite, non-zero largest magnitude ``top`` lies outside ``[2^-20, 2^20]``."""
+    return math.isfinite(top) and top > 0 and not 2.0**-SAFE_EXPONENT <= top <= 2.0**SAFE_EXPONENT
+
+
+def rescale_magnitude(mat: Matrix) -> tuple[Matrix, int]:
+    """Bring the largest |entry| into ``[0.5, 1)`` by a power of two when it lies outside
+    ``[2^-20, 2^20]``; returns ``(matrix, e)`` with ``input = matrix * 2**e`` (``e = 0``: unchanged).
+
+    Seriation orders, anchored positions and stable subsets do not depend on the scale, and scaling by
+    a power of two is exact (only entries below ``2^-1074`` times the largest underflow), so entries near
+    1e308 or down to subnormals give the same result as the matrix scaled to 1. Quantities in similarity
+    units (eigenvalues, residuals, radii) are multiplied back by ``2**e``.
+    """
+    values = mat.data if sp.issparse(mat) else mat
+    top = float(np.abs(values).max()) if values.size else 0.0
+    if not outside_safe_range(top):
+        return mat, 0
+    e = int(np.frexp(top)[1])
+    if sp.issparse(mat):
+        out = mat.copy()
+        out.data = np.ldexp(out.data, -e)
+        return out, e
+    return np.ldexp(mat, -e), e
 
 
 def zero_diagonal(mat: Matrix) -> Matrix:
@@ -234,7 +265,11 @@ def as_anchors(anchors: Any, anchor_values: Any, n: int,
     uniq, counts = np.unique(a, return_counts=True)
     if (counts > 1).any():
         raise ValueError(f"duplicated anchor indices: {uniq[counts > 1][:5].tolist()}")
-    v = _to_numpy(anchor_values).astype(np.float64).reshape(-1)
+    v = _to_numpy(anchor_values)
+    if v.dtype == object or not (np.issubdtype(v.dtype, np.number) or v.dtype == np.bool_) \
+            or np.iscomplexobj(v):
+        raise TypeError(f"anchor_values must be real numbers, got dtype {v.dtype}")
+    v = v.astype(np.float64).reshape(-1)
     if is_mask and v.shape[0] == n != a.shape[0]:
         v = v[a]  # values given for every item, aligned with the mask
     if v.shape[0] != a.shape[0]:

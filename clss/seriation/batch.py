@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from scipy.linalg import lapack
 
+from clss.seriation._validation import outside_safe_range
+
 LAPACK_MIN = 16
 _EPS32 = float(torch.finfo(torch.float32).eps)
 
@@ -53,7 +55,10 @@ def seriate_batch(similarities: torch.Tensor, *, anchors: torch.Tensor | None = 
     similarities : torch.Tensor, shape ``[B, n, n]`` or ``[n, n]``
         Symmetric similarities (larger = more alike); diagonals are ignored. float32 or float64;
         float16/bfloat16 are solved in float32 (eigensolvers have no half-precision kernels) and
-        returned as float32 positions, because half precision cannot resolve the order.
+        returned as float32 positions, because half precision cannot resolve the order. An array or
+        a list of equally sized matrices is stacked; matrices of different sizes must be padded into
+        one tensor and described by ``mask``. Matrices whose magnitude leaves ``[2^-20, 2^20]``
+        (entries near the float maximum, subnormals) are rescaled by an exact power of two first.
     anchors : torch.Tensor, optional
         Labelled items, as a boolean mask ``[B, n]`` (or ``[n]``, shared) or integer indices ``[B, m]``
         (or ``[m]``). When given, positions are the anchored harmonic solution (GCLSS
@@ -73,7 +78,7 @@ def seriate_batch(similarities: torch.Tensor, *, anchors: torch.Tensor | None = 
     validate : bool
         Check finiteness and symmetry (one host synchronisation) and index anchors (range,
         duplicates, finite values); disable in tight loops once the inputs are known to be well
-        formed.
+        formed (then, unless ``negative="raise"``, the magnitude is not read and not rescaled).
     backend : {"auto", "torch", "lapack"}
         Spectral eigensolver (see module docstring); "lapack" is CPU-only.
     guard : bool
@@ -91,7 +96,7 @@ def seriate_batch(similarities: torch.Tensor, *, anchors: torch.Tensor | None = 
         Position of each item in the ascending order (0 = first); ties broken by index; -1 for padded
         items and for items an anchored solve cannot reach.
     """
-    s = torch.as_tensor(similarities)
+    s = _as_batch(similarities)
     squeeze = s.dim() == 2
     if squeeze:
         s = s.unsqueeze(0)
@@ -108,15 +113,13 @@ def seriate_batch(similarities: torch.Tensor, *, anchors: torch.Tensor | None = 
     if n < 2:
         raise ValueError(f"each matrix needs at least 2 items, got n = {n}")
     out_dtype = s.dtype if s.dtype in (torch.float32, torch.float64) else torch.float32
-    if s.is_complex():
-        raise TypeError(f"similarities must be real, got {s.dtype}")
     w = s.detach().to(out_dtype, copy=True)
     valid = _valid_mask(mask, bsz, n, w.device)
     w.diagonal(dim1=-2, dim2=-1).zero_()
     pair = None if valid is None else valid.unsqueeze(-1) & valid.unsqueeze(-2)
     if pair is not None:
         w = w * pair
-    w = check_weights(w, negative, validate)
+    w, exponent = check_weights(w, negative, validate)
     if pair is not None and negative == "shift":
         w = w * pair
 
@@ -124,6 +127,8 @@ def seriate_batch(similarities: torch.Tensor, *, anchors: torch.Tensor | None = 
         positions, ranks, diag = _anchored(w, anchors, anchor_values, valid, validate, return_diagnostics)
     else:
         positions, ranks, diag = _spectral(w, valid, laplacian, backend, guard, return_diagnostics)
+        if diag is not None and exponent is not None:  # λ2 back in the input's units
+            diag = diag._replace(lambda2=scale_by_power_of_two(diag.lambda2, exponent))
     if squeeze:
         positions, ranks = positions[0], ranks[0]
     if not return_diagnostics:
@@ -131,6 +136,34 @@ def seriate_batch(similarities: torch.Tensor, *, anchors: torch.Tensor | None = 
     if squeeze:
         diag = BatchDiagnostics(*(t[0] if isinstance(t, torch.Tensor) else t for t in diag))
     return positions, ranks, diag
+
+
+def _as_batch(similarities: Any) -> torch.Tensor:
+    """One tensor from a tensor, an array or a list of equally sized matrices; anything else is a
+    clear error (a list of different sizes must be padded and masked by the caller)."""
+    if isinstance(similarities, list | tuple):
+        shapes = [tuple(getattr(m, "shape", np.shape(m))) for m in similarities]
+        if not shapes:
+            raise ValueError("similarities is an empty list; expected a tensor [B, n, n]")
+        if len(set(shapes)) > 1:
+            raise ValueError(f"similarities holds matrices of different sizes {sorted(set(shapes))[:4]}; "
+                             f"pad them to the largest n into one tensor [B, n, n] and pass "
+                             f"mask= (True on each matrix's valid items)")
+        return torch.stack([as_real_tensor(m, "similarities") for m in similarities])
+    return as_real_tensor(similarities, "similarities")
+
+
+def as_real_tensor(x: Any, name: str) -> torch.Tensor:
+    """``x`` (tensor, array or nested list) as a tensor; non-numeric and complex input are a
+    TypeError naming ``name`` (a cast would silently drop imaginary parts)."""
+    try:
+        t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"{name} must be a numeric tensor or array, got {type(x).__name__}: "
+                        f"{exc}") from None
+    if t.is_complex():
+        raise TypeError(f"{name} must be real, got {t.dtype}")
+    return t
 
 
 def _valid_mask(mask: torch.Tensor | None, bsz: int, n: int,
@@ -149,15 +182,19 @@ def _valid_mask(mask: torch.Tensor | None, bsz: int, n: int,
     return m
 
 
-def check_weights(w: torch.Tensor, negative: str, validate: bool) -> torch.Tensor:
+def check_weights(w: torch.Tensor, negative: str,
+                  validate: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Validate (zero-diagonal, padding-zeroed) weights and apply the negative-weight policy.
 
     One fused reduction and a single host synchronisation on the happy path: NaN propagates through
     the asymmetry maximum, so ``not (dev <= tol)`` also catches non-finite entries; the detailed
-    diagnosis runs only when something is wrong.
+    diagnosis runs only when something is wrong. Returns ``(weights, exponent)``: when the checked
+    range leaves ``[2^-20, 2^20]``, each matrix is divided by ``2**exponent[b]`` (an int tensor
+    ``[B]``), otherwise ``exponent`` is None (and always when nothing is checked).
     """
     if negative not in ("raise", "clip", "shift"):
         raise ValueError(f"negative must be 'raise', 'clip' or 'shift', got {negative!r}")
+    exponent = None
     if validate or negative == "raise":
         # W - Wᵀ is antisymmetric, so its max is its max |entry|; NaN propagates through amax
         dev = (w - w.transpose(-1, -2)).amax() if validate else w.new_zeros(())
@@ -177,13 +214,34 @@ def check_weights(w: torch.Tensor, negative: str, validate: bool) -> torch.Tenso
             raise ValueError("similarities contain negative entries (e.g. cosine similarities); "
                              "choose negative='shift' (keeps the spectral order) or "
                              "negative='clip'")
+        if outside_safe_range(scale):  # rare: rows near the float maximum overflow, subnormal underflow
+            (w,), exponent = rescale_per_matrix(w)
     if negative == "clip":
-        return w.clamp_min(0.0)
+        return w.clamp_min(0.0), exponent
     if negative == "shift":
         off = ~torch.eye(w.shape[-1], dtype=torch.bool, device=w.device)
         low = w.masked_fill(~off, float("inf")).amin(dim=(-1, -2), keepdim=True).clamp_max(0.0)
-        return (w - low) * off
-    return w
+        return (w - low) * off, exponent
+    return w, exponent
+
+
+def rescale_per_matrix(*blocks: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """Divide the blocks ``[B, ., .]`` of each matrix by the power of two ``2**e[b]`` that brings their
+    joint largest |entry| into ``[0.5, 1)`` (the rare path of :func:`check_weights`); returns the
+    scaled blocks and ``e`` (int64 ``[B]``)."""
+    top = torch.stack([b.abs().amax(dim=(-1, -2)) for b in blocks]).amax(0)
+    e = torch.where(top > 0, torch.frexp(top).exponent.long(), torch.zeros_like(top, dtype=torch.long))
+    return tuple(scale_by_power_of_two(b, -e) for b in blocks), e
+
+
+def scale_by_power_of_two(x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """``x * 2**e`` per leading index, exact, in two factors so that each stays representable (the
+    exponents of float64 subnormals reach 1074)."""
+    half = torch.div(e, 2, rounding_mode="floor")
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    for part in (half, e - half):
+        x = x * torch.pow(2.0, part.double()).to(x.dtype).reshape(shape)
+    return x
 
 
 def _spectral(w: torch.Tensor, valid: torch.Tensor | None, kind: str, backend: str,
@@ -381,7 +439,7 @@ def _anchor_mask(anchors: torch.Tensor | None, values: torch.Tensor | None, bsz:
     if anchors is None or values is None:
         raise ValueError("anchors and anchor_values must be given together")
     a = torch.as_tensor(anchors, device=device)
-    v = torch.as_tensor(values, device=device).to(dtype)
+    v = as_real_tensor(values, "anchor_values").to(device=device, dtype=dtype)
     if a.dim() == 1:
         a = a.unsqueeze(0).expand(bsz, -1)
     if v.dim() == 1:
@@ -509,7 +567,8 @@ def harmonic_batch(s_uu: torch.Tensor, s_ul: torch.Tensor, anchor_values: torch.
     reachable : torch.BoolTensor ``[B]`` (or scalar)
         Every free item of the matrix reaches an anchor.
     """
-    s_uu, s_ul, y = (torch.as_tensor(t) for t in (s_uu, s_ul, anchor_values))
+    s_uu, s_ul, y = (as_real_tensor(t, name) for t, name in ((s_uu, "s_uu"), (s_ul, "s_ul"),
+                                                          (anchor_values, "anchor_values")))
     squeeze = s_uu.dim() == 2
     if squeeze:
         s_uu, s_ul, y = s_uu.unsqueeze(0), s_ul.unsqueeze(0), y.unsqueeze(0)
@@ -521,7 +580,7 @@ def harmonic_batch(s_uu: torch.Tensor, s_ul: torch.Tensor, anchor_values: torch.
         raise ValueError("harmonic_batch needs at least one anchor (an empty labelled set)")
     if validate and not bool(torch.isfinite(y).all()):
         raise ValueError("anchor_values contain NaN/inf")
-    w_uu, w_ul = block_weights(s_uu, s_ul, negative, validate)
+    w_uu, w_ul, _ = block_weights(s_uu, s_ul, negative, validate)
     y = y.detach().to(w_uu.dtype)
     k = w_uu.shape[-1]
     x, reach = _harmonic_cholesky(w_uu, w_uu.sum(-1) + w_ul.sum(-1), (w_ul @ y.unsqueeze(-1)).squeeze(-1))
@@ -538,30 +597,37 @@ def harmonic_batch(s_uu: torch.Tensor, s_ul: torch.Tensor, anchor_values: torch.
 
 
 def block_weights(s_uu: torch.Tensor, s_ul: torch.Tensor, negative: str,
-                  validate: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                  validate: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The blocks ``[B, k, k]`` / ``[B, k, m]`` of an anchored system as weights: float32/64 copies, zero
     diagonal, optionally validated (finite; ``s_uu`` symmetric), negative policy applied ("shift"
-    subtracts each matrix's smallest entry of the two blocks: the entries that enter the system)."""
+    subtracts each matrix's smallest entry of the two blocks: the entries that enter the system).
+    Returns ``(w_uu, w_ul, exponent)`` as :func:`check_weights` does (validated blocks whose range
+    leaves ``[2^-20, 2^20]`` are divided by ``2**exponent`` per matrix)."""
     dtype = s_uu.dtype if s_uu.dtype in (torch.float32, torch.float64) else torch.float32
     w_uu = s_uu.detach().to(dtype, copy=True)
     w_uu.diagonal(dim1=-2, dim2=-1).zero_()
     w_ul = s_ul.detach().to(dtype)
+    exponent = None
     if validate:
         check_weights(w_uu, "raise" if negative == "raise" else "clip", True)
-        if not bool(torch.isfinite(w_ul).all()):
+        # NaN propagates through the maximum: one reduction checks finiteness and the range
+        top = float(torch.stack([w_ul.abs().amax(), w_uu.abs().amax()]).amax()) if w_ul.numel() else 0.0
+        if not math.isfinite(top):
             raise ValueError("s_ul contains NaN/inf entries")
+        if outside_safe_range(top):
+            (w_uu, w_ul), exponent = rescale_per_matrix(w_uu, w_ul)
     if negative == "shift":
         off = ~torch.eye(w_uu.shape[-1], dtype=torch.bool, device=w_uu.device)
         low = torch.minimum(w_uu.masked_fill(~off, float("inf")).amin(dim=(-1, -2)), w_ul.amin(dim=(-1, -2)))
         low = low.clamp_max(0.0)[:, None, None]
-        return (w_uu - low) * off, w_ul - low
+        return (w_uu - low) * off, w_ul - low, exponent
     if negative == "clip":
-        return w_uu.clamp_min(0.0), w_ul.clamp_min(0.0)
+        return w_uu.clamp_min(0.0), w_ul.clamp_min(0.0), exponent
     if negative == "raise":
         if bool((w_ul < 0).any()) or bool((w_uu < 0).any()):
             raise ValueError("similarities contain negative entries (e.g. cosine similarities); choose "
                              "negative='clip' or negative='shift'")
-        return w_uu, w_ul
+        return w_uu, w_ul, exponent
     raise ValueError(f"negative must be 'raise', 'clip' or 'shift', got {negative!r}")
 
 

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 
+from clss.seriation.batch import as_real_tensor
+
 __all__ = [
     "ORDER_MEASURES",
     "align_orders",
@@ -333,6 +335,7 @@ def rank_correlation_batch(a: torch.Tensor, b: torch.Tensor,
     """
     if method not in ("kendall", "spearman"):
         raise ValueError(f"method must be 'kendall' or 'spearman', got {method!r}")
+    a, b = as_real_tensor(a, "a"), as_real_tensor(b, "b")
     if a.ndim != 2 or a.shape != b.shape:
         raise ValueError(f"a and b must both have shape (B, n); got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")

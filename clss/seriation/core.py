@@ -6,6 +6,7 @@ import itertools
 import math
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from clss.seriation._validation import (
     as_anchors,
     as_square_matrix,
     distance_to_similarity,
+    rescale_magnitude,
     zero_diagonal,
 )
 from clss.seriation.anchored import anchored_positions
@@ -54,7 +56,7 @@ def list_methods() -> dict[str, str]:
     return dict(METHODS)
 
 
-def seriate(similarity: Any, *, method: str = "spectral", anchors: Any = None,
+def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
             anchor_values: Any = None, kind: str = "similarity",
             kernel: str | Callable[[NDArray[np.float64]], NDArray[np.float64]] = "inverse",
             bandwidth: float | None = None, laplacian: str = "unnormalized",
@@ -69,13 +71,16 @@ def seriate(similarity: Any, *, method: str = "spectral", anchors: Any = None,
     similarity : array-like (n, n), scipy.sparse matrix, torch.Tensor (dense or sparse) or networkx.Graph
         Symmetric non-negative similarities (larger = more alike); the diagonal is ignored. For sparse
         inputs and graphs, absent entries mean "no edge". Gradients never flow (tensors are detached).
-    method : {"spectral", "anchored", "rcm", "enumerate"}
-        ``"spectral"`` (default): sort the Fiedler vector of the Laplacian. ``"anchored"``: the harmonic
-        solution with ``r`` fixed to ``anchor_values`` on ``anchors`` (GCLSS label-anchored ranking).
-        ``"rcm"``: reverse Cuthill–McKee. ``"enumerate"``: exact 2-SUM optimum by brute force (n <= 10).
+    method : {None, "auto", "spectral", "anchored", "rcm", "enumerate"}
+        ``None``/``"auto"`` (default): ``"anchored"`` when ``anchor_values`` are given, else
+        ``"spectral"``. ``"spectral"``: sort the Fiedler vector of the Laplacian. ``"anchored"``: the
+        harmonic solution with ``r`` fixed to ``anchor_values`` on ``anchors`` (GCLSS label-anchored
+        ranking; positions on the values' scale). ``"rcm"``: reverse Cuthill–McKee. ``"enumerate"``:
+        exact 2-SUM optimum by brute force (n <= 10).
     anchors, anchor_values : array-like, optional
         Labelled items (integer indices, a boolean mask of length n, or node labels for graphs) and
-        their target values. Required by ``"anchored"``; with ``"spectral"`` they only orient the order
+        their target values. With them the default method is ``"anchored"``; an explicit
+        ``method="spectral"`` keeps the Fiedler order and coordinates and uses them only to orient it
         (the sign with the larger Spearman correlation to the values).
     kind : {"similarity", "distance"}
         With ``"distance"`` the input is a dissimilarity mapped by ``kernel``: ``"inverse"``
@@ -113,7 +118,11 @@ def seriate(similarity: Any, *, method: str = "spectral", anchors: Any = None,
     -------
     Seriation
         ``order``, ``ranks``, ``positions`` and diagnostics (λ2, λ3, eigengap, residual, Davis–Kahan
-        ``safe_radius``, components, tie groups, conditioning for anchored solves).
+        ``safe_radius``, components, tie groups, conditioning for anchored solves). A matrix whose
+        largest magnitude lies outside ``[2^-20, 2^20]`` (entries near 1e308, subnormals) is solved
+        rescaled by an exact power of two, so the order is that of the matrix scaled to 1; the
+        diagnostics in similarity units are reported in the input's units (inf beyond the float
+        range).
 
     Examples
     --------
@@ -124,8 +133,12 @@ def seriate(similarity: Any, *, method: str = "spectral", anchors: Any = None,
     >>> seriate(s[np.ix_(perm, perm)]).order.tolist()
     [1, 3, 5, 0, 4, 2]
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {sorted(METHODS)}")
+    if not (method is None or isinstance(method, str)):
+        raise TypeError(f"method must be a string or None, got {type(method).__name__}")
+    if method is None or method == "auto":
+        method = "spectral" if anchor_values is None else "anchored"
+    elif method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {sorted(METHODS)} or 'auto'")
     if kind not in ("similarity", "distance"):
         raise ValueError(f"kind must be 'similarity' or 'distance', got {kind!r}")
     if components not in ("concatenate", "raise"):
@@ -139,7 +152,8 @@ def seriate(similarity: Any, *, method: str = "spectral", anchors: Any = None,
                                    symmetrize=symmetrize, name=name)
     if kind == "distance":
         mat = distance_to_similarity(zero_diagonal(mat), kernel, bandwidth)
-    w = apply_negative_policy(zero_diagonal(mat), negative, name)
+    mat, exponent = rescale_magnitude(zero_diagonal(mat))
+    w = apply_negative_policy(mat, negative, name)
     n = w.shape[0]
     if sp.issparse(w) and n > DENSIFY_MAX and solver in ("evr", "lobpcg", "dense"):
         raise ValueError(f"solver {solver!r} densifies the matrix, which at n = {n} needs "
@@ -155,15 +169,41 @@ def seriate(similarity: Any, *, method: str = "spectral", anchors: Any = None,
             raise ValueError("method='anchored' needs anchors and anchor_values")
         if laplacian == "symmetric":
             raise ValueError("the anchored (harmonic) solution is defined for the 'unnormalized' "
-                             "(= 'random_walk') Laplacian, not 'symmetric'")
-        return _anchored(w, anchor_idx, anchor_vals, labels, laplacian, isolated, ridge, solver,
-                         tol, maxiter, seed)
-    if method == "rcm":
-        return _combinatorial(w, labels, laplacian, _rcm_order(w), "rcm")
-    if method == "enumerate":
-        return _combinatorial(w, labels, laplacian, _enumerate_order(w), "enumerate")
-    return _spectral(w, labels, laplacian, anchor_idx, anchor_vals, components, solver, tol,
-                     maxiter, seed)
+                             "(= 'random_walk') Laplacian, not laplacian='symmetric' (with "
+                             "anchor values the method is 'anchored' unless method='spectral')")
+        res = _anchored(w, anchor_idx, anchor_vals, labels, laplacian, isolated, ridge, solver,
+                        tol, maxiter, seed)
+    elif method == "rcm":
+        res = _combinatorial(w, labels, laplacian, _rcm_order(w), "rcm")
+    elif method == "enumerate":
+        res = _combinatorial(w, labels, laplacian, _enumerate_order(w), "enumerate")
+    else:
+        res = _spectral(w, labels, laplacian, anchor_idx, anchor_vals, components, solver, tol,
+                        maxiter, seed)
+    return _in_input_units(res, exponent)
+
+
+def _in_input_units(res: Seriation, exponent: int) -> Seriation:
+    """Undo :func:`rescale_magnitude` on the diagnostics measured in similarity units: eigenvalues,
+    Davis–Kahan radii, eigen-residuals and the ridge (linear residuals are relative, positions
+    scale-free)."""
+    if exponent == 0:
+        return res
+
+    def up(x: float) -> float:
+        with np.errstate(over="ignore"):
+            return float(np.ldexp(x, exponent))
+
+    infos = tuple(replace(i, lambda2=up(i.lambda2), lambda3=up(i.lambda3), eigengap=up(i.eigengap),
+                          safe_radius=up(i.safe_radius),
+                          residual=i.residual if math.isnan(i.lambda2) else up(i.residual))
+                  for i in res.component_info)
+    info = dict(res.info)
+    if "ridge_alpha" in info:
+        info["ridge_alpha"] = up(info["ridge_alpha"])
+    return replace(res, component_info=infos, lambda2=up(res.lambda2), lambda3=up(res.lambda3),
+                   eigengap=up(res.eigengap), safe_radius=up(res.safe_radius),
+                   residual=max(i.residual for i in infos), info=info)
 
 
 def _spectral(w: Matrix, labels: list[Any] | None, kind: str, anchors: NDArray[np.int64] | None,

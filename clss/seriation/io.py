@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ def _load_npz(p: Path, key: str | None) -> NDArray[np.float64] | sp.csr_matrix:
             return archive[key]
         if len(names) != 1:
             raise MatrixFileError(f"the archive {p} holds {len(names)} arrays {names}; choose one "
-                             f"with key=")
+                                  f"with key={names[0]!r} (or another of these names)")
         return archive[names[0]]
 
 
@@ -84,34 +85,63 @@ def _load_text(p: Path, delimiter: str | None) -> NDArray[np.float64]:
 
 def load_anchors(path: str | Path) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """Read anchors: a CSV with columns ``index,value`` (header optional) or JSON
-    ``{"anchors": [...], "values": [...]}``. Returns ``(indices, values)``."""
+    ``{"anchors": [...], "values": [...]}``. Returns ``(indices, values)``.
+
+    A cell that is not a number (or an index that is not a whole number) is a
+    :class:`MatrixFileError` naming the file, the row (1-based line) and the column.
+    """
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"anchors file not found: {p}")
+    if p.is_dir():
+        raise MatrixFileError(f"{p} is a directory, expected an anchors file (.csv or .json)")
     if p.suffix.lower() == ".json":
         try:
             obj = json.loads(p.read_text())
             idx, vals = obj["anchors"], obj["values"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
             raise MatrixFileError(f"{p} must hold a JSON object with 'anchors' and 'values': "
-                             f"{exc}") from None
-        return np.asarray(idx, dtype=np.int64), np.asarray(vals, dtype=np.float64)
-    rows = [r for r in csv.reader(p.open(newline="")) if r and any(c.strip() for c in r)]
-    if rows and not _numeric(rows[0]):
-        rows = rows[1:]
-    if not rows or any(len(r) < 2 for r in rows):
+                                  f"{exc}") from None
+        if not (isinstance(idx, list) and isinstance(vals, list)):
+            raise MatrixFileError(f"{p}: 'anchors' and 'values' must be lists")
+        return (np.array([_number(x, f"{p}: anchors[{i}]", True) for i, x in enumerate(idx)],
+                         dtype=np.int64),
+                np.array([_number(x, f"{p}: values[{i}]", False) for i, x in enumerate(vals)],
+                         dtype=np.float64))
+    try:
+        with p.open(newline="") as fh:
+            reader = csv.reader(fh)
+            rows = [(reader.line_num, r) for r in reader if r and any(c.strip() for c in r)]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise MatrixFileError(f"could not read anchors from {p}: {exc}") from None
+    if rows and not any(map(_numeric, rows[0][1][:2])):
+        rows = rows[1:]  # a header row: no numeric cell (a row with one is data, checked below)
+    if not rows or any(len(r) < 2 for _, r in rows):
         raise MatrixFileError(f"{p} must have two columns, index and value, one anchor per row")
-    try:
-        idx = np.array([int(float(r[0])) for r in rows], dtype=np.int64)
-        vals = np.array([float(r[1]) for r in rows], dtype=np.float64)
-    except ValueError as exc:
-        raise MatrixFileError(f"non-numeric anchor row in {p}: {exc}") from None
-    return idx, vals
+    idx = [_number(r[0], f"{p}, row {line}, column 1 (index)", True) for line, r in rows]
+    vals = [_number(r[1], f"{p}, row {line}, column 2 (value)", False) for line, r in rows]
+    return np.array(idx, dtype=np.int64), np.array(vals, dtype=np.float64)
 
 
-def _numeric(row: list[str]) -> bool:
+def _number(cell: Any, where: str, integer: bool) -> float:
+    """One anchor cell as a float (a whole number when ``integer``), or an error naming ``where``.
+    NaN values pass (the seriation reports them); NaN indices do not."""
+    if isinstance(cell, bool) or not isinstance(cell, str | int | float):
+        raise MatrixFileError(f"{where}: {cell!r} is not a number")
     try:
-        [float(c) for c in row[:2]]
+        value = float(cell)
+    except ValueError:
+        raise MatrixFileError(f"{where}: {cell!r} is not a number") from None
+    if integer:
+        if not (math.isfinite(value) and value.is_integer()):
+            raise MatrixFileError(f"{where}: {cell!r} is not an integer item index")
+        return int(value)
+    return value
+
+
+def _numeric(cell: str) -> bool:
+    try:
+        float(cell)
     except ValueError:
         return False
     return True

@@ -45,7 +45,13 @@ import scipy.sparse as sp
 import torch
 from numpy.typing import ArrayLike, NDArray
 
-from clss.seriation._validation import as_square_matrix, distance_to_similarity
+from clss.seriation._validation import (
+    as_square_matrix,
+    distance_to_similarity,
+    outside_safe_range,
+    rescale_magnitude,
+)
+from clss.seriation.batch import as_real_tensor, rescale_per_matrix, scale_by_power_of_two
 from clss.seriation.compare import _as_order, _check_permutation_torch, compare_orders, ranks_from_order
 
 __all__ = [
@@ -506,7 +512,9 @@ def _as_comparison(matrix: Any) -> NDArray[np.float64] | sp.csr_matrix:
         mat.sum_duplicates()
         values = mat.data
     else:
-        raw = matrix.detach().cpu().numpy() if isinstance(matrix, torch.Tensor) else matrix
+        raw = np.asarray(matrix.detach().cpu() if isinstance(matrix, torch.Tensor) else matrix)
+        if np.iscomplexobj(raw):
+            raise TypeError("comparison matrix must be real-valued, got a complex array")
         mat = values = np.asarray(raw, dtype=np.float64)
     if mat.ndim != 2 or mat.shape[0] != mat.shape[1] or mat.shape[0] < 2:
         raise ValueError(f"comparison matrix must be a square 2-D matrix with at least 2 items, "
@@ -540,12 +548,43 @@ def _prepare(matrix: Any, order: ArrayLike | torch.Tensor, kind: str) -> _Contex
                              "distance of 0); pass kind='similarity' or a dense distance matrix")
         if kind == "distance" and (mat < 0).any():
             raise ValueError("distance matrix has negative entries; distances must be >= 0")
-        # Exact symmetry makes both triangles agree, as in R's one-triangle dist objects.
-        mat = ((mat + mat.T) / 2).tocsr() if sp.issparse(mat) else (mat + mat.T) / 2
+        # Exact symmetry makes both triangles agree, as in R's one-triangle dist objects (halves
+        # first: the sum of two entries near 1e308 overflows).
+        mat = (mat / 2 + mat.T / 2).tocsr() if sp.issparse(mat) else mat / 2 + mat.T / 2
     o = _as_order(order, "order")
     if o.shape[0] != mat.shape[0]:
         raise ValueError(f"order has {o.shape[0]} items but the matrix has {mat.shape[0]}")
     return _Context(mat, kind, o)
+
+
+# Homogeneity degree k of each criterion, f(c M) = c^k f(M) for c > 0 (None: not homogeneous). A matrix
+# whose magnitude leaves [2^-20, 2^20] is evaluated scaled by an exact power of two and the value
+# multiplied back, so entries near 1e308 give the true value (inf only when it exceeds the float range)
+# instead of NaN from an overflowed intermediate, and subnormal entries keep their digits.
+_DEGREE: dict[str, int | None] = {
+    "ar_events": 0, "ar_deviations": 1, "rgar": 0, "bar": 1, "gradient_raw": 0,
+    "gradient_weighted": 1, "path_length": 1, "lazy_path_length": 1, "inertia": 1,
+    "least_squares": None, "ls": 1, "2sum": 1, "me": 2, "moore_stress": 2, "neumann_stress": 2,
+    "rho": 0, "kendall": 0, "spearman": 0, "upsets": 0,
+}
+
+
+class _Scaled:
+    """The validated context and, when the magnitude needs it, the context of the rescaled matrix."""
+
+    def __init__(self, ctx: _Context) -> None:
+        self.raw = ctx
+        mat, self.exponent = rescale_magnitude(ctx.mat)
+        self.scaled = ctx if self.exponent == 0 else _Context(mat, ctx.kind, ctx.order)
+
+    def value(self, info: CriterionInfo, fun: Callable[..., float], params: dict[str, Any]) -> float:
+        degree = _DEGREE[info.name]
+        if self.raw.kind == "distance" and info.uses == "similarity":
+            degree = None  # evaluated on 1 / (1 + d)
+        if degree is None or self.exponent == 0:
+            return float(fun(self.raw, **params))
+        with np.errstate(over="ignore"):
+            return float(np.ldexp(float(fun(self.scaled, **params)), degree * self.exponent))
 
 
 def _lookup(measure: str, ctx: _Context) -> tuple[CriterionInfo, Callable[..., float]]:
@@ -605,7 +644,7 @@ def criterion(matrix: Any, order: ArrayLike | torch.Tensor, measure: str, *,
     if unknown:
         raise ValueError(f"criterion {info.name!r} takes parameters {list(info.params)}, got "
                          f"unexpected {sorted(unknown)}")
-    return float(fun(ctx, **params))
+    return _Scaled(ctx).value(info, fun, params)
 
 
 def criteria(matrix: Any, order: ArrayLike | torch.Tensor, measures: list[str] | None = None, *,
@@ -636,7 +675,8 @@ def criteria(matrix: Any, order: ArrayLike | torch.Tensor, measures: list[str] |
     if unknown:
         raise ValueError(f"parameters {sorted(unknown)} are not taken by any of the criteria "
                          f"{[info.name for info, _ in resolved]}")
-    return {info.name: float(fun(ctx, **{k: v for k, v in params.items() if k in info.params}))
+    scaled = _Scaled(ctx)
+    return {info.name: scaled.value(info, fun, {k: v for k, v in params.items() if k in info.params})
             for info, fun in resolved}
 
 
@@ -670,24 +710,35 @@ def criterion_batch(similarities: torch.Tensor, orders: torch.Tensor, measure: s
         raise ValueError(f"criterion_batch supports {list(BATCH_MEASURES)}, got {measure!r}")
     if kind not in ("similarity", "distance"):
         raise ValueError(f"kind must be 'similarity' or 'distance', got {kind!r}")
-    x = similarities.detach()
+    x = as_real_tensor(similarities, "similarities").detach()
     if not x.is_floating_point():
         x = x.to(torch.get_default_dtype())
     if x.ndim != 3 or x.shape[1] != x.shape[2]:
         raise ValueError(f"similarities must have shape (B, n, n), got {tuple(x.shape)}")
     bsz, n = x.shape[0], x.shape[1]
+    orders = as_real_tensor(orders, "orders").detach()
     if orders.shape != (bsz, n):
         raise ValueError(f"orders must have shape ({bsz}, {n}), got {tuple(orders.shape)}")
-    o = _check_permutation_torch(orders.detach().to(x.device), "orders")
+    o = _check_permutation_torch(orders.to(x.device), "orders")
     if not bool(torch.isfinite(x).all()):
         raise ValueError("similarities contain NaN or infinite entries")
     scale = x.abs().amax(dim=(1, 2), keepdim=True)
     tol = 1e-6 if x.dtype == torch.float64 else 1e-4
-    if bool(((x - x.transpose(1, 2)).abs() > tol * (1.0 + scale)).any()):
+    if bool(((x / 2 - x.transpose(1, 2) / 2).abs() > tol / 2 * (1.0 + scale)).any()):
         raise ValueError("similarities must be symmetric matrices")
     if kind == "distance" and bool((x < 0).any()):
         raise ValueError("distance matrices have negative entries; distances must be >= 0")
-    x = (x + x.transpose(1, 2)) / 2
+    x = x / 2 + x.transpose(1, 2) / 2  # halves first: no overflow near the float maximum
+    degree = None if key == "2sum" and kind == "distance" else _DEGREE[key]
+    if degree is not None and n and outside_safe_range(float(scale.amax())):
+        (x,), exponent = rescale_per_matrix(x)  # as criterion(): scaled, then multiplied back
+        with torch.no_grad():
+            return scale_by_power_of_two(_batch_value(x, o, key, kind), degree * exponent)
+    return _batch_value(x, o, key, kind)
+
+
+def _batch_value(x: torch.Tensor, o: torch.Tensor, key: str, kind: str) -> torch.Tensor:
+    bsz, n = o.shape
     rows = torch.arange(bsz, device=x.device)[:, None, None]
     p = x[rows, o[:, :, None], o[:, None, :]]
     pos = torch.arange(n, device=x.device, dtype=x.dtype)

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from clss.seriation._validation import as_square_matrix
+from clss.seriation._validation import as_square_matrix, outside_safe_range, rescale_magnitude
 
 if TYPE_CHECKING:
     import torch
@@ -139,9 +139,15 @@ def select_stable_subset(
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if isinstance(k, bool):
         raise TypeError("k must be an integer, got a bool")
-    k = operator.index(k)
+    try:
+        k = operator.index(k)
+    except TypeError:
+        raise TypeError(f"k must be an integer (the subset size), got {k!r} of type "
+                        f"{type(k).__name__}") from None
 
     mat, _ = as_square_matrix(perturbation, weight=None, symmetrize=symmetrize, name="perturbation")
+    # the subset is scale-free: keep sums of entries near 1e308 (or subnormal) finite and exact
+    mat, _ = rescale_magnitude(mat)
     a = np.ascontiguousarray(mat.toarray() if sp.issparse(mat) else mat, dtype=np.float64)
     n = a.shape[0]
     if not 1 <= k <= n:
@@ -168,16 +174,26 @@ def select_stable_subset(
     if maximise:
         a = -a  # exact, so strict "<" on -P is the official strict ">" on P, ties included
     if method == "exact":
-        return kern.exact_select(a, k)
+        return _checked(kern.exact_select(a, k), k, n)
     if method == "greedy":
-        sel = kern.greedy_select(a, k)
-        return kern.refine_swap(a, sel) if refine else sel
-    sel = kern.dp_select(a, k)
+        sel = _checked(kern.greedy_select(a, k), k, n)
+        return _checked(kern.refine_swap(a, sel), k, n) if refine else sel
+    sel = _checked(kern.dp_select(a, k), k, n)
     if not refine:
         return sel
-    from_dp = kern.refine_swap(a, sel)
-    from_greedy = kern.refine_swap(a, kern.greedy_select(a, k))
+    from_dp = _checked(kern.refine_swap(a, sel), k, n)
+    from_greedy = _checked(kern.refine_swap(a, _checked(kern.greedy_select(a, k), k, n)), k, n)
     return from_greedy if _subset_value(a, from_greedy) < _subset_value(a, from_dp) else from_dp
+
+
+def _checked(sel: NDArray[np.int64], k: int, n: int) -> NDArray[np.int64]:
+    """The kernels' contract: ``k`` distinct indices in ``[0, n)``, ascending. O(k); a violation is
+    a bug, reported instead of returning an invalid subset."""
+    if sel.shape != (k,) or (k and (sel[0] < 0 or sel[-1] >= n)) or bool((np.diff(sel) <= 0).any()):
+        raise RuntimeError(f"select_stable_subset produced an invalid subset (expected {k} distinct "
+                           f"ascending indices in [0, {n}), got {sel.tolist()[:10]}); please report "
+                           f"this with the input matrix")
+    return sel
 
 
 def _subset_value(a: NDArray[np.float64], sel: NDArray[np.int64]) -> float:
@@ -236,8 +252,9 @@ def cross_view_perturbation(
     TypeError
         Inputs that are not floating-point tensors.
     ValueError
-        Shapes that are not equal ``(n, d)`` with ``n >= 1``, mismatched dtype or device, an unknown
-        ``mode`` or a negative or non-finite ``eps``.
+        Shapes that are not equal ``(n, d)`` with ``n, d >= 1``, mismatched dtype or device, an
+        unknown ``mode``, a negative or non-finite ``eps``, or NaN/inf features. Features near the
+        float maximum or subnormal are rescaled per row first (cosines do not depend on it).
     """
     import torch
 
@@ -245,8 +262,8 @@ def cross_view_perturbation(
         raise TypeError("p0 and p1 must be torch tensors")
     if not (p0.is_floating_point() and p1.is_floating_point()):
         raise TypeError(f"p0 and p1 must be floating point, got {p0.dtype} and {p1.dtype}")
-    if p0.ndim != 2 or p0.shape != p1.shape or p0.shape[0] < 1:
-        raise ValueError(f"p0 and p1 must both have shape (n, d) with n >= 1, got "
+    if p0.ndim != 2 or p0.shape != p1.shape or p0.shape[0] < 1 or p0.shape[1] < 1:
+        raise ValueError(f"p0 and p1 must both have shape (n, d) with n, d >= 1, got "
                          f"{tuple(p0.shape)} and {tuple(p1.shape)}")
     if p0.dtype != p1.dtype or p0.device != p1.device:
         raise ValueError(f"p0 and p1 must share dtype and device, got {p0.dtype}/{p0.device} and "
@@ -257,8 +274,16 @@ def cross_view_perturbation(
         raise ValueError(f"eps must be finite and >= 0, got {eps!r}")
 
     with torch.no_grad():
-        q0 = torch.nn.functional.normalize(p0.detach(), dim=1)
-        q1 = torch.nn.functional.normalize(p1.detach(), dim=1)
+        q0, q1 = p0.detach(), p1.detach()
+        # one reduction: NaN propagates through the maximum, which also tells the magnitude
+        top = float(torch.stack([q0.abs().amax(), q1.abs().amax()]).amax())
+        if not math.isfinite(top):
+            raise ValueError("p0 and p1 must be finite (found NaN or inf features)")
+        if outside_safe_range(top):  # row norms near the float maximum overflow, subnormal ones vanish
+            q0, q1 = (q / q.abs().amax(dim=1, keepdim=True).clamp_min(torch.finfo(q.dtype).tiny)
+                      for q in (q0, q1))
+        q0 = torch.nn.functional.normalize(q0, dim=1)
+        q1 = torch.nn.functional.normalize(q1, dim=1)
         c00, c11, c01 = q0 @ q0.T, q1 @ q1.T, q0 @ q1.T  # C10 = P1 P0^T = C01^T
         # two-pass moments written out (no stacked copy): ~10x faster on CPU than std(dim=0), and
         # centred, because E[x²] - E[x]² cancels catastrophically for cosines near 1 in float32

@@ -18,6 +18,8 @@ Laplacian, which is non-singular for connected graphs:
 
 Eigenvector signs are arbitrary, and ``|α_ik − α_jk|`` depends on them: every eigenvector is oriented so
 that its largest-magnitude entry is positive (scikit-learn's convention) before the minimum is taken.
+A minimum below ``64 m eps`` is within the eigensolver's rounding (structurally equal entries, e.g. of
+an item whose similarities were all clipped) and counts as 0, so δ = 0 there on every machine.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from clss.seriation.batch import block_weights, check_weights
+from clss.seriation.batch import as_real_tensor, block_weights, check_weights, scale_by_power_of_two
 
 
 def recovery_tolerance(similarity: Any, *, anchors: Any = None,
@@ -51,8 +53,7 @@ def recovery_tolerance(similarity: Any, *, anchors: Any = None,
         δ (0 when the reduced Laplacian is singular, e.g. a disconnected graph). A perturbation with
         ``||ΔS|| <= δ`` provably leaves the ranking unchanged, per the GCLSS theorem.
     """
-    s = similarity.detach() if isinstance(similarity, torch.Tensor) else torch.as_tensor(
-        np.asarray(similarity, dtype=np.float64))
+    s = as_real_tensor(similarity, "similarity").detach()
     batched = s.dim() == 3
     if not batched:
         s = s.unsqueeze(0)
@@ -65,7 +66,8 @@ def recovery_tolerance(similarity: Any, *, anchors: Any = None,
     if not bool(torch.isfinite(w).all()):  # the diagonal too, although it is ignored
         raise ValueError("similarity contains NaN/inf entries")
     w.diagonal(dim1=-2, dim2=-1).zero_()
-    w = check_weights(w, negative, validate=True)  # symmetry and the negative-weight policy
+    # symmetry, the negative-weight policy and, near overflow/underflow, an exact rescaling
+    w, exponent = check_weights(w, negative, validate=True)
     lap = torch.diag_embed(w.sum(-1)) - w
     if anchors is None:
         values, vectors = torch.linalg.eigh(lap)
@@ -82,6 +84,8 @@ def recovery_tolerance(similarity: Any, *, anchors: Any = None,
             delta = _bound(values, vectors, l_uu.abs().sum(-1).amax(-1), u)
         else:  # ragged anchor counts: one reduced matrix at a time
             delta = torch.stack([_anchored_bound(lap[b], amask[b]) for b in range(bsz)])
+    if exponent is not None:  # δ is homogeneous of degree 1 in the similarities
+        delta = scale_by_power_of_two(delta, exponent)
     return delta if batched else float(delta[0])
 
 
@@ -93,8 +97,8 @@ def recovery_tolerance_blocks(s_uu: Any, s_ul: Any, *, negative: str = "raise") 
     ``(k + m)²`` matrix. Equals ``recovery_tolerance(joint, anchors=...)`` for the "raise" and "clip"
     policies; "shift" subtracts the smallest entry of the two blocks (see :func:`harmonic_batch`).
     """
-    s_uu, s_ul = (torch.as_tensor(np.asarray(t, dtype=np.float64)) if not isinstance(t, torch.Tensor)
-                  else t.detach().to(torch.float64) for t in (s_uu, s_ul))
+    s_uu, s_ul = (as_real_tensor(t, name).detach().to(torch.float64)
+                  for t, name in ((s_uu, "s_uu"), (s_ul, "s_ul")))
     batched = s_uu.dim() == 3
     if not batched:
         s_uu, s_ul = s_uu.unsqueeze(0), s_ul.unsqueeze(0)
@@ -104,10 +108,12 @@ def recovery_tolerance_blocks(s_uu: Any, s_ul: Any, *, negative: str = "raise") 
                          f"{tuple(s_ul.shape)}")
     if s_ul.shape[-1] == 0 or s_uu.shape[-1] == 0:
         raise ValueError("anchors must leave at least one labelled and one unlabelled item")
-    w_uu, w_ul = block_weights(s_uu, s_ul, negative, validate=True)
+    w_uu, w_ul, exponent = block_weights(s_uu, s_ul, negative, validate=True)
     l_uu = torch.diag_embed(w_uu.sum(-1) + w_ul.sum(-1)) - w_uu
     values, vectors = torch.linalg.eigh(l_uu)
     delta = _bound(values, vectors, l_uu.abs().sum(-1).amax(-1), l_uu.shape[-1])
+    if exponent is not None:
+        delta = scale_by_power_of_two(delta, exponent)
     return delta if batched else float(delta[0])
 
 
@@ -115,6 +121,8 @@ def _anchor_mask(anchors: Any, bsz: int, n: int, device: torch.device) -> torch.
     a = torch.as_tensor(np.asarray(anchors) if not isinstance(anchors, torch.Tensor) else anchors,
                         device=device)
     if a.dtype != torch.bool:
+        if a.is_floating_point() or a.is_complex():
+            raise TypeError(f"anchors must be integer indices or a boolean mask, got {a.dtype}")
         if a.dim() != 1 or bool(((a < 0) | (a >= n)).any()):
             raise ValueError(f"anchor indices must be a 1-D array in [0, {n})")
         a = torch.zeros(n, dtype=torch.bool, device=device).index_fill_(0, a.long(), True)
@@ -147,6 +155,9 @@ def _bound(values: torch.Tensor, vectors: torch.Tensor, inf_norm: torch.Tensor,
         # min over eigenvector pairs i≠j and coordinates k of |α_ik − α_jk|: sort each coordinate's
         # entries across eigenvectors and take the smallest consecutive gap (O(n m log m)).
         alpha = vectors.sort(dim=-1).values.diff(dim=-1).abs().amin(dim=(-1, -2))
+        # unit eigenvectors carry rounding errors of a few eps·m: a smaller gap is a tie (α = 0, δ = 0,
+        # the safe answer) rather than a digit of noise that differs between BLAS kernels
+        alpha = torch.where(alpha <= 64 * m * torch.finfo(vectors.dtype).eps, 0.0, alpha)
     else:  # a single eigenvector: no pair, the minimum over an empty set does not bind
         alpha = torch.full_like(lam1, math.inf)
     term = lam1**2 * sigma1 * alpha / (8 * math.sqrt(2) * lam_max.clamp_min(1e-300) * m

@@ -48,7 +48,7 @@ def test_matches_naive_cubic_formulation_on_a_larger_tied_batch():
 def test_single_sample_two_views_is_exactly_zero_with_zero_gradient():
     z, y = _data(1)
     v, g = _value_and_grad(RnCLoss(), z, y)
-    assert v.item() == 0.0 and g.abs().max() < 1e-15
+    assert v.item() == 0.0 and g.abs().max() < 1e-14 * z.abs().max()
 
 
 def test_all_targets_tied_is_infonce_not_zero():

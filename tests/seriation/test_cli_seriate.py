@@ -152,3 +152,38 @@ def test_console_script_and_help():
     out = subprocess.run([sys.executable, "-m", "clss_cli.main", "seriate", "--help"],
                          capture_output=True, text=True, check=True)
     assert "--anchors" in out.stdout and "--plot" in out.stdout
+
+
+def test_explicit_spectral_method_with_anchors_only_orients(tmp_path, shuffled):
+    s, perm = shuffled
+    np.save(tmp_path / "s.npy", s)
+    inv = np.argsort(perm)
+    (tmp_path / "a.csv").write_text(f"{inv[0]},11\n{inv[11]},0\n")
+    out = run("seriate", tmp_path / "s.npy", "--anchors", tmp_path / "a.csv", "--method", "spectral",
+              "-o", tmp_path / "o.json")
+    assert out.exit_code == 0, out.output
+    res = json.loads((tmp_path / "o.json").read_text())
+    assert res["method"] == "spectral"
+    assert perm[res["order"]].tolist() == list(range(11, -1, -1))  # oriented by the values
+
+
+@pytest.mark.parametrize("kind", ["similarity", "distance"])
+def test_plot_colour_bar_names_what_the_matrix_holds(tmp_path, monkeypatch, kind):
+    import matplotlib
+
+    monkeypatch.setitem(matplotlib.rcParams, "svg.fonttype", "none")  # labels as <text>, not paths
+    np.save(tmp_path / "m.npy", toeplitz_robinson(6, "exp"))
+    out = run("seriate", tmp_path / "m.npy", "--kind", kind, "--plot", tmp_path / "p.svg")
+    assert out.exit_code == 0, out.output
+    svg = (tmp_path / "p.svg").read_text()
+    other = "similarity" if kind == "distance" else "distance"
+    assert f">{kind}<" in svg and f">{other}<" not in svg
+
+
+def test_seriation_warnings_are_one_line_each(tmp_path):
+    np.save(tmp_path / "blocks.npy", np.kron(np.eye(2), toeplitz_robinson(3, "exp")))
+    out = run("seriate", tmp_path / "blocks.npy")
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.output.split())
+    assert "warning: the similarity graph has 2 connected components" in text
+    assert "SeriationWarning" not in out.output and ".py:" not in out.output

@@ -195,9 +195,24 @@ def test_deterministic_orientation_rule():
 
 def test_anchors_orient_spectral_order():
     s = toeplitz_robinson(10, "exp", rate=0.5)
-    res = seriate(s, anchors=[0, 9], anchor_values=[5.0, -5.0])
-    assert res.order.tolist() == list(range(9, -1, -1))
-    assert seriate(s, anchors=[0, 9], anchor_values=[-5.0, 5.0]).order.tolist() == list(range(10))
+    res = seriate(s, method="spectral", anchors=[0, 9], anchor_values=[5.0, -5.0])
+    assert res.method == "spectral" and res.order.tolist() == list(range(9, -1, -1))
+    assert np.abs(res.positions) @ np.abs(res.positions) == pytest.approx(1.0)  # Fiedler coordinates
+    assert seriate(s, method="spectral", anchors=[0, 9],
+                   anchor_values=[-5.0, 5.0]).order.tolist() == list(range(10))
+
+
+@pytest.mark.parametrize("method", [None, "auto"])
+def test_anchor_values_make_the_anchored_solution_the_default(method):
+    s = toeplitz_robinson(10, "exp", rate=0.5)
+    res = seriate(s, method=method, anchors=[0, 9], anchor_values=[5.0, -5.0])
+    want = seriate(s, method="anchored", anchors=[0, 9], anchor_values=[5.0, -5.0])
+    assert res.method == "anchored" and res.order.tolist() == list(range(9, -1, -1))
+    np.testing.assert_array_equal(res.positions, want.positions)  # on the values' scale
+    assert res.positions[0] == 5.0 and res.positions[9] == -5.0
+    assert seriate(s, method=method).method == "spectral"  # without values: spectral
+    with pytest.raises(ValueError, match="method='spectral'"):
+        seriate(s, method=method, anchors=[0, 9], anchor_values=[5.0, -5.0], laplacian="symmetric")
 
 
 def test_input_types_agree():
