@@ -29,7 +29,7 @@ from clss_cli.console import console, fail_cleanly
 @click.option("--lr", type=float)
 @click.option("--eval-every", type=int)
 @click.option("--device", help="auto, cpu or cuda.")
-@click.option("--threads", type=int, help="torch CPU threads (default: torch's choice).")
+@click.option("--threads", type=int, help="torch CPU threads (default: auto, 1 for small models).")
 @click.option("--val-protocol", type=click.Choice(["holdout", "test"]),
               help="test reproduces the official code's (optimistic) selection on the test set.")
 @click.option("--standardize", type=click.Choice(["xy", "y", "x", "none"]),

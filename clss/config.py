@@ -31,8 +31,9 @@ class TrainConfig:
     ``"step"`` with ``step_size`` steps and ``gamma``, or ``"cosine"``), ``steps`` (iterations),
     ``batch_size`` / ``unlabeled_batch_size`` (``None``: full batch, the synthetic protocol), ``ssl_mult``.
     Running: ``seed``, ``split_seed`` (defaults to ``seed``), ``eval_every``, ``device``
-    (``"auto"``, ``"cpu"``, ``"cuda"``), ``threads`` (torch intra-op threads; ``None`` keeps torch's
-    default; 1 is fastest for small models on a busy machine), ``hidden_truth`` (pass unlabelled
+    (``"auto"``, ``"cpu"``, ``"cuda"``), ``threads`` (torch intra-op threads during the run: ``"auto"``
+    picks one thread for small models, see :mod:`clss.engine.threads`; an int is used as given; ``None``
+    keeps the process's setting), ``hidden_truth`` (pass unlabelled
     targets to methods, for diagnostics only), ``progress``, ``plots`` (draw the run's figures).
     """
 
@@ -60,7 +61,7 @@ class TrainConfig:
     eval_every: int = 100
     select_metric: str = "mae"
     device: str = "auto"
-    threads: int | None = None
+    threads: int | str | None = "auto"
     hidden_truth: bool = True
     progress: bool = True
     plots: bool = True

@@ -25,8 +25,10 @@ from clss.config import TrainConfig
 from clss.data import RegressionData, SemiSupervisedSampler, Splits, load_dataset, split_labeled
 from clss.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from clss.engine.plots import plot_learning_curves, plot_predictions, plot_similarity_reordering
+from clss.engine.predict import write_unlabeled_predictions
 from clss.engine.progress import TrainingProgress
 from clss.engine.rundir import RunDir
+from clss.engine.threads import restores_torch_threads, run_threads
 from clss.methods import Batch, Method, NonFiniteLossError, OptimizerConfig, build_method
 from clss.metrics import regression_metrics
 from clss.models import build_model
@@ -124,6 +126,7 @@ def evaluate(method: Method, x: torch.Tensor, y_true: np.ndarray,
     return regression_metrics(y_true, y_pred), y_pred
 
 
+@restores_torch_threads  # threads are set for the run only
 def train(config: TrainConfig | dict[str, Any], out: str | Path, *, resume: bool = False,
           callback: Callable[[int, dict[str, float]], None] | None = None,
           data: RegressionData | None = None) -> TrainResult:
@@ -151,8 +154,6 @@ def train(config: TrainConfig | dict[str, Any], out: str | Path, *, resume: bool
         cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
         run.write_config(cfg.to_dict())
     device = _device(cfg.device)
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
     if cfg.eval_every < 0:
         raise ValueError(f"eval_every must be >= 0 (0: no validation, keep the final weights), got "
                          f"{cfg.eval_every}")
@@ -160,9 +161,13 @@ def train(config: TrainConfig | dict[str, Any], out: str | Path, *, resume: bool
     torch.manual_seed(cfg.seed)  # model initialisation and dropout draw from the global torch RNG
     method = _build_method(cfg, data.n_features).to(device)
     splits = _splits(cfg, data, method.semi_supervised)
+    torch.set_num_threads(run_threads(cfg.threads, method, labeled_rows=cfg.batch_size or len(splits.labeled),
+                                      unlabeled_rows=method.semi_supervised * (cfg.unlabeled_batch_size
+                                                                               or len(splits.unlabeled))))
     if not resume:
         splits.to_json(run.path / "splits.json", dataset=cfg.dataset, labeled_spec=str(cfg.labeled),
-                       seed=cfg.seed if cfg.split_seed is None else cfg.split_seed)
+                       seed=cfg.seed if cfg.split_seed is None else cfg.split_seed,
+                       features=data.feature_names, target=data.target_name)  # read by clss predict
     std = data.standardizer(y_rows=splits.labeled, **_standardize_sides(cfg.standardize))
     x_train = torch.as_tensor(std.transform_x(data.x_train), device=device)
     y_train = torch.as_tensor(std.transform_y(data.y_train), dtype=x_train.dtype, device=device)
@@ -257,7 +262,7 @@ def _finish(run: RunDir, cfg: TrainConfig, method: Method, data: RegressionData,
         method.load_state_dict(load_checkpoint(best_path, map_location=device)["method"])
     summary: dict[str, Any] = {"status": "finished", "method": cfg.method, "dataset": cfg.dataset,
                                "labeled": len(splits.labeled), "unlabeled": len(splits.unlabeled),
-                               "steps": cfg.steps, "seconds": elapsed,
+                               "steps": cfg.steps, "seconds": elapsed, "threads": torch.get_num_threads(),
                                "best_val_" + cfg.select_metric: best,
                                "selection": (f"best validation {cfg.select_metric} ({cfg.val_protocol} "
                                              f"protocol)" if cfg.eval_every else "final weights")}
@@ -270,6 +275,8 @@ def _finish(run: RunDir, cfg: TrainConfig, method: Method, data: RegressionData,
         if split == "test" and cfg.plots:
             plot_predictions(y, pred, run.plot_path("test_predictions"),
                              title=f"{cfg.method} on {cfg.dataset}: test")
+    if len(splits.unlabeled):
+        write_unlabeled_predictions(run.path, method, std, data.x_train, splits.unlabeled)
     run.write_summary(summary)
     if not cfg.plots:
         return summary
