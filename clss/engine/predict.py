@@ -98,7 +98,8 @@ class Predictor:
             raise ValueError("inputs have no rows")
         _refuse_nonfinite(x, "have missing or non-finite values")
         # float32 like the training inputs (RegressionData), so that the network sees what training saw.
-        z = self.standardizer.transform_x(x.astype(np.float32))
+        with np.errstate(over="ignore"):  # overflow is reported below, naming the rows
+            z = self.standardizer.transform_x(x.astype(np.float32))
         _refuse_nonfinite(z, "overflow float32 after standardisation (values too large)")
         xt = torch.as_tensor(z, device=self.device)
         with torch.inference_mode():
@@ -230,7 +231,7 @@ def _read_csv(path: Path, features: list[str], id_column: str | None) -> tuple[n
         try:
             x[:, j] = cols[:, j].astype(np.float64)
         except ValueError:
-            example = next(v for v in cols[:, j] if not _is_float(v))
+            example = str(next(v for v in cols[:, j] if not _is_float(v)))
             raise ValueError(f"{path}: feature column {name!r} is not numeric (e.g. {example!r})") from None
     ids = cells[:, header.index(id_column)].tolist() if id_column is not None else None
     return x, np.arange(x.shape[0]), ids
