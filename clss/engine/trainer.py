@@ -161,9 +161,9 @@ def train(config: TrainConfig | dict[str, Any], out: str | Path, *, resume: bool
     torch.manual_seed(cfg.seed)  # model initialisation and dropout draw from the global torch RNG
     method = _build_method(cfg, data.n_features).to(device)
     splits = _splits(cfg, data, method.semi_supervised)
+    unlabeled_rows = (cfg.unlabeled_batch_size or len(splits.unlabeled)) if method.semi_supervised else 0
     torch.set_num_threads(run_threads(cfg.threads, method, labeled_rows=cfg.batch_size or len(splits.labeled),
-                                      unlabeled_rows=method.semi_supervised * (cfg.unlabeled_batch_size
-                                                                               or len(splits.unlabeled))))
+                                      unlabeled_rows=unlabeled_rows))
     if not resume:
         splits.to_json(run.path / "splits.json", dataset=cfg.dataset, labeled_spec=str(cfg.labeled),
                        seed=cfg.seed if cfg.split_seed is None else cfg.split_seed,
