@@ -19,6 +19,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 
 __all__ = ["AUTO_ONE_THREAD_BELOW", "choose_threads", "restores_torch_threads", "run_threads",
@@ -31,7 +32,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def validate_threads(setting: Any, name: str = "threads") -> int | str | None:
-    """Check a thread setting: ``"auto"``, an int >= 1, or None (leave torch's setting alone).
+    """Check a thread setting: ``"auto"``, an int >= 1 (returned as ``int``), or None.
 
     Raises
     ------
@@ -40,8 +41,8 @@ def validate_threads(setting: Any, name: str = "threads") -> int | str | None:
     """
     if setting is None or setting == "auto":
         return setting
-    if isinstance(setting, int) and not isinstance(setting, bool) and setting >= 1:
-        return setting
+    if isinstance(setting, int | np.integer) and not isinstance(setting, bool) and setting >= 1:
+        return int(setting)
     raise ValueError(f"{name} must be 'auto', an int >= 1 or None, got {setting!r}")
 
 

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -31,6 +32,7 @@ def test_auto_is_the_default_and_explicit_ints_are_honoured():
     assert TrainConfig().threads == "auto"
     assert choose_threads(3, n_params=10**9, rows=10**9) == 3
     assert choose_threads(1, n_params=1, rows=1) == 1
+    assert type(choose_threads(np.int64(2), n_params=1, rows=1)) is int  # e.g. from a parameter grid
 
 
 def test_auto_uses_one_thread_below_the_threshold_and_the_current_setting_above(two_threads):
