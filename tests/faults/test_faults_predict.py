@@ -1,6 +1,7 @@
 """Fault suite: bad invocations of `clss predict` and `clss datasets`, and bad input to
 SemiSupervisedRegressor. Each case ends in one clear error naming the problem, never a traceback."""
 
+import json
 import re
 import shutil
 
@@ -78,6 +79,17 @@ def _foreign_checkpoint(tmp, run, x):
     return copy, _npy(tmp, x[:2]), []
 
 
+def _splits_edited(change):
+    def make(tmp, run, x):
+        copy = tmp / "copy"
+        shutil.copytree(run, copy)
+        splits = json.loads((copy / "splits.json").read_text())
+        change(splits)
+        (copy / "splits.json").write_text(json.dumps(splits))
+        return copy, _csv(tmp / "in.csv", FEATURES, _good_rows(x)), []
+    return make
+
+
 def _npy(tmp, array, name="x.npy"):
     np.save(tmp / name, array)
     return tmp / name
@@ -142,6 +154,10 @@ PREDICT_CASES = [
     pytest.param(_no_config, "config.yaml not found", id="no-config"),
     pytest.param(_no_last, "has no last.pt checkpoint; it has best.pt", id="checkpoint-last-missing"),
     pytest.param(_foreign_checkpoint, r"lacks \['method', 'standardizer'\]", id="foreign-checkpoint"),
+    pytest.param(_splits_edited(lambda s: s.pop("features")), "records no feature names.*pass a .npy array",
+                 id="run-without-feature-names"),
+    pytest.param(_splits_edited(lambda s: s["features"].pop()), "splits.json names 9 features but the "
+                 "checkpoint standardises 10", id="run-feature-names-inconsistent"),
     pytest.param(lambda tmp, run, x: (run, tmp / "none.csv", []), "input file .*none.csv does not exist",
                  id="missing-input"),
     pytest.param(lambda tmp, run, x: (run, tmp, []), r"is a directory; pass a .csv or .npy file",
