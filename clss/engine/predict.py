@@ -138,12 +138,15 @@ def load_predictor(run_dir: str | os.PathLike[str], *, checkpoint: Literal["best
     FileNotFoundError
         No such directory, or it lacks ``config.yaml`` or the checkpoint.
     ValueError
-        ``run_dir`` is a file; unknown ``checkpoint``; a checkpoint without weights or standardisation.
+        ``run_dir`` is a file; unknown ``checkpoint`` or ``device``; a checkpoint without weights or
+        standardisation.
     """
     from clss.engine.trainer import _build_method, _device
 
     if checkpoint not in CHECKPOINTS:
         raise ValueError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
+    if not isinstance(device, str) or not (device in ("auto", "cpu") or device.startswith("cuda")):
+        raise ValueError(f"device must be 'cpu', 'cuda' (or 'cuda:N') or 'auto', got {device!r}")
     run_path = Path(run_dir)
     if not run_path.exists():
         raise FileNotFoundError(f"run directory {run_path} does not exist")

@@ -206,6 +206,8 @@ PREDICT_CASES = [
                  "an id column needs CSV input", id="npy-with-id-column"),
     pytest.param(lambda tmp, run, x: (run, _npy(tmp, x[:2]), ["--checkpoint", "first"]),
                  r"Invalid value for '--checkpoint'", id="unknown-checkpoint"),
+    pytest.param(lambda tmp, run, x: (run, _npy(tmp, x[:2]), ["--device", "tpu"]),
+                 r"device must be 'cpu', 'cuda' \(or 'cuda:N'\) or 'auto', got 'tpu'", id="unknown-device"),
     pytest.param(lambda tmp, run, x: (run, _npy(tmp, x[:2]), ["__NO_OUT__"]), "Missing option '--out'",
                  id="no-out"),
     pytest.param(lambda tmp, run, x: (run, None, []), "Missing option '--input'", id="no-input"),
