@@ -79,6 +79,13 @@ def _foreign_checkpoint(tmp, run, x):
     return copy, _npy(tmp, x[:2]), []
 
 
+def _truncated_checkpoint(tmp, run, x):
+    copy = tmp / "copy"
+    shutil.copytree(run, copy)
+    (copy / "best.pt").write_bytes((run / "best.pt").read_bytes()[:100])
+    return copy, _npy(tmp, x[:2]), []
+
+
 def _splits_edited(change):
     def make(tmp, run, x):
         copy = tmp / "copy"
@@ -154,6 +161,7 @@ PREDICT_CASES = [
     pytest.param(_no_config, "config.yaml not found", id="no-config"),
     pytest.param(_no_last, "has no last.pt checkpoint; it has best.pt", id="checkpoint-last-missing"),
     pytest.param(_foreign_checkpoint, r"lacks \['method', 'standardizer'\]", id="foreign-checkpoint"),
+    pytest.param(_truncated_checkpoint, "best.pt is not a valid checkpoint", id="truncated-checkpoint"),
     pytest.param(_splits_edited(lambda s: s.pop("features")), "records no feature names.*pass a .npy array",
                  id="run-without-feature-names"),
     pytest.param(_splits_edited(lambda s: s["features"].pop()), "splits.json names 9 features but the "
