@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from clss import __version__
+from clss_cli.datasets import datasets_command
+from clss_cli.predict import predict_command
 from clss_cli.seriate import seriate_command
 from clss_cli.train import eval_command, methods_command, train_command
 
@@ -24,6 +26,8 @@ main.add_command(seriate_command)
 main.add_command(train_command)
 main.add_command(eval_command)
 main.add_command(methods_command)
+main.add_command(predict_command)
+main.add_command(datasets_command)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,8 @@ class _PositiveFloat(click.ParamType):
 @click.option("--eval-every", type=click.IntRange(min=0),
               help="Validate every N steps (0: no validation, keep the final weights).")
 @click.option("--device", help="auto, cpu or cuda.")
-@click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads (default: torch's choice).")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="torch CPU threads (default: auto, one thread for small models).")
 @click.option("--val-protocol", type=click.Choice(["holdout", "test"]),
               help="test reproduces the official code's (optimistic) selection on the test set.")
 @click.option("--standardize", type=click.Choice(["xy", "y", "x", "none"]),

@@ -50,8 +50,9 @@ class TrainConfig:
     / unlabelled set, or ``None``: full batch, the synthetic protocol; a size larger than its set is capped
     at the set with a warning), ``ssl_mult``.
     Running: ``seed``, ``split_seed`` (defaults to ``seed``), ``eval_every``, ``device``
-    (``"auto"``, ``"cpu"``, ``"cuda"``), ``threads`` (torch intra-op threads; ``None`` keeps torch's
-    default; 1 is fastest for small models on a busy machine), ``hidden_truth`` (pass unlabelled
+    (``"auto"``, ``"cpu"``, ``"cuda"``), ``threads`` (torch intra-op threads during the run: ``"auto"``
+    picks one thread for small models, see :mod:`clss.engine.threads`; an int is used as given; ``None``
+    keeps the process's setting), ``hidden_truth`` (pass unlabelled
     targets to methods, for diagnostics only), ``progress``, ``plots`` (draw the run's figures).
 
     Every key is checked on construction against its declared type and range (:mod:`clss.schema`), as
@@ -89,7 +90,7 @@ class TrainConfig:
     select_metric: str = param("mae", "str", choices=("mae", "rmse", "mse"))
     device: str = param("auto", "str", check=lambda d: bool(_DEVICE_RE.match(d)),
                         describe="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
-    threads: int | None = param(None, "int", ge=1, optional=True)
+    threads: int | str | None = param("auto", "int", ge=1, words=("auto",), optional=True)
     hidden_truth: bool = param(True, "bool")
     progress: bool = param(True, "bool")
     plots: bool = param(True, "bool")

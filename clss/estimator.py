@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 from clss.config import resolve_config
 from clss.data import RegressionData
 from clss.engine import RunDir, predict_batched, train
+from clss.engine.threads import validate_threads
 from clss.methods import METHODS
 
 __all__ = ["SemiSupervisedRegressor"]
@@ -63,9 +64,11 @@ class SemiSupervisedRegressor(RegressorMixin, BaseEstimator):
         deterministic (on CPU).
     device : str, default "auto"
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``. The fitted network stays there.
-    threads : int, optional
-        torch intra-op threads, set process-wide by ``fit`` (``None`` keeps torch's setting; 1 is often
-        fastest for small tabular models).
+    threads : int or "auto", optional
+        torch intra-op threads during ``fit``; torch's previous setting is restored when ``fit`` returns.
+        ``None`` or ``"auto"``: one thread for small networks (parameters x rows per step below
+        :data:`clss.engine.threads.AUTO_ONE_THREAD_BELOW`), else the process's setting; an int >= 1 is
+        used as given. The count used is in ``summary_["threads"]``.
     run_dir : str or Path, optional
         ``None``: train in a temporary directory removed after ``fit``. Otherwise a new or empty directory
         that keeps the run's files (``config.yaml``, ``metrics.jsonl``, ``summary.json``, checkpoints,
@@ -161,8 +164,7 @@ class SemiSupervisedRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"y must hold one target per row, shape (n_samples,); got shape {y.shape}")
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; available: {sorted(METHODS)}")
+        self._check_params()
         semi = METHODS[self.method].semi_supervised
         labeled = np.flatnonzero(~np.isnan(y))
         unlabeled = np.flatnonzero(np.isnan(y))
@@ -172,8 +174,6 @@ class SemiSupervisedRegressor(RegressorMixin, BaseEstimator):
         if semi and unlabeled.size == 0:
             raise ValueError(f"method {self.method!r} is semi-supervised but y has no unlabelled rows (NaN "
                              "targets); mark unlabelled rows with NaN or use method='supervised'")
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
 
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         held_out = np.empty(0, dtype=np.int64)
@@ -203,7 +203,8 @@ class SemiSupervisedRegressor(RegressorMixin, BaseEstimator):
             "steps": self.steps, "batch_size": min(self.labeled_batch_size, n_lab),
             "unlabeled_batch_size": min(self.unlabeled_batch_size, max(n_unl, 1)),
             "eval_every": max(1, self.steps // 20) if held_out.size else 0,
-            "device": self.device, "threads": self.threads, "hidden_truth": False, "progress": self.verbose,
+            "device": self.device, "hidden_truth": False,
+            "threads": "auto" if self.threads is None else self.threads, "progress": self.verbose,
             "plots": self.run_dir is not None})
         # train() seeds torch's global generator; fork it so that fitting leaves the caller's RNG alone.
         where = (tempfile.TemporaryDirectory(prefix="clss-fit-") if self.run_dir is None
@@ -216,6 +217,41 @@ class SemiSupervisedRegressor(RegressorMixin, BaseEstimator):
         self.summary_ = result.summary
         self.n_labeled_, self.n_unlabeled_ = n_lab, n_unl
         return self
+
+    def _check_params(self) -> None:
+        """Refuse bad constructor parameters by name before anything is built."""
+        def is_int(v: Any) -> bool:
+            return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+        def is_real(v: Any) -> bool:
+            return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; available: {sorted(METHODS)}")
+        for name in ("steps", "labeled_batch_size", "unlabeled_batch_size"):
+            value = getattr(self, name)
+            if not is_int(value) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if not is_real(self.lr) or not 0 < self.lr < np.inf:
+            raise ValueError(f"lr must be a finite float > 0, got {self.lr!r}")
+        if not is_real(self.weight_decay) or not 0 <= self.weight_decay < np.inf:
+            raise ValueError(f"weight_decay must be a finite float >= 0, got {self.weight_decay!r}")
+        hidden = self.hidden
+        if (not isinstance(hidden, tuple | list) or not hidden
+                or not all(is_int(h) and h >= 1 for h in hidden)):
+            raise ValueError(f"hidden must be a non-empty tuple of layer widths >= 1, e.g. (100, 100); got "
+                             f"{hidden!r}")
+        if not is_real(self.dropout) or not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be a float in [0, 1), got {self.dropout!r}")
+        if self.method_params is not None and not isinstance(self.method_params, dict):
+            raise ValueError(f"method_params must be a dict of method hyper-parameters or None, got "
+                             f"{type(self.method_params).__name__}")
+        if not is_real(self.validation_fraction) or not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
+        device = self.device
+        if not isinstance(device, str) or not (device in ("auto", "cpu") or device.startswith("cuda")):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda' (or 'cuda:N'), got {device!r}")
+        validate_threads(self.threads)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predict targets (in the units of the training targets).

@@ -31,8 +31,10 @@ from clss.config import TrainConfig
 from clss.data import RegressionData, SemiSupervisedSampler, Splits, load_dataset, split_labeled
 from clss.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from clss.engine.plots import plot_learning_curves, plot_predictions, plot_similarity_reordering
+from clss.engine.predict import write_unlabeled_predictions
 from clss.engine.progress import TrainingProgress
 from clss.engine.rundir import RunDir
+from clss.engine.threads import restores_torch_threads, run_threads
 from clss.methods import Batch, Method, NonFiniteLossError, OptimizerConfig, build_method
 from clss.metrics import regression_metrics
 from clss.models import build_model
@@ -250,12 +252,15 @@ def _prepare(cfg: TrainConfig, data: RegressionData | None) -> _Session:
     sides = _standardize_sides(cfg.standardize)
     lr_lambda = _schedule(cfg)
     device = _device(cfg.device)
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
     data = _load_data(cfg) if data is None else data
     torch.manual_seed(cfg.seed)  # model initialisation and dropout draw from the global torch RNG
     method = _build_method(cfg, data.n_features).to(device)
     splits = _splits(cfg, data, method.semi_supervised)
+    torch.set_num_threads(run_threads(cfg.threads, method,
+                                      labeled_rows=_rows_per_step(cfg.batch_size, len(splits.labeled)),
+                                      unlabeled_rows=_rows_per_step(cfg.unlabeled_batch_size,
+                                                                    len(splits.unlabeled))
+                                      if method.semi_supervised else 0))
     std = data.standardizer(y_rows=splits.labeled, **sides)
     optimizers = method.configure_optimizers()
     schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda) for opt in optimizers]
@@ -267,6 +272,11 @@ def _prepare(cfg: TrainConfig, data: RegressionData | None) -> _Session:
                                     ssl_mult=cfg.ssl_mult, seed=cfg.seed,
                                     full_batch=cfg.batch_size is None)
     return _Session(cfg, data, device, method, splits, std, optimizers, schedulers, sampler)
+
+
+def _rows_per_step(batch_size: int | str | None, n: int) -> int:
+    """Rows a batch draws from a set of ``n`` (None and "all" take the whole set; sizes are capped at it)."""
+    return n if batch_size is None or batch_size == "all" else min(int(batch_size), n)
 
 
 def _resume_config(saved: dict[str, Any], overrides: dict[str, Any]) -> tuple[TrainConfig, dict[str, list]]:
@@ -284,6 +294,7 @@ def _resume_config(saved: dict[str, Any], overrides: dict[str, Any]) -> tuple[Tr
     return TrainConfig.from_dict({**saved, **{k: new for k, (_, new) in changes.items()}}), changes
 
 
+@restores_torch_threads  # threads are set for the run only
 def train(config: TrainConfig | dict[str, Any] | None, out: str | Path, *, resume: bool = False,
           overrides: dict[str, Any] | None = None,
           callback: Callable[[int, dict[str, float]], None] | None = None,
@@ -362,7 +373,9 @@ def train(config: TrainConfig | dict[str, Any] | None, out: str | Path, *, resum
         def populate(staged: RunDir) -> None:
             staged.write_config(cfg.to_dict())
             session.splits.to_json(staged.path / RunDir.SPLITS, dataset=cfg.dataset,
-                                   labeled_spec=str(cfg.labeled), seed=split_seed)
+                                   labeled_spec=str(cfg.labeled), seed=split_seed,
+                                   features=session.data.feature_names,
+                                   target=session.data.target_name)  # read by clss predict
             save_checkpoint(staged.checkpoint_path("last"), state0, kind="train")
 
         run = RunDir.create(out, populate)
@@ -496,7 +509,7 @@ def _finish(run: RunDir, s: _Session, best: float, seconds: float) -> dict[str, 
     weights_step = _load_best(run, s)
     summary: dict[str, Any] = {"status": "finished", "method": cfg.method, "dataset": cfg.dataset,
                                "labeled": len(splits.labeled), "unlabeled": len(splits.unlabeled),
-                               "steps": cfg.steps, "seconds": seconds,
+                               "steps": cfg.steps, "seconds": seconds, "threads": torch.get_num_threads(),
                                "best_val_" + cfg.select_metric: best,
                                "selection": (f"best validation {cfg.select_metric} ({cfg.val_protocol} "
                                              f"protocol)" if cfg.eval_every else "final weights")}
@@ -511,6 +524,8 @@ def _finish(run: RunDir, s: _Session, best: float, seconds: float) -> dict[str, 
                              title=f"{cfg.method} on {cfg.dataset}: test")
     if cfg.plots:
         _plot_run(run, s, weights_step)
+    if len(splits.unlabeled):
+        write_unlabeled_predictions(run.path, method, std, data.x_train, splits.unlabeled)
     run.write_summary(summary)
     return summary
 

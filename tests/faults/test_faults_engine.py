@@ -286,10 +286,10 @@ def test_the_write_sequence(reference, tmp_path, monkeypatch):
     assert writes == ["config.yaml", "splits.json", "last.pt", "run",
                       *["metrics.jsonl"] * 3, "best.pt", "last.pt",
                       *["metrics.jsonl"] * 3, "best.pt", "last.pt",
-                      "predictions.csv", "predictions.csv", "summary.json"]
+                      "predictions.csv", "predictions.csv", "predictions_unlabeled.csv", "summary.json"]
 
 
-N_WRITES = 17  # of the fault configuration (listed above)
+N_WRITES = 18  # of the fault configuration (listed above)
 
 
 @pytest.mark.parametrize("die_at", range(1, N_WRITES + 1))

@@ -225,3 +225,19 @@ def test_sklearn_fit_checks_fast_subset(check):
 def test_sklearn_all_checks_for_the_supervised_method():
     results = _run_checks(SemiSupervisedRegressor("supervised", **CHECKS), SUPERVISED_EXPECTED_FAILURES)
     assert sum(r["status"] == "passed" for r in results) >= 45
+
+
+def test_threads_none_is_auto_for_the_fit_only(diabetes):
+    import torch
+
+    x, y_partial, _ = diabetes
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        est = SemiSupervisedRegressor("clss", **{**FAST, "steps": 2, "threads": None}).fit(x, y_partial)
+        assert est.summary_["threads"] == 1  # a 32-32 MLP on 32 + 32 rows is small: one thread
+        assert torch.get_num_threads() == 2  # the caller's setting is back
+        est = SemiSupervisedRegressor("supervised", **{**FAST, "steps": 2, "threads": 2}).fit(x, y_partial)
+        assert est.summary_["threads"] == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
