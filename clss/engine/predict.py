@@ -25,6 +25,8 @@ import torch
 from clss.atomic import atomic_write_text
 from clss.config import TrainConfig
 from clss.data import Standardizer
+from clss.data.csvfile import read_csv_table
+from clss.data.encoding import ColumnEncoding, TabularEncoding
 from clss.engine.checkpoint import load_checkpoint
 from clss.engine.rundir import RunDir
 from clss.methods import Method
@@ -36,7 +38,10 @@ UNLABELED_PREDICTIONS = "predictions_unlabeled.csv"
 
 CHECKPOINTS = ("best", "last")
 # Spellings of a missing cell, as the CSV loader reads them (clss.data.tabular).
-_MISSING = ("", "na", "nan", "null", "none", "n/a", "?")
+
+
+def _names_text(names: list[str]) -> str:
+    return f"{names[:10]}{' ...' if len(names) > 10 else ''}"
 
 
 def _rows_text(rows: np.ndarray) -> str:
@@ -64,6 +69,10 @@ class Predictor:
     target : str or None
         The target column's name.
     device : torch.device
+    encoding : TabularEncoding or None
+        How a CSV file's columns become the network's inputs: the run's own fitted encoding (feature
+        selection, one-hot categories, missing-value fill) or, for runs of numeric columns without one,
+        the named columns as they are.
     """
 
     run_dir: Path
@@ -73,6 +82,7 @@ class Predictor:
     features: list[str] | None
     target: str | None
     device: torch.device
+    encoding: TabularEncoding | None = None
 
     @property
     def n_features(self) -> int:
@@ -141,7 +151,7 @@ def load_predictor(run_dir: str | os.PathLike[str], *, checkpoint: Literal["best
         ``run_dir`` is a file; unknown ``checkpoint`` or ``device``; a checkpoint without weights or
         standardisation.
     """
-    from clss.engine.trainer import _build_method, _device
+    from clss.engine.trainer import WEIGHTS_KEYS, _build_method, _device
 
     if checkpoint not in CHECKPOINTS:
         raise ValueError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
@@ -152,8 +162,7 @@ def load_predictor(run_dir: str | os.PathLike[str], *, checkpoint: Literal["best
         raise FileNotFoundError(f"run directory {run_path} does not exist")
     if not run_path.is_dir():
         raise ValueError(f"run directory {run_path} is a file, not a run directory")
-    run = RunDir.__new__(RunDir)  # read-only access: no emptiness or resume checks
-    run.path, run.resume = run_path, True
+    run = RunDir.existing(run_path)
     cfg = TrainConfig.from_dict(run.read_config())
     path = run.checkpoint_path(checkpoint)
     if checkpoint == "best" and not path.is_file() and cfg.eval_every == 0:
@@ -163,20 +172,22 @@ def load_predictor(run_dir: str | os.PathLike[str], *, checkpoint: Literal["best
         hint = f"; it has {', '.join(others)}" if others else " (the run stopped before its first checkpoint)"
         raise FileNotFoundError(f"{run_path} has no {path.name} checkpoint{hint}")
     dev = _device(device)
-    state = load_checkpoint(path, map_location=dev)
-    missing = [k for k in ("method", "standardizer") if k not in state]
-    if missing:
-        raise ValueError(f"{path} lacks {missing}; it is not a checkpoint written by clss train")
+    state = load_checkpoint(path, map_location=dev, kind=("train", "weights"), keys=WEIGHTS_KEYS)
     std = Standardizer.from_state_dict(state["standardizer"])
     split_info = run.read_splits() if (run_path / RunDir.SPLITS).is_file() else {}
     features = split_info.get("features")
-    if features is not None and len(features) != std.x_mean.shape[0]:
-        raise ValueError(f"{run_path}: splits.json names {len(features)} features but the checkpoint "
-                         f"standardises {std.x_mean.shape[0]}; the run directory is inconsistent")
+    if "encoding" in split_info:
+        encoding: TabularEncoding | None = TabularEncoding.from_dict(split_info["encoding"])
+    else:  # numeric columns taken as they are (built-in data sets, runs without a fitted encoding)
+        encoding = (TabularEncoding(tuple(ColumnEncoding(f, "numeric") for f in features))
+                    if features is not None else None)
+    if encoding is not None and len(encoding.feature_names) != std.x_mean.shape[0]:
+        raise ValueError(f"{run_path}: splits.json describes {len(encoding.feature_names)} features but the "
+                         f"checkpoint standardises {std.x_mean.shape[0]}; the run directory is inconsistent")
     method = _build_method(cfg, int(std.x_mean.shape[0]))
     method.load_state_dict(state["method"])
     method.to(dev)
-    return Predictor(run_path, path.stem, method, std, features, split_info.get("target"), dev)
+    return Predictor(run_path, path.stem, method, std, features, split_info.get("target"), dev, encoding)
 
 
 def predict_array(run_dir: str | os.PathLike[str], x: Any, *, checkpoint: Literal["best", "last"] = "best",
@@ -196,56 +207,6 @@ def _read_npy(path: Path) -> np.ndarray:
     if not isinstance(x, np.ndarray):
         raise ValueError(f"{path} holds no single array (an .npz archive?); save one array with np.save")
     return x
-
-
-def _read_csv(path: Path, features: list[str], id_column: str | None) -> tuple[np.ndarray, np.ndarray,
-                                                                              list[str] | None]:
-    """Feature matrix (training column order), data-row index and ids of a CSV file with a header."""
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        try:
-            rows = [r for r in csv.reader(fh) if any(cell.strip() for cell in r)]
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise ValueError(f"{path} is not a readable CSV file ({exc})") from None
-    if not rows:
-        raise ValueError(f"{path} is empty; it needs a header row naming the columns and data rows")
-    header = [h.strip() for h in rows[0]]
-    if len(rows) < 2:
-        raise ValueError(f"{path} has a header but no data rows")
-    ragged = [i + 2 for i, r in enumerate(rows[1:]) if len(r) != len(header)]
-    if ragged:
-        raise ValueError(f"{path}: lines {ragged[:10]} do not have {len(header)} fields like the header")
-    wanted = [*features, *([id_column] if id_column is not None else [])]
-    dup = sorted({h for h in wanted if header.count(h) > 1})
-    if dup:
-        raise ValueError(f"{path}: column(s) {dup} appear more than once in the header")
-    missing = [f for f in features if f not in header]
-    if missing:
-        raise ValueError(f"{path} lacks the feature column(s) {missing[:10]}"
-                         f"{' ...' if len(missing) > 10 else ''} the run was trained on "
-                         f"({len(missing)} of {len(features)} missing; the file has {header[:10]}"
-                         f"{' ...' if len(header) > 10 else ''})")
-    if id_column is not None and id_column not in header:
-        raise ValueError(f"{path} has no id column {id_column!r}; columns are {header[:20]}")
-    cells = np.char.strip(np.array(rows[1:], dtype=str))
-    cols = cells[:, [header.index(f) for f in features]]
-    cols = np.where(np.isin(np.char.lower(cols), _MISSING), "nan", cols)
-    x = np.empty(cols.shape)
-    for j, name in enumerate(features):
-        try:
-            x[:, j] = cols[:, j].astype(np.float64)
-        except ValueError:
-            example = str(next(v for v in cols[:, j] if not _is_float(v)))
-            raise ValueError(f"{path}: feature column {name!r} is not numeric (e.g. {example!r})") from None
-    ids = cells[:, header.index(id_column)].tolist() if id_column is not None else None
-    return x, np.arange(x.shape[0]), ids
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def write_predictions_csv(path: str | os.PathLike[str], index: Any, y_pred: Any, *,
@@ -327,10 +288,24 @@ def predict_file(run_dir: str | os.PathLike[str], input: str | os.PathLike[str],
         x = _read_npy(src)
         index = np.arange(x.shape[0]) if x.ndim >= 1 else np.arange(0)
     else:
-        if predictor.features is None:
+        if predictor.encoding is None:
             raise ValueError(f"{predictor.run_dir} records no feature names (written by an older clss); "
                              f"pass a .npy array of shape (n_rows, {predictor.n_features}) instead")
-        x, index, ids = _read_csv(src, predictor.features, id_column)
+        table = read_csv_table(src)
+        absent = [c.name for c in predictor.encoding.columns if c.name not in table.header]
+        if absent:
+            raise ValueError(f"{src} lacks the feature column(s) {_names_text(absent)} the run was "
+                             f"trained on ({len(absent)} of {len(predictor.encoding.columns)} missing; "
+                             f"the file has {_names_text(table.header)})")
+        if not predictor.encoding.fill:  # the run fills no missing cells: name the rows here
+            holes = np.flatnonzero(predictor.encoding.missing_rows(table))
+            if holes.size:
+                raise ValueError(f"{src}: {_rows_text(holes)} have missing values in the run's feature "
+                                 f"columns (it was trained with missing={predictor.encoding.missing!r}, "
+                                 f"which fills none); fill or remove them")
+        x = predictor.encoding.transform(table)  # the run's columns, categories and missing-value policy
+        index = np.arange(x.shape[0])
+        ids = table.cells[:, table.column(id_column, "id")].tolist() if id_column is not None else None
     try:
         pred = predictor.predict(x)
     except ValueError as exc:

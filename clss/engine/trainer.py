@@ -274,6 +274,15 @@ def _prepare(cfg: TrainConfig, data: RegressionData | None) -> _Session:
     return _Session(cfg, data, device, method, splits, std, optimizers, schedulers, sampler)
 
 
+def _preprocessing(data: RegressionData) -> dict[str, Any]:
+    """What ``clss predict`` needs to turn new files into this run's inputs: feature names, target name and
+    the fitted CSV encoding (when the data set has one)."""
+    out: dict[str, Any] = {"features": data.feature_names, "target": data.target_name}
+    if data.encoding is not None:
+        out["encoding"] = data.encoding.to_dict()
+    return out
+
+
 def _rows_per_step(batch_size: int | str | None, n: int) -> int:
     """Rows a batch draws from a set of ``n`` (None and "all" take the whole set; sizes are capped at it)."""
     return n if batch_size is None or batch_size == "all" else min(int(batch_size), n)
@@ -374,8 +383,7 @@ def train(config: TrainConfig | dict[str, Any] | None, out: str | Path, *, resum
             staged.write_config(cfg.to_dict())
             session.splits.to_json(staged.path / RunDir.SPLITS, dataset=cfg.dataset,
                                    labeled_spec=str(cfg.labeled), seed=split_seed,
-                                   features=session.data.feature_names,
-                                   target=session.data.target_name)  # read by clss predict
+                                   **_preprocessing(session.data))  # read by clss predict
             save_checkpoint(staged.checkpoint_path("last"), state0, kind="train")
 
         run = RunDir.create(out, populate)

@@ -114,3 +114,34 @@ def test_cli_predict_writes_the_file_and_reports(run, data, tmp_path):
                                        "--out", str(tmp_path / "p.csv"), "--checkpoint", "last"])
     assert result.exit_code == 0, result.output
     assert len(_read(tmp_path / "p.csv")) == 5
+
+
+def test_csv_run_predicts_new_files_with_its_fitted_encoding(tmp_path):
+    """A CSV run with a one-hot column, mean-filled gaps and unlabelled rows: predict applies the encoding
+    fitted on the training rows (categories, fill values, column selection) to a new file."""
+    rng = np.random.default_rng(0)
+    n = 80
+    colour = rng.choice(["red", "green", "blue"], n)
+    a = rng.normal(size=n)
+    y = 2 * a + (colour == "red") + 0.1 * rng.normal(size=n)
+    rows = [[f"{a[i]:.6f}", colour[i], "" if i % 7 == 0 else f"{rng.normal():.6f}", f"{y[i]:.6f}"]
+            for i in range(n)]
+    for i in range(0, n, 4):
+        rows[i][3] = ""  # unlabelled rows
+    src = _write_csv(tmp_path / "train.csv", ["a", "colour", "b", "y"], rows)
+    cfg = resolve_config({}, {**TINY, "dataset": f"csv:{src}", "target": "y", "categorical": "onehot",
+                              "missing": "mean", "exclude": ["b"]})
+    run = train(cfg, tmp_path / "run").run_dir
+    encoding = json.loads((run / "splits.json").read_text())["encoding"]
+    assert [c["name"] for c in encoding["columns"]] == ["a", "colour"]
+
+    new = _write_csv(tmp_path / "new.csv", ["colour", "a", "b"],
+                     [["blue", "0.5", ""], ["red", "0.5", "3"], ["green", "-1", "x"]])
+    pred, _ = predict_file(run, new)
+    predictor = load_predictor(run)
+    x = np.array([[0.5, 1, 0, 0], [0.5, 0, 0, 1], [-1, 0, 1, 0]])  # a, colour=blue, =green, =red
+    np.testing.assert_allclose(pred, predictor.predict(x), rtol=1e-6, atol=_scale(pred))
+    with pytest.warns(UserWarning, match="not seen in training"):
+        unseen, _ = predict_file(run, _write_csv(tmp_path / "u.csv", ["a", "colour"], [["0.5", "purple"]]))
+    np.testing.assert_allclose(unseen, predictor.predict(np.array([[0.5, 0, 0, 0]])), rtol=1e-6,
+                               atol=_scale(unseen))
