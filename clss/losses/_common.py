@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from clss.losses.errors import NonFiniteError
 
 REDUCTIONS = ("mean", "sum", "none")
 TARGET_KINDS = ("continuous", "labels")
+# Below this, 1/τ times a unit-scale similarity difference overflows float32 gradients while the loss
+# value stays finite (RnC at τ = 1e-38), so the losses refuse such temperatures up front.
+MIN_TEMPERATURE = 1e-6
+# Attribute of a loss module holding whether the gradient it last sent back to its features was finite.
+GRADIENT_FLAG = "finite_gradient"
 
 
 @dataclass(frozen=True)
@@ -47,10 +54,31 @@ class Batch:
     rows: Tensor | None
     n_views: int
     n_samples: int
+    loss_name: str = "loss"
 
     @property
     def n(self) -> int:
         return self.features.shape[0]
+
+    def finite(self, value: Tensor, *logits: Tensor) -> Tensor:
+        """Return the loss ``value`` or raise :class:`NonFiniteError` if it, or any of ``logits``, is NaN
+        or infinite.
+
+        The inputs were checked to be finite, so a non-finite value is an overflow (features too large for
+        their dtype at this temperature); the message says by how much. Losses with unbounded
+        similarities pass them as ``logits``: an overflowed similarity of an anchor that the loss masks
+        out (no positives, a tied rank) leaves the value finite but makes the gradient NaN.
+        """
+        flags = [torch.isfinite(value).all(), *(torch.isfinite(x).all() for x in logits)]
+        if not bool(torch.stack(flags).all()):
+            largest = float(self.features.detach().abs().amax())
+            kind = "nan" if bool(torch.isnan(value).any()) else "inf" if not bool(flags[0]) else "finite"
+            what = f"the loss is {kind}" if kind != "finite" else "the similarities are not finite"
+            raise NonFiniteError(
+                f"{self.loss_name}: {what} although its inputs are finite: it overflowed "
+                f"{str(self.features.dtype).removeprefix('torch.')} (largest |feature| {largest:.3g}); "
+                "L2-normalise the features, raise the temperature or pass float64 features")
+        return value
 
     @functools.cached_property
     def sample(self) -> Tensor:
@@ -64,16 +92,32 @@ class Batch:
 
 
 def check_positive(loss_name: str, name: str, value: float) -> float:
-    """Return ``float(value)`` or raise ``ValueError`` unless it is a finite number > 0."""
-    value = float(value)
-    if not (value > 0 and value != float("inf")):
-        raise ValueError(f"{loss_name}: {name} must be a finite number > 0, got {value}")
-    return value
+    """Return ``float(value)`` or raise ``ValueError`` unless it is a finite number > 0 (``TypeError``
+    for a string, a bool or anything else that is not a real number)."""
+    try:
+        if isinstance(value, (str, bytes, bool)):
+            raise TypeError
+        number = float(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{loss_name}: {name} must be a real number, got {type(value).__name__} "
+                        f"{value!r}") from None
+    if not (number > 0 and number != float("inf")):
+        raise ValueError(f"{loss_name}: {name} must be a finite number > 0, got {number}")
+    return number
+
+
+def check_temperature(loss_name: str, name: str, value: float) -> float:
+    """:func:`check_positive` with the lower bound :data:`MIN_TEMPERATURE`."""
+    number = check_positive(loss_name, name, value)
+    if number < MIN_TEMPERATURE:
+        raise ValueError(f"{loss_name}: {name} must be >= {MIN_TEMPERATURE:g}, got {number:g} (smaller "
+                         "temperatures overflow float32 gradients)")
+    return number
 
 
 def check_choice(loss_name: str, name: str, value: str, choices: tuple[str, ...]) -> str:
     """Return ``value`` or raise ``ValueError`` unless it is one of ``choices``."""
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{loss_name}: {name} must be one of {choices}, got {value!r}")
     return value
 
@@ -128,8 +172,10 @@ def _check_targets(
         )
     if targets.shape[1] == 0:
         raise ValueError(f"{loss_name}: targets have zero columns")
+    if targets.is_complex():
+        raise ValueError(f"{loss_name}: targets must be real numbers, got {targets.dtype}")
     if kind == "continuous":
-        if targets.dtype == torch.bool or targets.is_complex():
+        if targets.dtype == torch.bool:
             raise ValueError(f"{loss_name}: targets must be real numbers, got {targets.dtype}")
         if not targets.is_floating_point() or targets.dtype in (torch.float16, torch.bfloat16):
             targets = targets.to(dtype)
@@ -154,6 +200,7 @@ def prepare_batch(
     kind: str = "continuous",
     multi_dim: bool = True,
     min_samples: int = 2,
+    parameters: Mapping[str, Tensor] | None = None,
 ) -> Batch:
     """Validate, (optionally) gather, flatten and mask one batch.
 
@@ -171,8 +218,16 @@ def prepare_batch(
             computes the loss of the global batch. A no-op without an initialised process group.
         multi_dim: whether ``[N, m]`` targets with ``m > 1`` are accepted.
         min_samples: fewest rows (after flattening and masking) the loss needs.
+        parameters: the loss's own tensors (learned margins, reference points) by name, checked for
+            NaN/inf together with the batch.
+
+    Every tensor is checked for NaN/inf after masking (masked-out rows may hold anything) in one
+    fused reduction with a single device synchronisation; counting the bad entries happens only on
+    the error path.
 
     Raises:
+        NonFiniteError: NaN/inf features or ``parameters`` (a ``ValueError``; in a training step it
+            stops the run as diverged).
         ValueError: wrong dimensionality, batch-size mismatch, NaN/inf targets, negative or
             non-finite weights, a non-bool mask, or fewer than ``min_samples`` rows.
     """
@@ -184,6 +239,8 @@ def prepare_batch(
         targets = _check_targets(loss_name, targets, n_local, kind, multi_dim, features.dtype)
     if weights is not None:
         _check_row_vector(loss_name, "weights", weights, n_local)
+        if weights.dtype == torch.bool or weights.is_complex():
+            raise ValueError(f"{loss_name}: weights must be real numbers, got {weights.dtype}")
         if not weights.is_floating_point():
             weights = weights.to(features.dtype)
         weights = weights.detach()
@@ -218,24 +275,73 @@ def prepare_batch(
         targets = None if targets is None else targets[rows]
         weights = None if weights is None else weights[rows]
 
-    if targets is not None and targets.is_floating_point() and not torch.isfinite(targets).all():
-        raise ValueError(f"{loss_name}: targets contain NaN or inf (mask such rows out)")
-    if weights is not None and not (torch.isfinite(weights).all() and (weights >= 0).all()):
-        raise ValueError(f"{loss_name}: weights must be finite and non-negative")
     if features.shape[0] < min_samples:
         raise ValueError(
             f"{loss_name}: needs at least {min_samples} samples (rows after view flattening and "
             f"masking), got {features.shape[0]}"
         )
-    return Batch(features, targets, weights, rows, n_views, n_samples)
+    _check_finite(loss_name, features, targets, weights, parameters or {})
+    return Batch(features, targets, weights, rows, n_views, n_samples, loss_name)
+
+
+def _check_finite(loss_name: str, features: Tensor, targets: Tensor | None, weights: Tensor | None,
+                  parameters: Mapping[str, Tensor]) -> None:
+    """One fused finiteness test of every input (a single ``bool`` sync); the diagnosis runs only when
+    it fails."""
+    checked = {"features": features, **{name: value.detach() for name, value in parameters.items()}}
+    if targets is not None and targets.is_floating_point():
+        checked["targets"] = targets
+    flags = [torch.isfinite(value).all() for value in checked.values()]
+    if weights is not None:  # NaN fails both comparisons, inf the second
+        flags.append(((weights >= 0) & (weights < float("inf"))).all())
+    if bool(torch.stack([flag.to(features.device) for flag in flags]).all()):
+        return
+    for name, value in checked.items():
+        bad = int((~torch.isfinite(value)).sum())
+        if bad:
+            where = f"({bad} of {value.numel()} entries)"
+            if name == "targets":
+                raise ValueError(f"{loss_name}: targets contain NaN or inf {where} (mask such rows out)")
+            raise NonFiniteError(f"{loss_name}: {name} contain NaN or inf {where}")
+    raise ValueError(f"{loss_name}: weights must be finite and non-negative, got min "
+                     f"{float(weights.min()):g}, max {float(weights.max()):g}")
 
 
 @contextlib.contextmanager
-def loss_batch(loss_name: str, features: Tensor, targets: Tensor | None, **options: Any) -> Iterator[Batch]:
+def loss_batch(owner: nn.Module, features: Tensor, targets: Tensor | None, **options: Any) -> Iterator[Batch]:
     """The body of every loss's ``forward``: autocast off (:func:`full_precision`) around the validated
-    batch of :func:`prepare_batch` (``options`` are its keyword arguments)."""
+    batch of :func:`prepare_batch` (``options`` are its keyword arguments), with the gradient that
+    ``owner`` sends back to ``features`` watched (:func:`watch_gradient`). The body returns
+    ``batch.finite(value)``."""
     with full_precision(features):
-        yield prepare_batch(loss_name, features, targets, **options)
+        yield prepare_batch(type(owner).__name__, watch_gradient(owner, features), targets, **options)
+
+
+def watch_gradient(owner: nn.Module, features: Tensor) -> Tensor:
+    """Record in ``owner.finite_gradient`` whether the gradient this call sends back to ``features`` is
+    finite.
+
+    The flag is a 0-d bool tensor written during the backward pass, without a device synchronisation
+    (``None`` until then, and after a call without gradient); calling the loss again before the backward
+    combines the flags with ``&``. The hook sits on an alias of ``features``, so it sees this loss's
+    gradient only, not that of other losses of the same tensor. The training methods read the flag
+    only after a non-finite parameter gradient, to name the loss it came from. Nothing is raised here:
+    under a gradient scaler, non-finite gradients are expected and skipped.
+    """
+    setattr(owner, GRADIENT_FLAG, None)
+    if not (isinstance(features, Tensor) and features.requires_grad and torch.is_grad_enabled()):
+        return features
+    alias = features.view_as(features)
+    alias.register_hook(functools.partial(_record_gradient, owner))
+    return alias
+
+
+def _record_gradient(owner: nn.Module, grad: Tensor | None) -> None:
+    if grad is None:  # an unused output (e.g. under torch.autograd.gradcheck)
+        return
+    finite = torch.isfinite(grad).all()
+    previous = getattr(owner, GRADIENT_FLAG, None)
+    setattr(owner, GRADIENT_FLAG, finite if previous is None else previous & finite)
 
 
 def integer_indices(loss_name: str, values: Tensor, upper: int, what: str) -> Tensor:

@@ -12,6 +12,7 @@ from clss.losses._common import (
     REDUCTIONS,
     check_choice,
     check_positive,
+    check_temperature,
     integer_indices,
     loss_batch,
     reduce_anchors,
@@ -73,7 +74,7 @@ class ConOrdLoss(nn.Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        self.temperature = check_positive(name, "temperature", temperature)
+        self.temperature = check_temperature(name, "temperature", temperature)
         self.eps = check_positive(name, "eps", eps)
         self.similarity = check_choice(name, "similarity", similarity, tuple(SIMILARITIES))
         self.affinity = check_choice(name, "affinity", affinity, AFFINITIES)
@@ -90,7 +91,7 @@ class ConOrdLoss(nn.Module):
         mask: Tensor | None = None,
         gather: bool = False,
     ) -> Tensor:
-        with loss_batch(type(self).__name__, features, targets, weights=weights, mask=mask,
+        with loss_batch(self, features, targets, weights=weights, mask=mask,
                         gather=gather) as batch:
             n = batch.n
             logits = feature_similarity(batch.features, SIMILARITIES[self.similarity])
@@ -109,7 +110,7 @@ class ConOrdLoss(nn.Module):
             log_a = log_a.masked_fill(~others, -math.inf)
             log_ratio = torch.logsumexp(log_a + logits, 1) - torch.logsumexp(log_b + logits, 1)
             per_anchor = -log_ratio / (n - 1)
-            return reduce_anchors(per_anchor, batch.weights, self.reduction, valid=valid)
+            return batch.finite(reduce_anchors(per_anchor, batch.weights, self.reduction, valid=valid), logits)
 
     def extra_repr(self) -> str:
         return (
@@ -156,7 +157,7 @@ class ConOrdCenterLoss(nn.Module):
         gather: bool = False,
     ) -> Tensor:
         name = type(self).__name__
-        with loss_batch(name, features, ranks, weights=weights, mask=mask, gather=gather, multi_dim=False,
+        with loss_batch(self, features, ranks, weights=weights, mask=mask, gather=gather, multi_dim=False,
                         min_samples=1) as batch:
             if batch.features.shape[1] != self.dim:
                 raise ValueError(
@@ -165,7 +166,7 @@ class ConOrdCenterLoss(nn.Module):
             index = integer_indices(name, batch.targets[:, 0], self.num_ranks, "ranks")
             centers = self.centers.to(batch.features.dtype)[index]
             per_row = torch.linalg.vector_norm(batch.features - centers, dim=1)
-            return reduce_anchors(per_row, batch.weights, self.reduction)
+            return batch.finite(reduce_anchors(per_row, batch.weights, self.reduction))
 
 
 def knn_predict(

@@ -85,11 +85,11 @@ class OrdinalEntropyLoss(nn.Module):
         mask: Tensor | None = None,
         gather: bool = False,
     ) -> Tensor:
-        with loss_batch(type(self).__name__, features, targets, weights=weights, mask=mask, gather=gather,
+        with loss_batch(self, features, targets, weights=weights, mask=mask, gather=gather,
                         multi_dim=False, min_samples=1) as batch:
             if self.variant == "pairwise":
-                return self._pairwise(batch.features, batch.targets[:, 0], batch.weights)
-            return self._center(batch.features, batch.targets[:, 0], batch.weights)
+                return batch.finite(self._pairwise(batch.features, batch.targets[:, 0], batch.weights))
+            return batch.finite(self._center(batch.features, batch.targets[:, 0], batch.weights))
 
     def _diversity(self, points: Tensor, values: Tensor, pair_weights: Tensor | None) -> Tensor:
         """``mean_{a<b} w_ab ‖p_a − p_b‖`` over the strict upper triangle (0 without pairs)."""

@@ -53,7 +53,7 @@ class _RankMatchingLoss(nn.Module):
         gather: bool = False,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        with loss_batch(self._name, features, targets, weights=weights, mask=mask, gather=gather,
+        with loss_batch(self, features, targets, weights=weights, mask=mask, gather=gather,
                         min_samples=1) as batch:
             z, y, w = batch.features, batch.targets, batch.weights
             if self.deduplicate:
@@ -66,7 +66,7 @@ class _RankMatchingLoss(nn.Module):
                 self.lambda_val,
                 self.target_ties,
             )
-            return reduce_anchors(per_anchor, w, self.reduction)
+            return batch.finite(reduce_anchors(per_anchor, w, self.reduction))
 
     def extra_repr(self) -> str:
         return (
