@@ -336,6 +336,13 @@ def watch_gradient(owner: nn.Module, features: Tensor) -> Tensor:
     return alias
 
 
+def losses_with_non_finite_gradient(module: nn.Module) -> list[str]:
+    """``"attribute (LossClass)"`` for every loss inside ``module`` whose last backward sent a NaN/inf
+    gradient to its features (see :func:`watch_gradient`); syncs the device, so for the error path."""
+    return [f"{name or 'the module'} ({type(child).__name__})" for name, child in module.named_modules()
+            if getattr(child, GRADIENT_FLAG, None) is not None and not bool(getattr(child, GRADIENT_FLAG))]
+
+
 def _record_gradient(owner: nn.Module, grad: Tensor | None) -> None:
     if grad is None:  # an unused output (e.g. under torch.autograd.gradcheck)
         return

@@ -143,7 +143,7 @@ class MultiMarginNPairLoss(nn.Module):
     ) -> Tensor:
         name = type(self).__name__
         with loss_batch(self, features, targets, weights=weights, mask=mask, gather=gather, kind="labels",
-                        multi_dim=False, min_samples=1) as batch:
+                        multi_dim=False, min_samples=1, parameters={"margins": self.raw_margins}) as batch:
             classes = integer_indices(name, batch.targets[:, 0], self.num_classes, "integer class indices")
             n = batch.n
             cos = feature_similarity(batch.features, "cosine")

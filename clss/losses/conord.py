@@ -4,6 +4,7 @@ eqs. 3-10). Specified from the paper; no public code exists."""
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor, nn
@@ -17,6 +18,7 @@ from clss.losses._common import (
     loss_batch,
     reduce_anchors,
 )
+from clss.losses.errors import NonFiniteError
 from clss.losses.pairwise import LABEL_DISTANCES, feature_similarity, label_distance
 
 SIMILARITIES = {"sq_l2": "neg_sq_l2", "dot": "dot"}
@@ -76,6 +78,8 @@ class ConOrdLoss(nn.Module):
         name = type(self).__name__
         self.temperature = check_temperature(name, "temperature", temperature)
         self.eps = check_positive(name, "eps", eps)
+        if self.eps < torch.finfo(torch.float32).tiny:  # it would round to 0 and make log a_ii infinite
+            raise ValueError(f"{name}: eps must be >= {torch.finfo(torch.float32).tiny:.3g}, got {eps}")
         self.similarity = check_choice(name, "similarity", similarity, tuple(SIMILARITIES))
         self.affinity = check_choice(name, "affinity", affinity, AFFINITIES)
         self.disparity = check_choice(name, "disparity", disparity, DISPARITIES)
@@ -110,7 +114,8 @@ class ConOrdLoss(nn.Module):
             log_a = log_a.masked_fill(~others, -math.inf)
             log_ratio = torch.logsumexp(log_a + logits, 1) - torch.logsumexp(log_b + logits, 1)
             per_anchor = -log_ratio / (n - 1)
-            return batch.finite(reduce_anchors(per_anchor, batch.weights, self.reduction, valid=valid), logits)
+            value = reduce_anchors(per_anchor, batch.weights, self.reduction, valid=valid)
+            return batch.finite(value, logits)
 
     def extra_repr(self) -> str:
         return (
@@ -158,7 +163,7 @@ class ConOrdCenterLoss(nn.Module):
     ) -> Tensor:
         name = type(self).__name__
         with loss_batch(self, features, ranks, weights=weights, mask=mask, gather=gather, multi_dim=False,
-                        min_samples=1) as batch:
+                        min_samples=1, parameters={"centers": self.centers}) as batch:
             if batch.features.shape[1] != self.dim:
                 raise ValueError(
                     f"{name}: features have dimension {batch.features.shape[1]}, expected {self.dim}"
@@ -189,6 +194,13 @@ def knn_predict(
         ``[Q]`` (or ``[Q, m]``) predictions in the dtype of the embeddings. Nearest by Euclidean
         distance (equivalent to cosine for unit-norm embeddings); ties broken by ``torch.topk``.
     """
+    for name, value in (("train_emb", train_emb), ("train_targets", train_targets), ("query_emb", query_emb)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"knn_predict: {name} must be a torch.Tensor, got {type(value).__name__}")
+        if value.dtype == torch.bool or value.is_complex() or (name != "train_targets"
+                                                               and not value.is_floating_point()):
+            kind = "floating point" if name != "train_targets" else "real numbers"
+            raise ValueError(f"knn_predict: {name} must be {kind}, got {value.dtype}")
     if train_emb.dim() != 2 or query_emb.dim() != 2 or train_emb.shape[1] != query_emb.shape[1]:
         raise ValueError(
             "knn_predict: embeddings must be [M, d] and [Q, d] with the same d, got "
@@ -199,8 +211,14 @@ def knn_predict(
             f"knn_predict: train_targets must be [M] or [M, m] with M = {train_emb.shape[0]}, "
             f"got {tuple(train_targets.shape)}"
         )
-    if not 1 <= int(k) <= train_emb.shape[0]:
-        raise ValueError(f"knn_predict: k must be in [1, {train_emb.shape[0]}], got {k}")
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= train_emb.shape[0]:
+        raise ValueError(f"knn_predict: k must be an integer in [1, {train_emb.shape[0]}], got {k!r}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
+        raise ValueError(f"knn_predict: chunk_size must be an integer >= 1, got {chunk_size!r}")
+    for name, value in (("train_emb", train_emb), ("train_targets", train_targets), ("query_emb", query_emb)):
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise NonFiniteError(f"knn_predict: {name} contain NaN or inf ({bad} of {value.numel()} entries)")
     targets = train_targets.to(train_emb.dtype)
     out = []
     for start in range(0, query_emb.shape[0], chunk_size):

@@ -17,11 +17,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from clss.losses._common import losses_with_non_finite_gradient
+from clss.losses.errors import NonFiniteLossError  # defined with the losses, which raise a subclass
+
 METHODS: dict[str, type[Method]] = {}
-
-
-class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or infinite; the step was not applied."""
 
 
 @dataclass
@@ -128,16 +127,44 @@ class Method(nn.Module):
 
     def optimize(self, loss: torch.Tensor, parts: Mapping[str, torch.Tensor],
                  optimizer: torch.optim.Optimizer | None = None) -> None:
-        """Backward and step, refusing non-finite losses before they touch the weights."""
+        """Backward and step, refusing non-finite losses and gradients before they touch the weights.
+
+        After the backward, one fused reduction (the largest ``|gradient|`` of each parameter the optimiser
+        holds) and a single device sync test the gradients. A NaN/inf gradient raises
+        :class:`NonFiniteLossError` naming the parameters and the loss of :mod:`clss.losses` it came from;
+        the gradients are cleared and the optimiser does not step.
+        """
         value = float(loss.detach())
         if not math.isfinite(value):
-            detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in parts.items())
-            raise NonFiniteLossError(f"{self.name}: the loss is {value} ({detail}); the step was "
+            raise NonFiniteLossError(f"{self.name}: the loss is {value} ({_describe(parts)}); the step was "
                                      f"skipped. Lower the learning rate or check the inputs")
         opt = optimizer or self.configure_optimizers()[0]
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        # The max-norm cannot overflow on finite gradients (a 2-norm of entries near 1e19 would).
+        if grads and not bool(torch.stack(torch._foreach_norm(grads, math.inf)).isfinite().all()):
+            self._refuse_gradients(opt, parts)
         opt.step()
+
+    def _refuse_gradients(self, opt: torch.optim.Optimizer, parts: Mapping[str, torch.Tensor]) -> None:
+        names = {id(p): name for name, p in self.named_parameters()}
+        held = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        bad = [names.get(id(p), "?") for p in held if not bool(torch.isfinite(p.grad).all())]
+        sources = losses_with_non_finite_gradient(self)
+        opt.zero_grad(set_to_none=True)
+        origin = (f"it comes from {', '.join(sources)}, whose gradient with respect to its input is not "
+                  "finite" if sources else "no loss of clss.losses sent back a non-finite gradient, so it "
+                  "arises in the model or a term outside clss.losses")
+        shown = ", ".join(bad[:4]) + (", ..." if len(bad) > 4 else "")
+        raise NonFiniteLossError(
+            f"{self.name}: the gradient is NaN or infinite in {len(bad)} of {len(held)} parameter tensors "
+            f"({shown}) although the loss is finite ({_describe(parts)}); {origin}. The step was skipped "
+            "and the weights are unchanged. Lower the learning rate or check the inputs")
+
+
+def _describe(parts: Mapping[str, torch.Tensor]) -> str:
+    return ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in parts.items())
 
 
 @dataclass
