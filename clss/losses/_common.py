@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +24,9 @@ TARGET_KINDS = ("continuous", "labels")
 # Below this, 1/τ times a unit-scale similarity difference overflows float32 gradients while the loss
 # value stays finite (RnC at τ = 1e-38), so the losses refuse such temperatures up front.
 MIN_TEMPERATURE = 1e-6
-# Attribute of a loss module holding whether the gradient it last sent back to its features was finite.
-GRADIENT_FLAG = "finite_gradient"
+# Attribute of a loss module holding the sum of the gradient it last sent back to its features (finite
+# exactly when every entry is, short of an overflowing sum).
+GRADIENT_SUM = "feature_gradient_sum"
 
 
 @dataclass(frozen=True)
@@ -69,15 +71,17 @@ class Batch:
         similarities pass them as ``logits``: an overflowed similarity of an anchor that the loss masks
         out (no positives, a tied rank) leaves the value finite but makes the gradient NaN.
         """
-        flags = [torch.isfinite(value).all(), *(torch.isfinite(x).all() for x in logits)]
-        if not bool(torch.stack(flags).all()):
-            largest = float(self.features.detach().abs().amax())
-            kind = "nan" if bool(torch.isnan(value).any()) else "inf" if not bool(flags[0]) else "finite"
-            what = f"the loss is {kind}" if kind != "finite" else "the similarities are not finite"
-            raise NonFiniteError(
-                f"{self.loss_name}: {what} although its inputs are finite: it overflowed "
-                f"{str(self.features.dtype).removeprefix('torch.')} (largest |feature| {largest:.3g}); "
-                "L2-normalise the features, raise the temperature or pass float64 features")
+        if finite_sum(value, *logits) or all(bool(torch.isfinite(x).all()) for x in (value, *logits)):
+            return value
+        largest = float(self.features.detach().abs().amax())
+        if bool(torch.isfinite(value).all()):
+            what = "the similarities are not finite"
+        else:
+            what = f"the loss is {'nan' if bool(torch.isnan(value).any()) else 'inf'}"
+        raise NonFiniteError(
+            f"{self.loss_name}: {what} although its inputs are finite: it overflowed "
+            f"{str(self.features.dtype).removeprefix('torch.')} (largest |feature| {largest:.3g}); "
+            "L2-normalise the features, raise the temperature or pass float64 features")
         return value
 
     @functools.cached_property
@@ -284,17 +288,31 @@ def prepare_batch(
     return Batch(features, targets, weights, rows, n_views, n_samples, loss_name)
 
 
+def finite_sum(*tensors: Tensor) -> bool:
+    """Whether the sum of all entries of ``tensors`` is finite: one sum per tensor and one device sync.
+
+    A NaN or infinite entry always makes the sum non-finite, so ``True`` proves every entry finite. Finite
+    entries whose sum overflows also give ``False``: callers then run the exact (slower) test, which is
+    the error path. A sum costs about a tenth of ``torch.isfinite(x).all()``.
+    """
+    with torch.no_grad():
+        total = tensors[0].sum()
+        for tensor in tensors[1:]:
+            total = total + tensor.sum()
+        return math.isfinite(float(total))
+
+
 def _check_finite(loss_name: str, features: Tensor, targets: Tensor | None, weights: Tensor | None,
                   parameters: Mapping[str, Tensor]) -> None:
-    """One fused finiteness test of every input (a single ``bool`` sync); the diagnosis runs only when
-    it fails."""
+    """One fused finiteness test of every input (:func:`finite_sum`, a single sync); the exact test and
+    the diagnosis run only when it fails."""
     checked = {"features": features, **{name: value.detach() for name, value in parameters.items()}}
     if targets is not None and targets.is_floating_point():
         checked["targets"] = targets
-    flags = [torch.isfinite(value).all() for value in checked.values()]
-    if weights is not None:  # NaN fails both comparisons, inf the second
-        flags.append(((weights >= 0) & (weights < float("inf"))).all())
-    if bool(torch.stack([flag.to(features.device) for flag in flags]).all()):
+    probes = list(checked.values())
+    if weights is not None:  # sqrt of the smallest weight is NaN when it is negative or NaN
+        probes += [weights, weights.amin().sqrt() if weights.numel() else weights]
+    if finite_sum(*probes):
         return
     for name, value in checked.items():
         bad = int((~torch.isfinite(value)).sum())
@@ -303,10 +321,13 @@ def _check_finite(loss_name: str, features: Tensor, targets: Tensor | None, weig
             if name == "targets":
                 raise ValueError(f"{loss_name}: targets contain NaN or inf {where} (mask such rows out)")
             raise NonFiniteError(f"{loss_name}: {name} contain NaN or inf {where}")
-    bad = int((~torch.isfinite(weights)).sum())
-    if bad:
-        raise ValueError(f"{loss_name}: weights contain NaN or inf ({bad} of {weights.numel()} entries)")
-    raise ValueError(f"{loss_name}: weights must be non-negative, got min {float(weights.min()):g}")
+    if weights is not None:
+        bad = int((~torch.isfinite(weights)).sum())
+        if bad:
+            raise ValueError(f"{loss_name}: weights contain NaN or inf ({bad} of {weights.numel()} entries)")
+        if bool((weights < 0).any()):
+            raise ValueError(f"{loss_name}: weights must be non-negative, got min {float(weights.min()):g}")
+    # Every entry is finite: the sum overflowed (entries near the float limit). Nothing to refuse.
 
 
 @contextlib.contextmanager
@@ -320,17 +341,18 @@ def loss_batch(owner: nn.Module, features: Tensor, targets: Tensor | None, **opt
 
 
 def watch_gradient(owner: nn.Module, features: Tensor) -> Tensor:
-    """Record in ``owner.finite_gradient`` whether the gradient this call sends back to ``features`` is
-    finite.
+    """Record in ``owner.feature_gradient_sum`` whether the gradient this call sends back to ``features``
+    is finite.
 
-    The flag is a 0-d bool tensor written during the backward pass, without a device synchronisation
-    (``None`` until then, and after a call without gradient); calling the loss again before the backward
-    combines the flags with ``&``. The hook sits on an alias of ``features``, so it sees this loss's
-    gradient only, not that of other losses of the same tensor. The training methods read the flag
-    only after a non-finite parameter gradient, to name the loss it came from. Nothing is raised here:
-    under a gradient scaler, non-finite gradients are expected and skipped.
+    During the backward pass the hook stores the gradient's sum, a 0-d tensor, without a device
+    synchronisation: a NaN or infinite entry makes it non-finite. The flag is ``None`` until the
+    backward, and after a call without gradient. Calling the loss again before the backward adds the
+    sums. The hook sits on an alias of ``features``, so it sees this loss's gradient only, not that of
+    other losses of the same tensor. The training methods read the flag only after a non-finite
+    parameter gradient, to name the loss it came from (:func:`losses_with_non_finite_gradient`).
+    Nothing is raised here: under a gradient scaler, non-finite gradients are expected and skipped.
     """
-    setattr(owner, GRADIENT_FLAG, None)
+    owner.__dict__[GRADIENT_SUM] = None  # plain attribute, bypassing nn.Module.__setattr__
     if not (isinstance(features, Tensor) and features.requires_grad and torch.is_grad_enabled()):
         return features
     alias = features.view_as(features)
@@ -340,17 +362,19 @@ def watch_gradient(owner: nn.Module, features: Tensor) -> Tensor:
 
 def losses_with_non_finite_gradient(module: nn.Module) -> list[str]:
     """``"attribute (LossClass)"`` for every loss inside ``module`` whose last backward sent a NaN/inf
-    gradient to its features (see :func:`watch_gradient`); syncs the device, so for the error path."""
+    gradient to its features (see :func:`watch_gradient`); syncs the device, so for the error path. A
+    gradient whose finite entries sum past the float range counts as non-finite here."""
     return [f"{name or 'the module'} ({type(child).__name__})" for name, child in module.named_modules()
-            if getattr(child, GRADIENT_FLAG, None) is not None and not bool(getattr(child, GRADIENT_FLAG))]
+            if child.__dict__.get(GRADIENT_SUM) is not None
+            and not bool(torch.isfinite(child.__dict__[GRADIENT_SUM]))]
 
 
 def _record_gradient(owner: nn.Module, grad: Tensor | None) -> None:
     if grad is None:  # an unused output (e.g. under torch.autograd.gradcheck)
         return
-    finite = torch.isfinite(grad).all()
-    previous = getattr(owner, GRADIENT_FLAG, None)
-    setattr(owner, GRADIENT_FLAG, finite if previous is None else previous & finite)
+    total = grad.detach().sum()
+    previous = owner.__dict__.get(GRADIENT_SUM)
+    owner.__dict__[GRADIENT_SUM] = total if previous is None else previous + total
 
 
 def integer_indices(loss_name: str, values: Tensor, upper: int, what: str) -> Tensor:
