@@ -25,8 +25,9 @@ TARGET_KINDS = ("continuous", "labels")
 # value stays finite (RnC at τ = 1e-38), so the losses refuse such temperatures up front.
 MIN_TEMPERATURE = 1e-6
 # Attribute of a loss module holding the sum of the gradient it last sent back to its features (finite
-# exactly when every entry is, short of an overflowing sum).
+# exactly when every entry is, short of an overflowing sum), recorded once WATCH is set on it.
 GRADIENT_SUM = "feature_gradient_sum"
+WATCH = "watch_gradient"
 
 
 @dataclass(frozen=True)
@@ -334,10 +335,21 @@ def _check_finite(loss_name: str, features: Tensor, targets: Tensor | None, weig
 def loss_batch(owner: nn.Module, features: Tensor, targets: Tensor | None, **options: Any) -> Iterator[Batch]:
     """The body of every loss's ``forward``: autocast off (:func:`full_precision`) around the validated
     batch of :func:`prepare_batch` (``options`` are its keyword arguments), with the gradient that
-    ``owner`` sends back to ``features`` watched (:func:`watch_gradient`). The body returns
+    ``owner`` sends back to ``features`` watched (:func:`watch_gradient`) once :func:`watch_losses`
+    switched it on. The body returns
     ``batch.finite(value)``."""
+    if owner.__dict__.get(WATCH):
+        features = watch_gradient(owner, features)
     with full_precision(features):
-        yield prepare_batch(type(owner).__name__, watch_gradient(owner, features), targets, **options)
+        yield prepare_batch(type(owner).__name__, features, targets, **options)
+
+
+def watch_losses(module: nn.Module) -> None:
+    """Make every loss of :mod:`clss.losses` inside ``module`` record its feature gradient
+    (:func:`watch_gradient`). The training methods do this for their losses; it costs a hook per call."""
+    for child in module.modules():
+        if type(child).__module__.startswith("clss.losses."):
+            child.__dict__[WATCH] = True
 
 
 def watch_gradient(owner: nn.Module, features: Tensor) -> Tensor:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from clss.losses._common import check_choice, loss_batch, zero_loss
-from clss.losses.pairwise import feature_similarity, label_distance
+from clss.losses.pairwise import feature_similarity, label_distance, unit_rows
 
 VARIANTS = ("center", "pairwise")
 TIGHTNESS = ("squared", "euclidean")
@@ -104,15 +103,18 @@ class OrdinalEntropyLoss(nn.Module):
         return (a * w * dist).sum() / a.sum().clamp_min(torch.finfo(dist.dtype).tiny)
 
     def _pairwise(self, z: Tensor, y: Tensor, weights: Tensor | None) -> Tensor:
-        return -self._diversity(F.normalize(z, dim=1), y, weights)
+        return -self._diversity(unit_rows(z), y, weights)
 
     def _center(self, z: Tensor, y: Tensor, weights: Tensor | None) -> Tensor:
         values, inverse, counts = torch.unique(y, return_inverse=True, return_counts=True)
         sums = torch.zeros(values.shape[0], z.shape[1], dtype=z.dtype, device=z.device)
-        centres = F.normalize(sums.index_add(0, inverse, z) / counts[:, None].to(z.dtype), dim=1)
+        # The centres' directions do not change when every row is divided by one constant; dividing by
+        # the largest |entry| keeps the class sums finite for features near the float limit.
+        scaled = z / z.detach().abs().amax().clamp_min(1)
+        centres = unit_rows(sums.index_add(0, inverse, scaled) / counts[:, None].to(z.dtype))
         diversity = self._diversity(centres, values, None)
 
-        residual = (F.normalize(z, dim=1) - centres[inverse]).pow(2).sum(1)
+        residual = (unit_rows(z) - centres[inverse]).pow(2).sum(1)
         # Singleton classes have residual exactly 0 and are left out, as in the official code.
         keep = residual > 0
         if self.tightness == "euclidean":

@@ -55,11 +55,26 @@ def feature_similarity(features: Tensor, kind: str, other: Tensor | None = None)
         dist = torch.cdist(features, other, p=2.0, compute_mode="donot_use_mm_for_euclid_dist")
         return -dist if kind == "neg_l2" else -(dist * dist)
     if kind == "cosine":
-        unit = F.normalize(features, dim=1)
-        return unit @ (unit if same else F.normalize(other, dim=1)).T
+        unit = unit_rows(features)
+        return unit @ (unit if same else unit_rows(other)).T
     if kind == "dot":
         return features @ other.T
     raise ValueError(f"feature_similarity: kind must be one of {FEATURE_SIMILARITIES}, got {kind!r}")
+
+
+def unit_rows(features: Tensor) -> Tensor:
+    """``F.normalize(features, dim=1)`` that stays right for entries up to the float limit.
+
+    A row whose largest ``|entry|`` exceeds 1 is first divided by it (a detached constant, so the value
+    and the gradient are those of the plain normalisation): otherwise its squared norm overflows above
+    about 1e19 in float32 and the row silently normalises to zeros. Rows with smaller entries are left
+    as they are, so a row whose norm is below ``F.normalize``'s ``eps`` (1e-12) still comes out shorter
+    than 1 rather than with an overflowing gradient.
+    """
+    if features.numel() == 0:
+        return F.normalize(features, dim=1)
+    scale = features.detach().abs().amax(dim=1, keepdim=True).clamp_min(1)
+    return F.normalize(features / scale, dim=1)
 
 
 def off_diagonal(matrix: Tensor) -> Tensor:

@@ -60,13 +60,12 @@ class _RankMatchingLoss(nn.Module):
                 keep = unique_representatives(y, generator)
                 z, y = z[keep], y[keep]
                 w = None if w is None else w[keep]
+            scores = self._scores(z)
             per_anchor = rank_matching_loss(
-                self._scores(z),
-                -label_distance(y, self.label_diff),
-                self.lambda_val,
-                self.target_ties,
+                scores, -label_distance(y, self.label_diff), self.lambda_val, self.target_ties
             )
-            return batch.finite(reduce_anchors(per_anchor, w, self.reduction))
+            # Ranks of overflowed scores would be arbitrary while the value stays finite.
+            return batch.finite(reduce_anchors(per_anchor, w, self.reduction), scores)
 
     def extra_repr(self) -> str:
         return (

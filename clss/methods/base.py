@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from clss.losses._common import losses_with_non_finite_gradient
+from clss.losses._common import finite_sum, losses_with_non_finite_gradient, watch_losses
 from clss.losses.errors import NonFiniteLossError  # defined with the losses, which raise a subclass
 
 METHODS: dict[str, type[Method]] = {}
@@ -105,6 +105,11 @@ class Method(nn.Module):
         self.model = model_fn()
         self.optimizers: list[torch.optim.Optimizer] = []
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, nn.Module):  # the losses a method holds record their gradients for optimize()
+            watch_losses(value)
+        super().__setattr__(name, value)
+
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         """Create (once) and return the optimisers; the engine attaches schedules and checkpoints them."""
         if not self.optimizers:
@@ -129,8 +134,8 @@ class Method(nn.Module):
                  optimizer: torch.optim.Optimizer | None = None) -> None:
         """Backward and step, refusing non-finite losses and gradients before they touch the weights.
 
-        After the backward, one fused reduction (the largest ``|gradient|`` of each parameter the optimiser
-        holds) and a single device sync test the gradients. A NaN/inf gradient raises
+        After the backward, the sum of every gradient the optimiser holds and a single device sync test the
+        gradients (the exact per-entry test runs only when the sum is not finite). A NaN/inf gradient raises
         :class:`NonFiniteLossError` naming the parameters and the loss of :mod:`clss.losses` it came from;
         the gradients are cleared and the optimiser does not step.
         """
@@ -142,8 +147,7 @@ class Method(nn.Module):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
-        # The max-norm cannot overflow on finite gradients (a 2-norm of entries near 1e19 would).
-        if grads and not bool(torch.stack(torch._foreach_norm(grads, math.inf)).isfinite().all()):
+        if grads and not finite_sum(*grads) and not all(bool(torch.isfinite(g).all()) for g in grads):
             self._refuse_gradients(opt, parts)
         opt.step()
 

@@ -10,7 +10,7 @@ from torch import nn
 from clss.config import resolve_config
 from clss.engine import TrainingDiverged, train
 from clss.losses import NonFiniteError, NonFiniteLossError, RankSimLoss, RnCLoss
-from clss.losses._common import GRADIENT_SUM
+from clss.losses._common import GRADIENT_SUM, WATCH, watch_losses
 from clss.methods import Batch, Supervised
 from clss.models import MLPRegressor
 
@@ -116,11 +116,20 @@ def test_training_run_with_inf_features_stops_as_diverged_naming_the_loss_and_th
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "diverged"
 
 
+def test_a_method_watches_the_losses_it_holds():
+    method = Supervised(lambda: Wrapped(lambda f: f), params={"contrastive": "rnc"})
+    assert method.labeled_contrastive.__dict__.get(WATCH) is True
+    assert WATCH not in method.model.__dict__
+
+
 def test_the_flag_sees_only_its_own_loss_gradient():
     torch.manual_seed(0)
     z = torch.randn(6, 4, requires_grad=True)
     y = torch.arange(6.0)
     rnc, ranksim = RnCLoss(), RankSimLoss()
+    rnc(z, y)
+    assert GRADIENT_SUM not in rnc.__dict__  # standalone losses record nothing (and cost nothing)
+    watch_losses(rnc), watch_losses(ranksim)
     total = rnc(z, y) + ranksim(z, y)
     assert getattr(rnc, GRADIENT_SUM) is None  # nothing recorded before the backward
     # a NaN upstream gradient reaches the third call (RnC) only
