@@ -115,8 +115,9 @@ class OrdinalEntropyLoss(nn.Module):
         diversity = self._diversity(centres, values, None)
 
         residual = (unit_rows(z) - centres[inverse]).pow(2).sum(1)
-        # Singleton classes have residual exactly 0 and are left out, as in the official code.
-        keep = residual > 0
+        # Singleton classes (residual 0 up to the rounding of the scaling) are left out, as in the official
+        # code, and so are rows that coincide with their centre.
+        keep = (residual > 0) & (counts[inverse] > 1)
         if self.tightness == "euclidean":
             residual = torch.where(keep, residual, 1.0).sqrt()
         w = keep.to(z.dtype) if weights is None else weights * keep
