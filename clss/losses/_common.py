@@ -24,10 +24,6 @@ TARGET_KINDS = ("continuous", "labels")
 # Below this, 1/τ times a unit-scale similarity difference overflows float32 gradients while the loss
 # value stays finite (RnC at τ = 1e-38), so the losses refuse such temperatures up front.
 MIN_TEMPERATURE = 1e-6
-# Attribute of a loss module holding the sum of the gradient it last sent back to its features (finite
-# exactly when every entry is, short of an overflowing sum), recorded once WATCH is set on it.
-GRADIENT_SUM = "feature_gradient_sum"
-WATCH = "watch_gradient"
 
 
 @dataclass(frozen=True)
@@ -334,59 +330,10 @@ def _check_finite(loss_name: str, features: Tensor, targets: Tensor | None, weig
 @contextlib.contextmanager
 def loss_batch(owner: nn.Module, features: Tensor, targets: Tensor | None, **options: Any) -> Iterator[Batch]:
     """The body of every loss's ``forward``: autocast off (:func:`full_precision`) around the validated
-    batch of :func:`prepare_batch` (``options`` are its keyword arguments), with the gradient that
-    ``owner`` sends back to ``features`` watched (:func:`watch_gradient`) once :func:`watch_losses`
-    switched it on. The body returns
+    batch of :func:`prepare_batch` (``options`` are its keyword arguments). The body returns
     ``batch.finite(value)``."""
-    if owner.__dict__.get(WATCH):
-        features = watch_gradient(owner, features)
     with full_precision(features):
         yield prepare_batch(type(owner).__name__, features, targets, **options)
-
-
-def watch_losses(module: nn.Module) -> None:
-    """Make every loss of :mod:`clss.losses` inside ``module`` record its feature gradient
-    (:func:`watch_gradient`). The training methods do this for their losses; it costs a hook per call."""
-    for child in module.modules():
-        if type(child).__module__.startswith("clss.losses."):
-            child.__dict__[WATCH] = True
-
-
-def watch_gradient(owner: nn.Module, features: Tensor) -> Tensor:
-    """Record in ``owner.feature_gradient_sum`` whether the gradient this call sends back to ``features``
-    is finite.
-
-    During the backward pass the hook stores the gradient's sum, a 0-d tensor, without a device
-    synchronisation: a NaN or infinite entry makes it non-finite. The flag is ``None`` until the
-    backward, and after a call without gradient. Calling the loss again before the backward adds the
-    sums. The hook sits on an alias of ``features``, so it sees this loss's gradient only, not that of
-    other losses of the same tensor. The training methods read the flag only after a non-finite
-    parameter gradient, to name the loss it came from (:func:`losses_with_non_finite_gradient`).
-    Nothing is raised here: under a gradient scaler, non-finite gradients are expected and skipped.
-    """
-    owner.__dict__[GRADIENT_SUM] = None  # plain attribute, bypassing nn.Module.__setattr__
-    if not (isinstance(features, Tensor) and features.requires_grad and torch.is_grad_enabled()):
-        return features
-    alias = features.view_as(features)
-    alias.register_hook(functools.partial(_record_gradient, owner))
-    return alias
-
-
-def losses_with_non_finite_gradient(module: nn.Module) -> list[str]:
-    """``"attribute (LossClass)"`` for every loss inside ``module`` whose last backward sent a NaN/inf
-    gradient to its features (see :func:`watch_gradient`); syncs the device, so for the error path. A
-    gradient whose finite entries sum past the float range counts as non-finite here."""
-    return [f"{name or 'the module'} ({type(child).__name__})" for name, child in module.named_modules()
-            if child.__dict__.get(GRADIENT_SUM) is not None
-            and not bool(torch.isfinite(child.__dict__[GRADIENT_SUM]))]
-
-
-def _record_gradient(owner: nn.Module, grad: Tensor | None) -> None:
-    if grad is None:  # an unused output (e.g. under torch.autograd.gradcheck)
-        return
-    total = grad.detach().sum()
-    previous = owner.__dict__.get(GRADIENT_SUM)
-    owner.__dict__[GRADIENT_SUM] = total if previous is None else previous + total
 
 
 def integer_indices(loss_name: str, values: Tensor, upper: int, what: str) -> Tensor:

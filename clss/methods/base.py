@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from clss.losses._common import finite_sum, losses_with_non_finite_gradient, watch_losses
+from clss.losses._common import finite_sum
 from clss.losses.errors import NonFiniteLossError  # defined with the losses, which raise a subclass
 
 METHODS: dict[str, type[Method]] = {}
@@ -105,11 +105,6 @@ class Method(nn.Module):
         self.model = model_fn()
         self.optimizers: list[torch.optim.Optimizer] = []
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, nn.Module):  # the losses a method holds record their gradients for optimize()
-            watch_losses(value)
-        super().__setattr__(name, value)
-
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         """Create (once) and return the optimisers; the engine attaches schedules and checkpoints them."""
         if not self.optimizers:
@@ -136,8 +131,10 @@ class Method(nn.Module):
 
         After the backward, the sum of every gradient the optimiser holds and a single device sync test the
         gradients (the exact per-entry test runs only when the sum is not finite). A NaN/inf gradient raises
-        :class:`NonFiniteLossError` naming the parameters and the loss of :mod:`clss.losses` it came from;
-        the gradients are cleared and the optimiser does not step.
+        :class:`NonFiniteLossError` naming the parameters and the loss terms (keys of ``parts``) whose own
+        gradient is not finite; the gradients are cleared and the optimiser does not step. To find those
+        terms the backward keeps the graph until the caller drops ``loss``: no time, and memory only while
+        the optimiser steps.
         """
         value = float(loss.detach())
         if not math.isfinite(value):
@@ -145,7 +142,7 @@ class Method(nn.Module):
                                      f"skipped. Lower the learning rate or check the inputs")
         opt = optimizer or self.configure_optimizers()[0]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward(retain_graph=True)
         grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
         if grads and not finite_sum(*grads) and not all(bool(torch.isfinite(g).all()) for g in grads):
             self._refuse_gradients(opt, parts)
@@ -155,11 +152,15 @@ class Method(nn.Module):
         names = {id(p): name for name, p in self.named_parameters()}
         held = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
         bad = [names.get(id(p), "?") for p in held if not bool(torch.isfinite(p.grad).all())]
-        sources = losses_with_non_finite_gradient(self)
         opt.zero_grad(set_to_none=True)
-        origin = (f"it comes from {', '.join(sources)}, whose gradient with respect to its input is not "
-                  "finite" if sources else "no loss of clss.losses sent back a non-finite gradient, so it "
-                  "arises in the model or a term outside clss.losses")
+        culprits = []
+        for term, value in parts.items():  # each term's own gradient, from the kept graph
+            if value.requires_grad:
+                own = torch.autograd.grad(value, held, allow_unused=True, retain_graph=True)
+                if not all(g is None or bool(torch.isfinite(g).all()) for g in own):
+                    culprits.append(term)
+        origin = (f"it comes from the term(s) {', '.join(culprits)}" if culprits else
+                  "no single term has it, so the terms' gradients overflow only when added")
         shown = ", ".join(bad[:4]) + (", ..." if len(bad) > 4 else "")
         raise NonFiniteLossError(
             f"{self.name}: the gradient is NaN or infinite in {len(bad)} of {len(held)} parameter tensors "
