@@ -54,6 +54,7 @@ class Batch:
     n_views: int
     n_samples: int
     loss_name: str = "loss"
+    largest: float | None = None  # largest |feature|, from the finiteness check
 
     @property
     def n(self) -> int:
@@ -142,9 +143,10 @@ def full_precision(features: object) -> Iterator[None]:
 def _check_features(loss_name: str, features: Tensor) -> Tensor:
     if not isinstance(features, Tensor):
         raise TypeError(f"{loss_name}: features must be a torch.Tensor, got {type(features).__name__}")
-    if features.dim() not in (2, 3):
+    if features.dim() not in (2, 3) or features.shape[-1] == 0:
         raise ValueError(
-            f"{loss_name}: features must be [N, d] or [N, V, d], got shape {tuple(features.shape)}"
+            f"{loss_name}: features must be [N, d] or [N, V, d] with d >= 1, got shape "
+            f"{tuple(features.shape)}"
         )
     if not features.is_floating_point():
         raise ValueError(f"{loss_name}: features must be floating point, got {features.dtype}")
@@ -281,8 +283,8 @@ def prepare_batch(
             f"{loss_name}: needs at least {min_samples} samples (rows after view flattening and "
             f"masking), got {features.shape[0]}"
         )
-    _check_finite(loss_name, features, targets, weights, parameters or {})
-    return Batch(features, targets, weights, rows, n_views, n_samples, loss_name)
+    largest = _check_finite(loss_name, features, targets, weights, parameters or {})
+    return Batch(features, targets, weights, rows, n_views, n_samples, loss_name, largest)
 
 
 def finite_sum(*tensors: Tensor) -> bool:
@@ -300,17 +302,19 @@ def finite_sum(*tensors: Tensor) -> bool:
 
 
 def _check_finite(loss_name: str, features: Tensor, targets: Tensor | None, weights: Tensor | None,
-                  parameters: Mapping[str, Tensor]) -> None:
+                  parameters: Mapping[str, Tensor]) -> float | None:
     """One fused finiteness test of every input (:func:`finite_sum`, a single sync); the exact test and
-    the diagnosis run only when it fails."""
+    the diagnosis run only when it fails. Returns the largest ``|feature|`` when the inputs are finite
+    (the features enter the test as that maximum, which is NaN or inf exactly when they are not finite)."""
+    largest = features.detach().abs().amax()
     checked = {"features": features, **{name: value.detach() for name, value in parameters.items()}}
     if targets is not None and targets.is_floating_point():
         checked["targets"] = targets
-    probes = list(checked.values())
+    probes = [largest, *list(checked.values())[1:]]
     if weights is not None:  # sqrt of the smallest weight is NaN when it is negative or NaN
         probes += [weights, weights.amin().sqrt() if weights.numel() else weights]
     if finite_sum(*probes):
-        return
+        return float(largest)
     for name, value in checked.items():
         bad = int((~torch.isfinite(value)).sum())
         if bad:
@@ -325,6 +329,7 @@ def _check_finite(loss_name: str, features: Tensor, targets: Tensor | None, weig
         if bool((weights < 0).any()):
             raise ValueError(f"{loss_name}: weights must be non-negative, got min {float(weights.min()):g}")
     # Every entry is finite: the sum overflowed (entries near the float limit). Nothing to refuse.
+    return float(largest)
 
 
 @contextlib.contextmanager

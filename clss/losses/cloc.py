@@ -146,7 +146,7 @@ class MultiMarginNPairLoss(nn.Module):
                         multi_dim=False, min_samples=1, parameters={"margins": self.raw_margins}) as batch:
             classes = integer_indices(name, batch.targets[:, 0], self.num_classes, "integer class indices")
             n = batch.n
-            cos = feature_similarity(batch.features, "cosine")
+            cos = feature_similarity(batch.features, "cosine", largest=batch.largest)
             same = classes[:, None] == classes[None, :]
             positive = same & ~torch.eye(n, dtype=torch.bool, device=cos.device)
             negative = ~same

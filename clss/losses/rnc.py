@@ -84,7 +84,8 @@ class RnCLoss(nn.Module):
     ) -> Tensor:
         with loss_batch(self, features, targets, weights=weights, mask=mask,
                         gather=gather) as batch:
-            sim = feature_similarity(batch.features, RNC_FEATURE_SIMS[self.feature_sim])
+            kind = RNC_FEATURE_SIMS[self.feature_sim]
+            sim = feature_similarity(batch.features, kind, largest=batch.largest)
             sim = off_diagonal(sim / self.temperature)
             dist = off_diagonal(label_distance(batch.targets, self.label_diff))
             dist_sorted, order = dist.sort(dim=1)

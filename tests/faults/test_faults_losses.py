@@ -128,6 +128,7 @@ INPUT_CASES = [
     ("complex-features", lambda *_: (torch.ones(6, D, dtype=torch.complex64),
                                      (ValueError, "floating point"))),
     ("4-d-features", lambda *_: (torch.ones(6, 2, 1, D), (ValueError, r"\[N, d\] or \[N, V, d\]"))),
+    ("zero-columns", lambda *_: (torch.ones(6, 0), (ValueError, "with d >= 1"))),
     ("list-features", lambda *_: ([[0.0] * D] * 6, (TypeError, "must be a torch.Tensor"))),
 ]
 
