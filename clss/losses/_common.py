@@ -42,6 +42,9 @@ class Batch:
         n_samples: number of samples ``N`` before flattening and masking.
         sample: ``[n]`` index of the sample (in the possibly gathered batch) each row belongs to.
         view: ``[n]`` view index of each row.
+        loss_name: the loss, for error messages.
+        largest: the largest ``|feature|`` (known after the finiteness check; cosine similarities use it
+            to skip a rescaling that cannot matter).
 
     ``sample`` and ``view`` are built on first use: most losses never need them, and a training step
     calls its losses every iteration.
