@@ -471,7 +471,8 @@ def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,
                 except NonFiniteLossError as exc:
                     run.write_summary({"status": "diverged", "step": step, "error": str(exc)})
                     raise TrainingDiverged(f"{exc} (step {step}); the last good checkpoint is "
-                                           f"{run.checkpoint_path('last')}") from None
+                                           f"{run.checkpoint_path('last')}. Lower the learning rate or "
+                                           f"check the inputs") from None
                 for sch in s.schedulers:
                     sch.step()
                 step += 1

@@ -12,6 +12,7 @@ Shared pieces: :mod:`clss.losses.pairwise` (label distances, feature similaritie
 
 from clss.losses.cloc import MultiMarginNPairLoss
 from clss.losses.conord import ConOrdCenterLoss, ConOrdLoss, knn_predict
+from clss.losses.errors import NonFiniteError, NonFiniteLossError
 from clss.losses.ordinal_entropy import OrdinalEntropyLoss
 from clss.losses.pairwise import feature_similarity, label_distance
 from clss.losses.ranking import blackbox_rank, rank_normalised
@@ -24,6 +25,8 @@ __all__ = [
     "ConOrdCenterLoss",
     "ConOrdLoss",
     "MultiMarginNPairLoss",
+    "NonFiniteError",
+    "NonFiniteLossError",
     "OrdinalEntropyLoss",
     "PseudoRankPredictionLoss",
     "PseudoRankSimilarityLoss",

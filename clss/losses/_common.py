@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from clss.losses.errors import NonFiniteError
 
 REDUCTIONS = ("mean", "sum", "none")
 TARGET_KINDS = ("continuous", "labels")
+# Below this, 1/τ times a unit-scale similarity difference overflows float32 gradients while the loss
+# value stays finite (RnC at τ = 1e-38), so the losses refuse such temperatures up front.
+MIN_TEMPERATURE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,9 @@ class Batch:
         n_samples: number of samples ``N`` before flattening and masking.
         sample: ``[n]`` index of the sample (in the possibly gathered batch) each row belongs to.
         view: ``[n]`` view index of each row.
+        loss_name: the loss, for error messages.
+        largest: the largest ``|feature|`` (known after the finiteness check; cosine similarities use it
+            to skip a rescaling that cannot matter).
 
     ``sample`` and ``view`` are built on first use: most losses never need them, and a training step
     calls its losses every iteration.
@@ -47,10 +56,34 @@ class Batch:
     rows: Tensor | None
     n_views: int
     n_samples: int
+    loss_name: str = "loss"
+    largest: float | None = None  # largest |feature|, from the finiteness check
 
     @property
     def n(self) -> int:
         return self.features.shape[0]
+
+    def finite(self, value: Tensor, *logits: Tensor) -> Tensor:
+        """Return the loss ``value`` or raise :class:`NonFiniteError` if it, or any of ``logits``, is NaN
+        or infinite.
+
+        The inputs were checked to be finite, so a non-finite value is an overflow (features too large for
+        their dtype at this temperature); the message says by how much. Losses with unbounded
+        similarities pass them as ``logits``: an overflowed similarity of an anchor that the loss masks
+        out (no positives, a tied rank) leaves the value finite but makes the gradient NaN.
+        """
+        if finite_sum(value, *logits) or all(bool(torch.isfinite(x).all()) for x in (value, *logits)):
+            return value
+        largest = float(self.features.detach().abs().amax())
+        if bool(torch.isfinite(value).all()):
+            what = "the similarities are not finite"
+        else:
+            what = f"the loss is {'nan' if bool(torch.isnan(value).any()) else 'inf'}"
+        raise NonFiniteError(
+            f"{self.loss_name}: {what} although its inputs are finite: it overflowed "
+            f"{str(self.features.dtype).removeprefix('torch.')} (largest |feature| {largest:.3g}); "
+            "L2-normalise the features, raise the temperature or pass float64 features")
+        return value
 
     @functools.cached_property
     def sample(self) -> Tensor:
@@ -64,16 +97,32 @@ class Batch:
 
 
 def check_positive(loss_name: str, name: str, value: float) -> float:
-    """Return ``float(value)`` or raise ``ValueError`` unless it is a finite number > 0."""
-    value = float(value)
-    if not (value > 0 and value != float("inf")):
-        raise ValueError(f"{loss_name}: {name} must be a finite number > 0, got {value}")
-    return value
+    """Return ``float(value)`` or raise ``ValueError`` unless it is a finite number > 0 (``TypeError``
+    for a string, a bool or anything else that is not a real number)."""
+    try:
+        if isinstance(value, (str, bytes, bool)):
+            raise TypeError
+        number = float(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{loss_name}: {name} must be a real number, got {type(value).__name__} "
+                        f"{value!r}") from None
+    if not (number > 0 and number != float("inf")):
+        raise ValueError(f"{loss_name}: {name} must be a finite number > 0, got {number}")
+    return number
+
+
+def check_temperature(loss_name: str, name: str, value: float) -> float:
+    """:func:`check_positive` with the lower bound :data:`MIN_TEMPERATURE`."""
+    number = check_positive(loss_name, name, value)
+    if number < MIN_TEMPERATURE:
+        raise ValueError(f"{loss_name}: {name} must be >= {MIN_TEMPERATURE:g}, got {number:g} (smaller "
+                         "temperatures overflow float32 gradients)")
+    return number
 
 
 def check_choice(loss_name: str, name: str, value: str, choices: tuple[str, ...]) -> str:
     """Return ``value`` or raise ``ValueError`` unless it is one of ``choices``."""
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{loss_name}: {name} must be one of {choices}, got {value!r}")
     return value
 
@@ -97,9 +146,10 @@ def full_precision(features: object) -> Iterator[None]:
 def _check_features(loss_name: str, features: Tensor) -> Tensor:
     if not isinstance(features, Tensor):
         raise TypeError(f"{loss_name}: features must be a torch.Tensor, got {type(features).__name__}")
-    if features.dim() not in (2, 3):
+    if features.dim() not in (2, 3) or features.shape[-1] == 0:
         raise ValueError(
-            f"{loss_name}: features must be [N, d] or [N, V, d], got shape {tuple(features.shape)}"
+            f"{loss_name}: features must be [N, d] or [N, V, d] with d >= 1, got shape "
+            f"{tuple(features.shape)}"
         )
     if not features.is_floating_point():
         raise ValueError(f"{loss_name}: features must be floating point, got {features.dtype}")
@@ -128,8 +178,10 @@ def _check_targets(
         )
     if targets.shape[1] == 0:
         raise ValueError(f"{loss_name}: targets have zero columns")
+    if targets.is_complex():
+        raise ValueError(f"{loss_name}: targets must be real numbers, got {targets.dtype}")
     if kind == "continuous":
-        if targets.dtype == torch.bool or targets.is_complex():
+        if targets.dtype == torch.bool:
             raise ValueError(f"{loss_name}: targets must be real numbers, got {targets.dtype}")
         if not targets.is_floating_point() or targets.dtype in (torch.float16, torch.bfloat16):
             targets = targets.to(dtype)
@@ -154,6 +206,7 @@ def prepare_batch(
     kind: str = "continuous",
     multi_dim: bool = True,
     min_samples: int = 2,
+    parameters: Mapping[str, Tensor] | None = None,
 ) -> Batch:
     """Validate, (optionally) gather, flatten and mask one batch.
 
@@ -171,8 +224,16 @@ def prepare_batch(
             computes the loss of the global batch. A no-op without an initialised process group.
         multi_dim: whether ``[N, m]`` targets with ``m > 1`` are accepted.
         min_samples: fewest rows (after flattening and masking) the loss needs.
+        parameters: the loss's own tensors (learned margins, reference points) by name, checked for
+            NaN/inf together with the batch.
+
+    Every tensor is checked for NaN/inf after masking (masked-out rows may hold anything) in one
+    fused reduction with a single device synchronisation; counting the bad entries happens only on
+    the error path.
 
     Raises:
+        NonFiniteError: NaN/inf features or ``parameters`` (a ``ValueError``; in a training step it
+            stops the run as diverged).
         ValueError: wrong dimensionality, batch-size mismatch, NaN/inf targets, negative or
             non-finite weights, a non-bool mask, or fewer than ``min_samples`` rows.
     """
@@ -184,6 +245,8 @@ def prepare_batch(
         targets = _check_targets(loss_name, targets, n_local, kind, multi_dim, features.dtype)
     if weights is not None:
         _check_row_vector(loss_name, "weights", weights, n_local)
+        if weights.dtype == torch.bool or weights.is_complex():
+            raise ValueError(f"{loss_name}: weights must be real numbers, got {weights.dtype}")
         if not weights.is_floating_point():
             weights = weights.to(features.dtype)
         weights = weights.detach()
@@ -218,24 +281,67 @@ def prepare_batch(
         targets = None if targets is None else targets[rows]
         weights = None if weights is None else weights[rows]
 
-    if targets is not None and targets.is_floating_point() and not torch.isfinite(targets).all():
-        raise ValueError(f"{loss_name}: targets contain NaN or inf (mask such rows out)")
-    if weights is not None and not (torch.isfinite(weights).all() and (weights >= 0).all()):
-        raise ValueError(f"{loss_name}: weights must be finite and non-negative")
     if features.shape[0] < min_samples:
         raise ValueError(
             f"{loss_name}: needs at least {min_samples} samples (rows after view flattening and "
             f"masking), got {features.shape[0]}"
         )
-    return Batch(features, targets, weights, rows, n_views, n_samples)
+    largest = _check_finite(loss_name, features, targets, weights, parameters or {})
+    return Batch(features, targets, weights, rows, n_views, n_samples, loss_name, largest)
+
+
+def finite_sum(*tensors: Tensor) -> bool:
+    """Whether the sum of all entries of ``tensors`` is finite: one sum per tensor and one device sync.
+
+    A NaN or infinite entry always makes the sum non-finite, so ``True`` proves every entry finite. Finite
+    entries whose sum overflows also give ``False``: callers then run the exact (slower) test, which is
+    the error path. A sum costs about a tenth of ``torch.isfinite(x).all()``.
+    """
+    with torch.no_grad():
+        total = tensors[0].sum()
+        for tensor in tensors[1:]:
+            total = total + tensor.sum()
+        return math.isfinite(float(total))
+
+
+def _check_finite(loss_name: str, features: Tensor, targets: Tensor | None, weights: Tensor | None,
+                  parameters: Mapping[str, Tensor]) -> float | None:
+    """One fused finiteness test of every input (:func:`finite_sum`, a single sync); the exact test and
+    the diagnosis run only when it fails. Returns the largest ``|feature|`` when the inputs are finite
+    (the features enter the test as that maximum, which is NaN or inf exactly when they are not finite)."""
+    largest = features.detach().abs().amax()
+    checked = {"features": features, **{name: value.detach() for name, value in parameters.items()}}
+    if targets is not None and targets.is_floating_point():
+        checked["targets"] = targets
+    probes = [largest, *list(checked.values())[1:]]
+    if weights is not None:  # sqrt of the smallest weight is NaN when it is negative or NaN
+        probes += [weights, weights.amin().sqrt() if weights.numel() else weights]
+    if finite_sum(*probes):
+        return float(largest)
+    for name, value in checked.items():
+        bad = int((~torch.isfinite(value)).sum())
+        if bad:
+            where = f"({bad} of {value.numel()} entries)"
+            if name == "targets":
+                raise ValueError(f"{loss_name}: targets contain NaN or inf {where} (mask such rows out)")
+            raise NonFiniteError(f"{loss_name}: {name} contain NaN or inf {where}")
+    if weights is not None:
+        bad = int((~torch.isfinite(weights)).sum())
+        if bad:
+            raise ValueError(f"{loss_name}: weights contain NaN or inf ({bad} of {weights.numel()} entries)")
+        if bool((weights < 0).any()):
+            raise ValueError(f"{loss_name}: weights must be non-negative, got min {float(weights.min()):g}")
+    # Every entry is finite: the sum overflowed (entries near the float limit). Nothing to refuse.
+    return float(largest)
 
 
 @contextlib.contextmanager
-def loss_batch(loss_name: str, features: Tensor, targets: Tensor | None, **options: Any) -> Iterator[Batch]:
+def loss_batch(owner: nn.Module, features: Tensor, targets: Tensor | None, **options: Any) -> Iterator[Batch]:
     """The body of every loss's ``forward``: autocast off (:func:`full_precision`) around the validated
-    batch of :func:`prepare_batch` (``options`` are its keyword arguments)."""
+    batch of :func:`prepare_batch` (``options`` are its keyword arguments). The body returns
+    ``batch.finite(value)``."""
     with full_precision(features):
-        yield prepare_batch(loss_name, features, targets, **options)
+        yield prepare_batch(type(owner).__name__, features, targets, **options)
 
 
 def integer_indices(loss_name: str, values: Tensor, upper: int, what: str) -> Tensor:

@@ -142,11 +142,11 @@ class MultiMarginNPairLoss(nn.Module):
         gather: bool = False,
     ) -> Tensor:
         name = type(self).__name__
-        with loss_batch(name, features, targets, weights=weights, mask=mask, gather=gather, kind="labels",
-                        multi_dim=False, min_samples=1) as batch:
+        with loss_batch(self, features, targets, weights=weights, mask=mask, gather=gather, kind="labels",
+                        multi_dim=False, min_samples=1, parameters={"margins": self.raw_margins}) as batch:
             classes = integer_indices(name, batch.targets[:, 0], self.num_classes, "integer class indices")
             n = batch.n
-            cos = feature_similarity(batch.features, "cosine")
+            cos = feature_similarity(batch.features, "cosine", largest=batch.largest)
             same = classes[:, None] == classes[None, :]
             positive = same & ~torch.eye(n, dtype=torch.bool, device=cos.device)
             negative = ~same
@@ -163,7 +163,7 @@ class MultiMarginNPairLoss(nn.Module):
                 total = total / (n_pos * n_neg).clamp_min(1)
             elif self.normalization == "official":
                 total = total / (n_pos * n_neg * n_neg).clamp_min(1)
-            return reduce_anchors(total, batch.weights, self.reduction)
+            return batch.finite(reduce_anchors(total, batch.weights, self.reduction))
 
     def extra_repr(self) -> str:
         return (

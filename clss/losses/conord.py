@@ -4,6 +4,7 @@ eqs. 3-10). Specified from the paper; no public code exists."""
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor, nn
@@ -12,10 +13,12 @@ from clss.losses._common import (
     REDUCTIONS,
     check_choice,
     check_positive,
+    check_temperature,
     integer_indices,
     loss_batch,
     reduce_anchors,
 )
+from clss.losses.errors import NonFiniteError
 from clss.losses.pairwise import LABEL_DISTANCES, feature_similarity, label_distance
 
 SIMILARITIES = {"sq_l2": "neg_sq_l2", "dot": "dot"}
@@ -73,8 +76,10 @@ class ConOrdLoss(nn.Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        self.temperature = check_positive(name, "temperature", temperature)
+        self.temperature = check_temperature(name, "temperature", temperature)
         self.eps = check_positive(name, "eps", eps)
+        if self.eps < torch.finfo(torch.float32).tiny:  # it would round to 0 and make log a_ii infinite
+            raise ValueError(f"{name}: eps must be >= {torch.finfo(torch.float32).tiny:.3g}, got {eps}")
         self.similarity = check_choice(name, "similarity", similarity, tuple(SIMILARITIES))
         self.affinity = check_choice(name, "affinity", affinity, AFFINITIES)
         self.disparity = check_choice(name, "disparity", disparity, DISPARITIES)
@@ -90,7 +95,7 @@ class ConOrdLoss(nn.Module):
         mask: Tensor | None = None,
         gather: bool = False,
     ) -> Tensor:
-        with loss_batch(type(self).__name__, features, targets, weights=weights, mask=mask,
+        with loss_batch(self, features, targets, weights=weights, mask=mask,
                         gather=gather) as batch:
             n = batch.n
             logits = feature_similarity(batch.features, SIMILARITIES[self.similarity])
@@ -109,7 +114,8 @@ class ConOrdLoss(nn.Module):
             log_a = log_a.masked_fill(~others, -math.inf)
             log_ratio = torch.logsumexp(log_a + logits, 1) - torch.logsumexp(log_b + logits, 1)
             per_anchor = -log_ratio / (n - 1)
-            return reduce_anchors(per_anchor, batch.weights, self.reduction, valid=valid)
+            value = reduce_anchors(per_anchor, batch.weights, self.reduction, valid=valid)
+            return batch.finite(value, logits)
 
     def extra_repr(self) -> str:
         return (
@@ -156,8 +162,8 @@ class ConOrdCenterLoss(nn.Module):
         gather: bool = False,
     ) -> Tensor:
         name = type(self).__name__
-        with loss_batch(name, features, ranks, weights=weights, mask=mask, gather=gather, multi_dim=False,
-                        min_samples=1) as batch:
+        with loss_batch(self, features, ranks, weights=weights, mask=mask, gather=gather, multi_dim=False,
+                        min_samples=1, parameters={"centers": self.centers}) as batch:
             if batch.features.shape[1] != self.dim:
                 raise ValueError(
                     f"{name}: features have dimension {batch.features.shape[1]}, expected {self.dim}"
@@ -165,7 +171,7 @@ class ConOrdCenterLoss(nn.Module):
             index = integer_indices(name, batch.targets[:, 0], self.num_ranks, "ranks")
             centers = self.centers.to(batch.features.dtype)[index]
             per_row = torch.linalg.vector_norm(batch.features - centers, dim=1)
-            return reduce_anchors(per_row, batch.weights, self.reduction)
+            return batch.finite(reduce_anchors(per_row, batch.weights, self.reduction))
 
 
 def knn_predict(
@@ -188,6 +194,13 @@ def knn_predict(
         ``[Q]`` (or ``[Q, m]``) predictions in the dtype of the embeddings. Nearest by Euclidean
         distance (equivalent to cosine for unit-norm embeddings); ties broken by ``torch.topk``.
     """
+    for name, value in (("train_emb", train_emb), ("train_targets", train_targets), ("query_emb", query_emb)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"knn_predict: {name} must be a torch.Tensor, got {type(value).__name__}")
+        if value.dtype == torch.bool or value.is_complex() or (name != "train_targets"
+                                                               and not value.is_floating_point()):
+            kind = "floating point" if name != "train_targets" else "real numbers"
+            raise ValueError(f"knn_predict: {name} must be {kind}, got {value.dtype}")
     if train_emb.dim() != 2 or query_emb.dim() != 2 or train_emb.shape[1] != query_emb.shape[1]:
         raise ValueError(
             "knn_predict: embeddings must be [M, d] and [Q, d] with the same d, got "
@@ -198,8 +211,14 @@ def knn_predict(
             f"knn_predict: train_targets must be [M] or [M, m] with M = {train_emb.shape[0]}, "
             f"got {tuple(train_targets.shape)}"
         )
-    if not 1 <= int(k) <= train_emb.shape[0]:
-        raise ValueError(f"knn_predict: k must be in [1, {train_emb.shape[0]}], got {k}")
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= train_emb.shape[0]:
+        raise ValueError(f"knn_predict: k must be an integer in [1, {train_emb.shape[0]}], got {k!r}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
+        raise ValueError(f"knn_predict: chunk_size must be an integer >= 1, got {chunk_size!r}")
+    for name, value in (("train_emb", train_emb), ("train_targets", train_targets), ("query_emb", query_emb)):
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise NonFiniteError(f"knn_predict: {name} contain NaN or inf ({bad} of {value.numel()} entries)")
     targets = train_targets.to(train_emb.dtype)
     out = []
     for start in range(0, query_emb.shape[0], chunk_size):

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from clss.losses._common import check_choice, loss_batch, zero_loss
-from clss.losses.pairwise import feature_similarity, label_distance
+from clss.losses.pairwise import feature_similarity, label_distance, squares_overflow, unit_rows
 
 VARIANTS = ("center", "pairwise")
 TIGHTNESS = ("squared", "euclidean")
@@ -85,11 +84,10 @@ class OrdinalEntropyLoss(nn.Module):
         mask: Tensor | None = None,
         gather: bool = False,
     ) -> Tensor:
-        with loss_batch(type(self).__name__, features, targets, weights=weights, mask=mask, gather=gather,
+        with loss_batch(self, features, targets, weights=weights, mask=mask, gather=gather,
                         multi_dim=False, min_samples=1) as batch:
-            if self.variant == "pairwise":
-                return self._pairwise(batch.features, batch.targets[:, 0], batch.weights)
-            return self._center(batch.features, batch.targets[:, 0], batch.weights)
+            args = (batch.features, batch.targets[:, 0], batch.weights, batch.largest)
+            return batch.finite(self._pairwise(*args) if self.variant == "pairwise" else self._center(*args))
 
     def _diversity(self, points: Tensor, values: Tensor, pair_weights: Tensor | None) -> Tensor:
         """``mean_{a<b} w_ab ‖p_a − p_b‖`` over the strict upper triangle (0 without pairs)."""
@@ -103,18 +101,24 @@ class OrdinalEntropyLoss(nn.Module):
         a = pair_weights[iu[0]] * pair_weights[iu[1]]
         return (a * w * dist).sum() / a.sum().clamp_min(torch.finfo(dist.dtype).tiny)
 
-    def _pairwise(self, z: Tensor, y: Tensor, weights: Tensor | None) -> Tensor:
-        return -self._diversity(F.normalize(z, dim=1), y, weights)
+    def _pairwise(self, z: Tensor, y: Tensor, weights: Tensor | None, largest: float | None) -> Tensor:
+        return -self._diversity(unit_rows(z, largest), y, weights)
 
-    def _center(self, z: Tensor, y: Tensor, weights: Tensor | None) -> Tensor:
+    def _center(self, z: Tensor, y: Tensor, weights: Tensor | None, largest: float | None) -> Tensor:
         values, inverse, counts = torch.unique(y, return_inverse=True, return_counts=True)
         sums = torch.zeros(values.shape[0], z.shape[1], dtype=z.dtype, device=z.device)
-        centres = F.normalize(sums.index_add(0, inverse, z) / counts[:, None].to(z.dtype), dim=1)
+        # The centres' directions do not change when every row is divided by one constant; dividing by
+        # the largest |entry| keeps the class sums finite for features near the float limit.
+        safe = largest is not None and not squares_overflow(largest * z.shape[0], z)
+        scaled = z if safe else z / z.detach().abs().amax().clamp_min(1)
+        centres = unit_rows(sums.index_add(0, inverse, scaled) / counts[:, None].to(z.dtype),
+                            largest * z.shape[0] if safe else None)
         diversity = self._diversity(centres, values, None)
 
-        residual = (F.normalize(z, dim=1) - centres[inverse]).pow(2).sum(1)
-        # Singleton classes have residual exactly 0 and are left out, as in the official code.
-        keep = residual > 0
+        residual = (unit_rows(z, largest) - centres[inverse]).pow(2).sum(1)
+        # Singleton classes (residual 0 up to the rounding of the scaling) are left out, as in the official
+        # code, and so are rows that coincide with their centre.
+        keep = (residual > 0) & (counts[inverse] > 1)
         if self.tightness == "euclidean":
             residual = torch.where(keep, residual, 1.0).sqrt()
         w = keep.to(z.dtype) if weights is None else weights * keep

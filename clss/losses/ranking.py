@@ -24,6 +24,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from clss.losses._common import check_positive
+from clss.losses.errors import NonFiniteError
+
 TIES = ("index", "average")
 
 
@@ -39,9 +42,29 @@ def rank_normalised(scores: Tensor, ties: str = "index", dtype: torch.dtype | No
     Returns:
         ``[..., n]`` in ``{1/n, …, n/n}`` (``"average"``: possibly half-integers ``/ n``). Not
         differentiable; see :func:`blackbox_rank`.
+
+    Raises:
+        NonFiniteError: NaN/inf scores (their rank would be arbitrary).
     """
     if ties not in TIES:
         raise ValueError(f"rank_normalised: ties must be one of {TIES}, got {ties!r}")
+    _check_scores("rank_normalised", scores)
+    return _ranks(scores, ties, dtype)
+
+
+def _check_scores(name: str, scores: Tensor) -> None:
+    if not isinstance(scores, Tensor):
+        raise TypeError(f"{name}: scores must be a torch.Tensor, got {type(scores).__name__}")
+    if scores.dtype == torch.bool or scores.is_complex() or scores.dim() == 0:
+        raise ValueError(f"{name}: scores must be a real tensor [..., n], got {scores.dtype} of shape "
+                         f"{tuple(scores.shape)}")
+    if scores.is_floating_point() and not bool(torch.isfinite(scores).all()):
+        bad = int((~torch.isfinite(scores)).sum())
+        raise NonFiniteError(f"{name}: scores contain NaN or inf ({bad} of {scores.numel()} entries)")
+
+
+def _ranks(scores: Tensor, ties: str = "index", dtype: torch.dtype | None = None) -> Tensor:
+    """:func:`rank_normalised` without the checks (inputs already validated)."""
     scores = scores.detach()
     dtype = dtype or (scores.dtype if scores.is_floating_point() else torch.get_default_dtype())
     n = scores.shape[-1]
@@ -64,7 +87,7 @@ class BlackboxRank(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, scores: Tensor, lambda_val: float) -> Tensor:
-        ranks = rank_normalised(scores)
+        ranks = _ranks(scores)
         ctx.lambda_val = lambda_val
         ctx.save_for_backward(scores, ranks)
         return ranks
@@ -72,8 +95,9 @@ class BlackboxRank(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None]:
         scores, ranks = ctx.saved_tensors
-        perturbed = rank_normalised(scores + ctx.lambda_val * grad_output)
-        return -(ranks - perturbed) / (ctx.lambda_val + 1e-8), None
+        perturbed = _ranks(scores + ctx.lambda_val * grad_output)
+        # `grad_output * 0` keeps a NaN/inf upstream gradient visible: ranks alone would launder it.
+        return -(ranks - perturbed) / (ctx.lambda_val + 1e-8) + grad_output * 0, None
 
 
 def blackbox_rank(scores: Tensor, lambda_val: float = 2.0) -> Tensor:
@@ -82,8 +106,14 @@ def blackbox_rank(scores: Tensor, lambda_val: float = 2.0) -> Tensor:
     Args:
         scores: ``[..., n]``; every row along the last dimension is ranked independently.
         lambda_val: interpolation strength ``λ > 0`` (RankSim README and CLSS: 2.0).
+
+    Raises:
+        NonFiniteError: NaN/inf scores. ValueError: ``lambda_val`` not a finite number > 0.
     """
-    return BlackboxRank.apply(scores, float(lambda_val))
+    _check_scores("blackbox_rank", scores)
+    if not scores.is_floating_point():
+        raise ValueError(f"blackbox_rank: scores must be floating point, got {scores.dtype}")
+    return BlackboxRank.apply(scores, check_positive("blackbox_rank", "lambda_val", lambda_val))
 
 
 def rank_matching_loss(
@@ -101,8 +131,8 @@ def rank_matching_loss(
     Returns:
         ``[n]`` per-anchor losses.
     """
-    target = rank_normalised(target_scores, ties=target_ties, dtype=scores.dtype)
-    predicted = blackbox_rank(scores, lambda_val)
+    target = _ranks(target_scores, ties=target_ties, dtype=scores.dtype)
+    predicted = BlackboxRank.apply(scores, lambda_val)  # the caller checks the scores with the value
     return (predicted - target).pow(2).mean(-1)
 
 

@@ -40,7 +40,9 @@ class _RankMatchingLoss(nn.Module):
         self.deduplicate = bool(deduplicate)
         self.target_ties = check_choice(self._name, "target_ties", target_ties, TIES)
 
-    def _scores(self, features: Tensor) -> Tensor:
+    _bounded_scores = False
+
+    def _scores(self, features: Tensor, largest: float | None) -> Tensor:
         raise NotImplementedError
 
     def forward(
@@ -53,20 +55,20 @@ class _RankMatchingLoss(nn.Module):
         gather: bool = False,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        with loss_batch(self._name, features, targets, weights=weights, mask=mask, gather=gather,
+        with loss_batch(self, features, targets, weights=weights, mask=mask, gather=gather,
                         min_samples=1) as batch:
             z, y, w = batch.features, batch.targets, batch.weights
             if self.deduplicate:
                 keep = unique_representatives(y, generator)
                 z, y = z[keep], y[keep]
                 w = None if w is None else w[keep]
+            scores = self._scores(z, batch.largest)
             per_anchor = rank_matching_loss(
-                self._scores(z),
-                -label_distance(y, self.label_diff),
-                self.lambda_val,
-                self.target_ties,
+                scores, -label_distance(y, self.label_diff), self.lambda_val, self.target_ties
             )
-            return reduce_anchors(per_anchor, w, self.reduction)
+            # Ranks of overflowed scores would be arbitrary while the value stays finite (cosines cannot).
+            unbounded = () if self._bounded_scores else (scores,)
+            return batch.finite(reduce_anchors(per_anchor, w, self.reduction), *unbounded)
 
     def extra_repr(self) -> str:
         return (
@@ -125,8 +127,10 @@ class RankSimLoss(_RankMatchingLoss):
     ) -> None:
         super().__init__(lambda_val, reduction, label_diff, deduplicate, target_ties)
 
-    def _scores(self, features: Tensor) -> Tensor:
-        return feature_similarity(features, "cosine")
+    _bounded_scores = True
+
+    def _scores(self, features: Tensor, largest: float | None) -> Tensor:
+        return feature_similarity(features, "cosine", largest=largest)
 
 
 class PseudoRankSimilarityLoss(RankSimLoss):
@@ -189,7 +193,7 @@ class PseudoRankPredictionLoss(_RankMatchingLoss):
     ) -> None:
         super().__init__(lambda_val, reduction, label_diff, deduplicate, target_ties)
 
-    def _scores(self, features: Tensor) -> Tensor:
+    def _scores(self, features: Tensor, largest: float | None) -> Tensor:
         return -label_distance(features, "l1")
 
     def forward(

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from clss.losses._common import (
     REDUCTIONS,
     check_choice,
-    check_positive,
+    check_temperature,
     loss_batch,
     reduce_anchors,
 )
@@ -68,7 +68,7 @@ class RnCLoss(nn.Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        self.temperature = check_positive(name, "temperature", temperature)
+        self.temperature = check_temperature(name, "temperature", temperature)
         self.label_diff = check_choice(name, "label_diff", label_diff, LABEL_DISTANCES)
         self.feature_sim = check_choice(name, "feature_sim", feature_sim, tuple(RNC_FEATURE_SIMS))
         self.reduction = check_choice(name, "reduction", reduction, REDUCTIONS)
@@ -82,9 +82,10 @@ class RnCLoss(nn.Module):
         mask: Tensor | None = None,
         gather: bool = False,
     ) -> Tensor:
-        with loss_batch(type(self).__name__, features, targets, weights=weights, mask=mask,
+        with loss_batch(self, features, targets, weights=weights, mask=mask,
                         gather=gather) as batch:
-            sim = feature_similarity(batch.features, RNC_FEATURE_SIMS[self.feature_sim])
+            kind = RNC_FEATURE_SIMS[self.feature_sim]
+            sim = feature_similarity(batch.features, kind, largest=batch.largest)
             sim = off_diagonal(sim / self.temperature)
             dist = off_diagonal(label_distance(batch.targets, self.label_diff))
             dist_sorted, order = dist.sort(dim=1)
@@ -94,7 +95,7 @@ class RnCLoss(nn.Module):
             tail = torch.logcumsumexp(sim_sorted.flip(1), dim=1).flip(1)
             first_of_tie = torch.searchsorted(dist_sorted, dist_sorted, side="left")
             per_pair = tail.gather(1, first_of_tie) - sim_sorted
-            return reduce_anchors(per_pair.mean(1), batch.weights, self.reduction)
+            return batch.finite(reduce_anchors(per_pair.mean(1), batch.weights, self.reduction), sim)
 
     def extra_repr(self) -> str:
         return (

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from clss.losses._common import (
     REDUCTIONS,
     check_choice,
-    check_positive,
+    check_temperature,
     loss_batch,
     reduce_anchors,
     zero_loss,
@@ -62,8 +62,8 @@ class SupConLoss(nn.Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        self.temperature = check_positive(name, "temperature", temperature)
-        self.base_temperature = check_positive(name, "base_temperature", base_temperature)
+        self.temperature = check_temperature(name, "temperature", temperature)
+        self.base_temperature = check_temperature(name, "base_temperature", base_temperature)
         self.contrast_mode = check_choice(name, "contrast_mode", contrast_mode, CONTRAST_MODES)
         self.reduction = check_choice(name, "reduction", reduction, REDUCTIONS)
 
@@ -82,7 +82,7 @@ class SupConLoss(nn.Module):
             raise ValueError(f"{name}: pass either targets or pair_mask, not both")
         if pair_mask is not None and gather:
             raise ValueError(f"{name}: pair_mask cannot be gathered; pass targets instead")
-        with loss_batch(name, features, targets, weights=weights, mask=mask, gather=gather, kind="labels",
+        with loss_batch(self, features, targets, weights=weights, mask=mask, gather=gather, kind="labels",
                         min_samples=1) as batch:
             n = batch.n
             eye = torch.eye(n, dtype=torch.bool, device=batch.features.device)
@@ -114,7 +114,7 @@ class SupConLoss(nn.Module):
                 anchors = batch.view == 0
                 per_anchor = per_anchor[anchors]
                 weights = None if weights is None else weights[anchors]
-            return reduce_anchors(per_anchor, weights, self.reduction)
+            return batch.finite(reduce_anchors(per_anchor, weights, self.reduction), logits)
 
     def extra_repr(self) -> str:
         return (

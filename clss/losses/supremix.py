@@ -12,6 +12,7 @@ from clss.losses._common import (
     REDUCTIONS,
     check_choice,
     check_positive,
+    check_temperature,
     loss_batch,
     reduce_anchors,
     zero_loss,
@@ -103,7 +104,7 @@ class SupReMixLoss(nn.Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        self.temperature = check_positive(name, "temperature", temperature)
+        self.temperature = check_temperature(name, "temperature", temperature)
         self.alpha = check_positive(name, "alpha", alpha)
         self.beta = check_positive(name, "beta", beta)
         self.window = float(window)
@@ -126,7 +127,7 @@ class SupReMixLoss(nn.Module):
         name = type(self).__name__
         if generator is not None and lambdas is not None:
             raise ValueError(f"{name}: pass either generator or lambdas, not both")
-        with loss_batch(name, features, targets, weights=weights, mask=mask, gather=gather, multi_dim=False,
+        with loss_batch(self, features, targets, weights=weights, mask=mask, gather=gather, multi_dim=False,
                         min_samples=1) as batch:
             z, n = batch.features, batch.n
             y = batch.targets[:, 0].to(z.dtype)
@@ -179,7 +180,7 @@ class SupReMixLoss(nn.Module):
             n_positive = positive.sum(1) + torch.bincount(pos_anchor, minlength=n)
             per_anchor = log_denominator - pos_sum / n_positive.clamp_min(1)
             per_anchor = torch.where(n_positive > 0, per_anchor, 0.0)
-            return reduce_anchors(per_anchor, batch.weights, self.reduction)
+            return batch.finite(reduce_anchors(per_anchor, batch.weights, self.reduction), logits)
 
     def _lambdas(
         self, n: int, like: Tensor, generator: torch.Generator | None, lambdas: Tensor | None

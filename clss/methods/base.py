@@ -17,13 +17,11 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from clss.losses._common import finite_sum
+from clss.losses.errors import NonFiniteLossError  # defined with the losses, which raise a subclass
 from clss.schema import check_dataclass, check_mapping, param, specs_of
 
 METHODS: dict[str, type[Method]] = {}
-
-
-class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or infinite; the step was not applied."""
 
 
 @dataclass
@@ -147,16 +145,49 @@ class Method(nn.Module):
 
     def optimize(self, loss: torch.Tensor, parts: Mapping[str, torch.Tensor],
                  optimizer: torch.optim.Optimizer | None = None) -> None:
-        """Backward and step, refusing non-finite losses before they touch the weights."""
+        """Backward and step, refusing non-finite losses and gradients before they touch the weights.
+
+        After the backward, the sum of every gradient the optimiser holds and a single device sync test the
+        gradients (the exact per-entry test runs only when the sum is not finite). A NaN/inf gradient raises
+        :class:`NonFiniteLossError` naming the parameters and the loss terms (keys of ``parts``) whose own
+        gradient is not finite; the gradients are cleared and the optimiser does not step. To find those
+        terms the backward keeps the graph until the caller drops ``loss``: no time, and memory only while
+        the optimiser steps.
+        """
         value = float(loss.detach())
         if not math.isfinite(value):
-            detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in parts.items())
-            raise NonFiniteLossError(f"{self.name}: the loss is {value} ({detail}); the step was "
-                                     f"skipped. Lower the learning rate or check the inputs")
+            raise NonFiniteLossError(f"{self.name}: the loss is {value} ({_describe(parts)}); the step was "
+                                     f"skipped")
         opt = optimizer or self.configure_optimizers()[0]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward(retain_graph=True)
+        grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        if grads and not finite_sum(*grads) and not all(bool(torch.isfinite(g).all()) for g in grads):
+            self._refuse_gradients(opt, parts)
         opt.step()
+
+    def _refuse_gradients(self, opt: torch.optim.Optimizer, parts: Mapping[str, torch.Tensor]) -> None:
+        names = {id(p): name for name, p in self.named_parameters()}
+        held = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        bad = [names.get(id(p), "?") for p in held if not bool(torch.isfinite(p.grad).all())]
+        opt.zero_grad(set_to_none=True)
+        culprits = []
+        for term, value in parts.items():  # each term's own gradient, from the kept graph
+            if value.requires_grad:
+                own = torch.autograd.grad(value, held, allow_unused=True, retain_graph=True)
+                if not all(g is None or bool(torch.isfinite(g).all()) for g in own):
+                    culprits.append(term)
+        origin = (f"it comes from the term(s) {', '.join(culprits)}" if culprits else
+                  "no single term has it, so the terms' gradients overflow only when added")
+        shown = ", ".join(bad[:4]) + (", ..." if len(bad) > 4 else "")
+        raise NonFiniteLossError(
+            f"{self.name}: the gradient is NaN or infinite in {len(bad)} of {len(held)} parameter tensors "
+            f"({shown}) although the loss is finite ({_describe(parts)}); {origin}. The step was skipped "
+            "and the weights are unchanged")
+
+
+def _describe(parts: Mapping[str, torch.Tensor]) -> str:
+    return ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in parts.items())
 
 
 @dataclass

@@ -295,7 +295,7 @@ def test_a_diverged_run_is_one_line(places) -> None:
     result = _run([*TRAIN, "--method", "supervised", "--lr", "1e30", "--steps", "3", "--eval-every", "3",
                    "--out", str(out)])
     assert result.exit_code == 2, result.output
-    _check_one_error_line(result.output, "the loss is nan", usage=False)
+    _check_one_error_line(result.output, "the last good checkpoint is", usage=False)
     assert "Lower the learning rate" in result.output
 
 
