@@ -3,7 +3,8 @@
 Exit codes: 0 success; 2 bad input or a problem the user can fix (a one-line ``Error: ...``, as click
 prints its own usage errors); 1 an internal error (a bug: one line and how to get the traceback).
 ``clss --debug ...`` or ``CLSS_DEBUG=1`` lets every exception through with its full traceback.
-KeyboardInterrupt is never caught here: click turns it into ``Aborted!``.
+KeyboardInterrupt is never caught here: click turns it into ``Aborted!``. Warnings print as one
+``warning: ...`` line each on stderr (Python's own report with ``--debug``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,6 +21,7 @@ import yaml
 from rich.console import Console
 
 console = Console()
+_stderr = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Exit code of user errors (bad input, files that are missing, unreadable or in the way).
@@ -72,6 +75,13 @@ def one_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _print_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                   file: Any = None, line: str | None = None) -> None:
+    """A warning as one ``warning: ...`` line on stderr, not Python's ``file:line`` report."""
+    _stderr.print(f"[yellow]warning:[/yellow] {' '.join(str(message).split())}", highlight=False,
+                  soft_wrap=True)
+
+
 def fail_cleanly(func: F) -> F:
     """Report every user-facing error as one line with exit code 2, and anything else (a bug) as one
     line with exit code 1 and :data:`DEBUG_HINT`; with debugging on, exceptions pass through."""
@@ -79,7 +89,10 @@ def fail_cleanly(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with warnings.catch_warnings():  # restores Python's warning printer afterwards
+                if not debug_enabled():
+                    warnings.showwarning = _print_warning
+                return func(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:

@@ -160,9 +160,17 @@ class RunDir:
             entries = sorted(entry.name for entry in p.iterdir())
             if entries:
                 shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
-                raise FileExistsError(
-                    f"{p} is not empty ({shown}); it may hold a previous run. Resume it with "
-                    f"resume=True (clss train --resume {p}), or choose another output directory")
+                status = _status(p / cls.SUMMARY)
+                if status == "finished":
+                    held = "a finished run"
+                elif (p / cls.CONFIG).is_file():
+                    held = "an unfinished run"
+                else:
+                    held = "other files"
+                advice = (f", or continue the run it holds with: clss train --resume {p} (Python: "
+                          f"train(None, {str(p)!r}, resume=True))" if held == "an unfinished run" else "")
+                raise FileExistsError(f"{p} already holds {held} ({shown}); choose another output "
+                                      f"directory{advice}")
 
     @classmethod
     def check_resumable(cls, path: str | Path) -> None:
@@ -524,3 +532,11 @@ class RunDir:
         folder = self.path / self.PLOTS
         folder.mkdir(exist_ok=True)
         return folder / f"{stem}.png"
+
+
+def _status(summary: Path) -> str | None:
+    """The ``status`` of a ``summary.json`` (None when absent or unreadable)."""
+    try:
+        return json.loads(summary.read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None

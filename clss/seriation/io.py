@@ -50,6 +50,12 @@ def load_similarity(path: str | Path, *, key: str | None = None) -> NDArray[np.f
     except MatrixFileError:
         raise
     except (OSError, ValueError, EOFError) as exc:
+        if "Object arrays" in str(exc):  # numpy's advice (allow_pickle) would run pickled code: never
+            raise MatrixFileError(f"{p} holds Python objects (dtype object), not numbers; save a numeric "
+                                  f"array (e.g. float64)") from None
+        if "pickled data" in str(exc):
+            raise MatrixFileError(f"{p} is not a .npy array file (it holds pickled data, which clss never "
+                                  f"loads)") from None
         raise MatrixFileError(f"could not read a matrix from {p}: {exc}") from None
 
 

@@ -201,7 +201,7 @@ def test_create_is_atomic_and_leaves_nothing_on_error(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "runs"]
     assert list((tmp_path / "empty").iterdir()) == []
     RunDir.create(tmp_path / "empty", populate=lambda run: run.write_config({"seed": 2}))  # empty dir: ok
-    with pytest.raises(FileExistsError, match="not empty"):
+    with pytest.raises(FileExistsError, match="already holds"):
         RunDir.create(target, populate)
 
 

@@ -202,8 +202,8 @@ def test_train_refuses_wrong_type_of_every_method_parameter(places, method, key,
 # (arguments, phrase, usage error?) with the output directory in the way or the resume target bad
 OUT_CASES = [
     pytest.param(["--out", "{root}/a_file.txt"], "is a file", False, id="out-file"),
-    pytest.param(["--out", "{root}/finished"], "is not empty", False, id="out-finished-run"),
-    pytest.param(["--out", "{root}/nonempty"], "is not empty", False, id="out-nonempty"),
+    pytest.param(["--out", "{root}/finished"], "already holds a finished run", False, id="out-finished-run"),
+    pytest.param(["--out", "{root}/nonempty"], "already holds other files", False, id="out-nonempty"),
     pytest.param([], "--out RUN_DIR is required", True, id="out-missing"),
     pytest.param(["--resume", "{root}/missing_run"], "does not exist", False, id="resume-missing"),
     pytest.param(["--resume", "{root}/a_file.txt"], "is a file", False, id="resume-file"),
@@ -308,7 +308,7 @@ def test_a_diverged_run_is_one_line(places) -> None:
     pytest.param(["train", "--set", "method_params.rank_weight=abc", "--out", "{root}/new_runs/sub2"],
                  "method_params.rank_weight must be a float >= 0, got 'abc'", id="param-type"),
     pytest.param(["eval", "{root}/missing_run"], "no run directory at", id="eval-missing"),
-    pytest.param(["train", "--out", "{root}/finished"], "is not empty", id="out-finished"),
+    pytest.param(["train", "--out", "{root}/finished"], "already holds a finished run", id="out-finished"),
 ])
 def test_console_script_exit_code_and_clean_stderr(places, args, phrase) -> None:
     done = subprocess.run([CLSS, *_fill(args, places["root"])], capture_output=True, text=True, timeout=300,
@@ -465,3 +465,16 @@ def test_example_prints_no_command_for_its_deleted_folder() -> None:
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     assert "clss eval /" not in done.stdout and "temporary and removed at exit" in done.stdout
+
+
+def test_warnings_are_one_line_on_stderr(places) -> None:
+    """A warning of the library (here: fewer labelled rows than the batch) is one ``warning:`` line on
+    stderr, not Python's file:line report with a source line."""
+    out = _new_out(places["root"], "warned")
+    result = _run([*TRAIN, "--method", "supervised", "--labeled", "10", "--batch-size", "16", "--steps", "2",
+                   "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["warning: batch_size 16 is larger than the 10 labeled rows: every labeled batch uses "
+                     "all 10 of them"], result.stderr
+    assert "UserWarning" not in result.output

@@ -674,7 +674,8 @@ TRAIN_CALLS = [
     pytest.param(lambda tmp: (None, _file(tmp), {"resume": True}), NotADirectoryError, "is a file",
                  id="resume-a-file"),
     pytest.param(lambda tmp: (cfg(), _file(tmp), {}), NotADirectoryError, "is a file", id="out-is-a-file"),
-    pytest.param(lambda tmp: (cfg(), _non_empty(tmp), {}), FileExistsError, r"not empty \(x\)",
+    pytest.param(lambda tmp: (cfg(), _non_empty(tmp), {}), FileExistsError,
+                 r"already holds other files \(x\)",
                  id="out-not-empty"),
 ]
 
