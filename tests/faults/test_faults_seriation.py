@@ -467,7 +467,7 @@ FILES = [
 
 @pytest.mark.parametrize(("reader", "name", "content", "error", "match"), FILES)
 def test_bad_files_are_clear_errors(tmp_path, reader, name, content, error, match):
-    if content == "DIR":
+    if isinstance(content, str) and content == "DIR":
         (tmp_path / name).mkdir()
         path = tmp_path / name
     else:
