@@ -9,11 +9,12 @@ KeyboardInterrupt is never caught here: click turns it into ``Aborted!``. Warnin
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import click
@@ -21,7 +22,6 @@ import yaml
 from rich.console import Console
 
 console = Console()
-_stderr = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Exit code of user errors (bad input, files that are missing, unreadable or in the way).
@@ -75,11 +75,22 @@ def one_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-def _print_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                   file: Any = None, line: str | None = None) -> None:
-    """A warning as one ``warning: ...`` line on stderr, not Python's ``file:line`` report."""
-    _stderr.print(f"[yellow]warning:[/yellow] {' '.join(str(message).split())}", highlight=False,
-                  soft_wrap=True)
+def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    line: str | None = None) -> str:
+    return f"warning: {' '.join(str(message).split())}\n"
+
+
+@contextlib.contextmanager
+def _one_line_warnings(enabled: bool) -> Iterator[None]:
+    """Warnings print as one ``warning: ...`` line (on stderr, by Python's printer), not as Python's
+    ``file:line`` report. Only the text is changed, so code that records warnings still sees them."""
+    previous = warnings.formatwarning
+    if enabled:
+        warnings.formatwarning = _format_warning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous
 
 
 def fail_cleanly(func: F) -> F:
@@ -89,9 +100,7 @@ def fail_cleanly(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            with warnings.catch_warnings():  # restores Python's warning printer afterwards
-                if not debug_enabled():
-                    warnings.showwarning = _print_warning
+            with _one_line_warnings(not debug_enabled()):
                 return func(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
