@@ -4,7 +4,7 @@ Measured side by side in one run on the same batches (Gaussian-kernel similariti
 
 * ``seriate_batch`` (validation on, the default CPU policy: LAPACK ?syevr for one eigenpair from n = 16);
 * a bare batched ``torch.linalg.eigh`` of the Laplacians (the eigensolver floor of a full decomposition);
-* the official code's route, re-implemented from the spec (``../shared/spec/clss_gclss.md`` A2-A3): per
+* the official code's route, re-implemented here: per
   matrix, an orthonormal basis of 1⊥ from numpy ``eigh`` of the centring matrix, ``M = Zᵀ L Z``, general
   ``torch.linalg.eig``, real parts, Fiedler ``r = Z v``, the "upsets" sign step, ``argsort(argsort(r))``.
 

@@ -1,7 +1,7 @@
 """Sparse Fiedler and anchored (harmonic) solvers on large k-NN curve graphs.
 
 Graphs: ``noisy_curve(n, noise, dim=3)`` (latent parameter ``t``) and ``knn_graph(k=10,
-weights="local")``, as in ``../shared/spec/seriation.md`` §4.5. Each case runs in a fresh
+weights="local")``, as in docs/sparse_solvers.md (Measured table). Each case runs in a fresh
 subprocess so that its peak memory is its own: the graph is built (timed separately), the kernel's
 resident-set high-water mark is reset (``/proc/self/clear_refs``), the solver runs, and ``VmHWM``
 is read; the peak (``peak MB``, absolute: interpreter, imports and graph included) covers native
@@ -10,7 +10,7 @@ before the solve. pyamg is imported before the clock starts. Scored by |Kendall 
 coordinates against ``t`` (unanchored items only for the harmonic solve).
 
 Cases: ``fiedler_sparse`` (k = 3, unnormalised Laplacian) with every method that is feasible at the
-size (shift-invert's LU fill explodes beyond ~2e5 nodes, see the spec), and ``harmonic_sparse``
+size (shift-invert's LU fill explodes beyond ~2e5 nodes, see docs/sparse_solvers.md), and ``harmonic_sparse``
 with ``--anchor-fraction`` random anchors valued ``t``.
 
 Usage: ``python benchmarks/bench_sparse.py [--sizes 1e4 1e5 1e6] [--noise 0.002] [--methods ...]``.
@@ -34,7 +34,7 @@ import numpy as np
 
 EIG_METHODS = ("shift-invert", "lobpcg-amg", "multilevel")
 HARM_METHODS = ("direct", "amg-cg", "jacobi-cg")
-# Largest n at which a method is run by default (LU fill-in: >4 GB and >200 s at 1e6 in the spec).
+# Largest n at which a method is run by default (LU fill-in: >4 GB and >200 s at 1e6, measured).
 FEASIBLE_MAX = {"shift-invert": 200_000, "direct": 200_000}
 RESULTS = Path(__file__).resolve().parent / "results" / "sparse.json"
 
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sizes", nargs="+", type=float, default=[1e4, 1e5, 1e6])
     ap.add_argument("--methods", nargs="+", default=[*EIG_METHODS, *HARM_METHODS],
                     choices=[*EIG_METHODS, *HARM_METHODS])
-    ap.add_argument("--noise", type=float, default=0.002, help="curve noise σ (spec §4.5: 0.002)")
+    ap.add_argument("--noise", type=float, default=0.002, help="curve noise σ (default 0.002)")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--laplacian", default="unnormalized", choices=["unnormalized", "symmetric"],
                     help="Laplacian of the Fiedler cases (symmetric: scored on D^{-1/2} u)")

@@ -1,4 +1,4 @@
-"""The CLSS/GCLSS operator-learning table (spec clss_gclss.md D5) on a CPU budget.
+"""The CLSS/GCLSS operator-learning table (Dai et al., NeurIPS 2023) on a CPU budget.
 
 For every method (``--methods``), labelled fraction (``--fractions``) and paper run (``--runs``) this trains
 :func:`clss.engine.trainer.train` with the ``operator-sde`` preset (MLP 241-100-100, default init, dropout
@@ -45,7 +45,7 @@ from clss.models import build_model
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared" / "data" / "operator_sde"
 FRACTION_NAMES = {0.2: "1/5", 0.25: "1/4", 0.333: "1/3", 0.33: "1/3", 0.5: "1/2"}
-# spec clss_gclss.md D5 (docs/synthetic.png): MAE, R² in %; mean ± std over 10 runs, 100k steps,
+# The official CLSS repository's docs/synthetic.png: MAE, R² in %; mean ± std over 10 runs, 100k steps,
 # checkpoints selected on test.
 PAPER = {
     "supervised": ([(0.098, 0.095), (0.056, 0.016), (0.041, 0.015), (0.032, 0.009)],
@@ -129,7 +129,7 @@ def table(results: list[dict[str, Any]], methods: list[str], fractions: list[flo
             idx = [PAPER_FRACTIONS.index(f) if f in PAPER_FRACTIONS else None for f in fractions]
             mae = [f"{PAPER[m][0][i][0]:.3f}±{PAPER[m][0][i][1]:.3f}" if i is not None else "-" for i in idx]
             r2 = [f"{PAPER[m][1][i][0]:.1f}%±{PAPER[m][1][i][1]:.1f}" if i is not None else "-" for i in idx]
-            lines.append(f"| {m} (paper D5) | " + " | ".join(mae + r2) + " |")
+            lines.append(f"| {m} (paper) | " + " | ".join(mae + r2) + " |")
     return "\n".join(lines)
 
 

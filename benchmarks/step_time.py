@@ -53,7 +53,7 @@ VARIANTS = {  # name: (method, extra method parameters)
 
 class ResNetRegressor(torch.nn.Module):
     """torchvision ResNet-18 returning ``(prediction [B], pooled feature [B, 512])`` with dropout 0.05
-    on the feature (the UCVME-style stochastic backbone of the image scripts, spec C1)."""
+    on the feature (the UCVME-style stochastic backbone of the official image scripts)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -70,7 +70,7 @@ class ResNetRegressor(torch.nn.Module):
 
 def build(method: str, extra: dict, seed: int, model: str = "mlp"):
     """``mlp``: a method configured exactly as ``clss train --dataset operator-sde --method <method>``;
-    ``resnet18``: the image scripts' defaults (spec A9/B6: Adam 5e-4, OE weight 1, UR 0.05, UC 0.01)."""
+    ``resnet18``: the official image scripts' defaults (Adam 5e-4, OE weight 1, UR 0.05, UC 0.01)."""
     if model == "mlp":
         cfg = resolve_config(None, {"dataset": "operator-sde", "method": method})
         params = {**cfg.method_params, **extra}

@@ -163,7 +163,7 @@ def _check_unlabeled(value: Any) -> Any:
                      f"got {value!r}")
 
 
-# The papers' settings per dataset (spec clss_gclss.md A9, B6, C1, C4); keys merge into the defaults.
+# The papers' settings per dataset (the official CLSS/GCLSS scripts and papers); keys merge into the defaults.
 PRESETS: dict[str, dict[str, Any]] = {
     "operator-sde": {
         # The synthetic scripts initialise N(0, 0.001²); at that scale GCLSS's unlabelled losses drive the

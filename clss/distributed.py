@@ -1,7 +1,7 @@
 """Small ``torch.distributed`` helpers for batch-level losses.
 
-Batch-level losses (RnC, SupCon, the CLSS ranking losses, …) must see the global batch. The rule
-(spec ecosystem.md §3.2), implemented by ``loss(..., gather=True)``:
+Batch-level losses (RnC, SupCon, the CLSS ranking losses, …) must see the global batch. The rule,
+implemented by ``loss(..., gather=True)``:
 
 1. gather the features with :func:`gather_with_grad` (forward ``all_gather`` in rank order,
    backward ``all_reduce(SUM)`` of the incoming gradient, then this rank's slice) and the targets

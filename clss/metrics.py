@@ -1,4 +1,4 @@
-"""Regression metrics with the exact definitions used across the toolkit (ecosystem.md §5).
+"""Regression metrics with the exact definitions used across the toolkit (docs/metrics.md).
 
 Every function takes ``y_true, y_pred`` as 1-D numpy arrays, torch tensors or lists of the same
 length, converts them once to float64 numpy and returns a Python float. scipy is imported lazily

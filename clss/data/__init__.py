@@ -110,7 +110,7 @@ def load_dataset(
         Run index (operator-sde: rows ``[1000 run, 1000 run + 1000)``); must be 0 for other datasets.
     fraction : float, optional
         operator-sde only: the paper's labeled fraction; sets ``labeled``/``unlabeled`` by the paper's run
-        protocol (spec ``clss_gclss.md`` §A1). Other datasets leave the split to :func:`split_labeled`.
+        protocol (as the official code). Other datasets leave the split to :func:`split_labeled`.
     val_protocol : {"holdout", "test"}, default "holdout"
         ``"test"`` validates on the test split (the official, optimistic protocol).
     **kw

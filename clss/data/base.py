@@ -150,7 +150,7 @@ class RegressionData:
         Provenance: source path or generator parameters, run index, protocol notes. JSON-able.
     labeled, unlabeled : np.ndarray or None
         Protocol-fixed row indices into the *train* arrays (e.g. the paper's operator-learning runs,
-        spec ``clss_gclss.md`` §A1); ``None`` when the protocol leaves the labeled split to the caller
+        as the official code draws them); ``None`` when the protocol leaves the labeled split to the caller
         (:func:`clss.data.split_labeled`).
     encoding : TabularEncoding or None
         The fitted feature preprocessing of a CSV dataset (apply it to new files); ``None`` otherwise.

@@ -1,11 +1,11 @@
-"""The operator-learning benchmark of the CLSS/GCLSS papers ("synthetic", spec ``clss_gclss.md`` §D).
+"""The operator-learning benchmark of the CLSS/GCLSS papers ("synthetic"; see docs/data.md).
 
 Each row is ``[KL features of a GP covariance (240), query point x (1)] -> E_w[u(x)]``, the mean solution of
 the stochastic elliptic PDE ``-(a u')' = 10`` on (0, 1), ``u(0) = u(1) = 0``, ``a = exp(0.1 b)``,
-``b ~ GP(0, RBF(l))``, ``l ~ U[0.2, 2]`` (§D2). The published files (§D1) are loaded when available; otherwise
-the §D3 recipe regenerates statistically equivalent data, cached on disk.
+``b ~ GP(0, RBF(l))``, ``l ~ U[0.2, 2]`` (DeepONet's ``src/sde.py``). The published files are loaded when
+available; otherwise a built-in generator regenerates statistically equivalent data, cached on disk.
 
-Protocol (§A1, §C7): run ``t`` trains on rows ``[1000 t, 1000 t + 1000)`` of the train file (100 input
+Official protocol: run ``t`` trains on rows ``[1000 t, 1000 t + 1000)`` of the train file (100 input
 functions); the paper's labeled/unlabeled rows come from a permutation of those rows; the test split is
 the whole test file (1000 other functions). The paper selects checkpoints on the test set; by default we
 validate on the next run's slice instead (see :func:`load_operator_sde`).
@@ -43,8 +43,8 @@ __all__ = [
     "paper_run_indices",
 ]
 
-N_GRID = 100  # output grid x_j = j / 99 (§D3 step 2)
-N_SENSORS = 30  # KL sensors linspace(0, 1, 30) (§D3 step 4)
+N_GRID = 100  # output grid x_j = j / 99
+N_SENSORS = 30  # KL sensors linspace(0, 1, 30)
 N_EIGEN = 8  # KL eigenfunctions kept
 FORCING = 10.0
 GP_AMPLITUDE = 0.1  # a = exp(0.1 b)
@@ -82,7 +82,7 @@ def _cumtrapz(values: np.ndarray) -> np.ndarray:
 def mean_solution(
     sqrt_cov: np.ndarray, rng: np.random.Generator, *, mc_samples: int = 20000, chunk_size: int = 5000
 ) -> np.ndarray:
-    """Monte Carlo mean solution ``s(x_j) = E[u(x_j)]`` on the 100-point grid (spec §D3 step 3).
+    """Monte Carlo mean solution ``s(x_j) = E[u(x_j)]`` on the 100-point grid, averaged over GP paths.
 
     Per path ``b = L xi``: ``w = exp(-0.1 b)``, ``v1 = int_0^x w``, ``v2 = int_0^x 10 s w(s) ds`` (cumulative
     trapezoids), ``u = C v1 - v2`` with ``C = v2(1) / v1(1)``; ``s`` averages ``u`` over the paths. The
@@ -146,7 +146,7 @@ class _MeanAccumulator:
 
 
 def kl_features(length_scale: float, signs: np.ndarray | None = None) -> np.ndarray:
-    """KL input features of the RBF covariance with length scale ``length_scale`` (spec §D3 step 4).
+    """KL input features of the RBF covariance with length scale ``length_scale``.
 
     Nystrom discretisation ``A = K h`` with trapezoid column weights; the 8 leading eigenfunctions,
     L2[0, 1]-normalised and scaled by ``sqrt(eigenvalue)``, are sampled at 30 sensors and flattened
@@ -157,7 +157,7 @@ def kl_features(length_scale: float, signs: np.ndarray | None = None) -> np.ndar
     ----------
     length_scale : float
     signs : np.ndarray, optional
-        ``[8]`` values in {-1, +1} (the seeded Rademacher signs of §D3's notes); default all +1.
+        ``[8]`` values in {-1, +1} (seeded Rademacher signs; LAPACK's signs are arbitrary); default all +1.
 
     Returns
     -------
@@ -193,7 +193,7 @@ def generate_split(
     progress: bool = True,
     workers: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Generate one split with the spec §D3 recipe.
+    """Generate one split with the built-in regeneration recipe (docs/data.md).
 
     Per function, from ``numpy.random.default_rng([seed, 0 | 1])`` (train | test): ``l ~ U[0.2, 2]``, the
     Monte Carlo mean solution, 8 Rademacher signs, then ``n_points`` distinct query grid points.
@@ -220,7 +220,7 @@ def generate_split(
     -------
     dict
         ``X_{split}0`` float64 ``[n, 240]``, ``X_{split}1`` ``[n, 1]``, ``y_{split}`` ``[n, 1]``
-        (the published layout, §D1), and ``length_scale`` ``[n_functions]``.
+        (the layout of the published files), and ``length_scale`` ``[n_functions]``.
     """
     if split not in _SPLIT_STREAM:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -326,7 +326,7 @@ def generate_operator_sde(
         "n_functions": n_functions,
         "n_points": n_points,
         "mc_samples": mc_samples,
-        "recipe": "clss_gclss.md §D3",
+        "recipe": "clss.data.operator_sde.generate_split (docs/data.md)",
     }
     for split in SPLITS:
         path = folder / f"{split}_sde.npz"
@@ -361,7 +361,7 @@ def _read_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:  # not a zip, truncated, objects
         raise ValueError(f"cannot read {path} as an npz file of arrays: {exc}") from None
     if missing:
-        raise ValueError(f"{path} lacks arrays {missing} (has {files}); expected the layout of spec §D1")
+        raise ValueError(f"{path} lacks arrays {missing} (has {files}); expected the published layout")
     n = x0.shape[0]
     if x0.shape != (n, N_EIGEN * N_SENSORS) or x1.shape != (n, 1) or y.reshape(-1).shape != (n,):
         raise ValueError(
@@ -372,7 +372,7 @@ def _read_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def paper_run_indices(run: int, fraction: float, run_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """Labeled and unlabeled rows of run ``run`` exactly as the official synthetic code (spec §A1).
+    """Labeled and unlabeled rows of run ``run`` exactly as the official synthetic code.
 
     The official script seeds the legacy global stream once (``np.random.seed(0)``) and shuffles
     ``arange(1000)`` at the start of every run, so run ``t`` uses the ``(t + 1)``-th permutation of that
@@ -437,10 +437,10 @@ def load_operator_sde(
     chunk_size: int = 5000,
     progress: bool = True,
 ) -> RegressionData:
-    """Load one run of the operator-learning benchmark (spec §A1, §D).
+    """Load one run of the operator-learning benchmark.
 
     Data source: ``data_dir``, else ``$CLSS_OPERATOR_SDE_DIR`` (either must hold ``train_sde.npz`` and
-    ``test_sde.npz``); with neither set, the §D3 generator's cached output (generated on first use: about
+    ``test_sde.npz``); with neither set, the built-in generator's cached output (generated on first use: about
     0.04 s per function and split on an idle core).
 
     Splits:
@@ -451,7 +451,7 @@ def load_operator_sde(
     - val, ``val_protocol="holdout"`` (default): the next run's slice, ``(run + 1) mod n_runs`` (other input
       functions from the same distribution, like the test set, and never trained on in this run);
       ``val_protocol="test"``: the test split, reproducing the official (optimistic) checkpoint
-      selection on test (§C7);
+      selection on test;
     - test: the whole test file, as in the paper.
 
     ``seed`` does not change the data: the paper's protocol fixes it through ``run``.
@@ -530,7 +530,7 @@ def load_operator_sde(
         "test_rows": "whole test file",
         "fraction": fraction,
         "seed": seed,
-        "protocol": "clss_gclss.md §A1/§D1: labeled and unlabeled indices are local to the run's train rows",
+        "protocol": "as the official code: labeled and unlabeled indices are local to the run's train rows",
     }
     return RegressionData(
         name="operator-sde",

@@ -1,4 +1,4 @@
-"""Interleaved labeled / unlabeled index batches with the paper's ratios (spec ``clss_gclss.md`` §A1)."""
+"""Interleaved labeled / unlabeled index batches with the paper's ratios (as the official CLSS code)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def _batch_size(name: str, flag: str, value: Any, n_rows: int, what: str) -> int
 class SemiSupervisedSampler:
     """Yield ``(labeled_idx, unlabeled_idx)`` LongTensor pairs, one per training iteration.
 
-    Mini-batch mode follows the official image/volume code (spec §A1): every epoch the labeled indices,
+    Mini-batch mode follows the official image/volume code: every epoch the labeled indices,
     repeated ``ssl_mult`` times, are shuffled and cut into batches of ``batch_size``; the unlabeled indices
     are shuffled and cut into batches of ``unlabeled_batch_size``; an epoch has
     ``min(#labeled batches, #unlabeled batches)`` iterations. Full-batch mode (the synthetic protocol)
@@ -73,7 +73,7 @@ class SemiSupervisedSampler:
     unlabeled_batch_size : int or "all", optional
         Unlabeled batch size; defaults to ``batch_size``; capped at the unlabeled set likewise.
     ssl_mult : int, default 1
-        Times the labeled set is repeated per epoch (``ssl_mult`` of spec §A9).
+        Times the labeled set is repeated per epoch (``ssl_mult`` of the official training scripts).
     seed : int
         Seed of the private generator.
     drop_last : bool, default True

@@ -211,7 +211,7 @@ def split_labeled(
     Rows listed in ``no_target`` have no target: they are always unlabeled. The other rows (all of them
     when ``no_target`` is empty) are permuted by ``numpy.random.default_rng(seed)``; the first ``k`` are
     labeled and the following ones unlabeled (all of them for ``unlabeled="rest"``, the ``--allsplt``
-    setting of the official scripts, spec ``clss_gclss.md`` §C6). Both index arrays are returned sorted.
+    setting of the official scripts). Both index arrays are returned sorted.
 
     Parameters
     ----------

@@ -130,7 +130,7 @@ def check_choice(loss_name: str, name: str, value: str, choices: tuple[str, ...]
 @contextlib.contextmanager
 def full_precision(features: object) -> Iterator[None]:
     """Disable autocast on the device of ``features`` inside a loss: exp/log-sum-exp and ranks need
-    fp32 or wider (spec §8.2). Non-tensors pass through (``prepare_batch`` rejects them)."""
+    fp32 or wider. Non-tensors pass through (``prepare_batch`` rejects them)."""
     device_type = features.device.type if isinstance(features, Tensor) else "cpu"
     try:
         active = torch.is_autocast_enabled(device_type)

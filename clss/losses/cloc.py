@@ -23,7 +23,7 @@ NORMALIZATIONS = ("paper", "mean", "official")
 
 class MultiMarginNPairLoss(nn.Module):
     r"""Multi-margin N-pair loss of CLOC (Pitawela, Carneiro, Chen, "CLOC: Contrastive Learning
-    for Ordinal Classification with Multi-Margin N-pair Loss", CVPR 2025; spec §4).
+    for Ordinal Classification with Multi-Margin N-pair Loss", CVPR 2025).
 
     ``K`` ordered classes have ``K − 1`` gaps ``m_h`` between classes ``h`` and ``h + 1``
     (``h = 0 … K−2``); learnable gaps are ``m_h = ρ + softplus(θ_h)``, so ``m_h > ρ`` (eq. 1's

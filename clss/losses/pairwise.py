@@ -3,7 +3,7 @@
 Both return dense ``[n, n]`` matrices (O(n²) memory). Distances are computed from exact pairwise
 differences rather than the ``‖a‖² + ‖b‖² − 2a·b`` expansion, so that equal labels and duplicate
 features give exactly 0: label ties stay ties (RnC's ``≥`` sets, OE's classes), and the gradient of
-a zero feature distance is 0 instead of NaN (spec §1, "duplicate features").
+a zero feature distance is 0 instead of NaN.
 """
 
 from __future__ import annotations

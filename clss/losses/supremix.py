@@ -24,7 +24,7 @@ MODES = ("paper", "official")
 
 class SupReMixLoss(nn.Module):
     r"""SupReMix loss (Wu et al., "Mixup Your Own Pairs: Supervised Contrastive Learning for
-    Regression with Mixup", 2023; spec §2).
+    Regression with Mixup", 2023).
 
     With view-major rows ``z_1 … z_n`` (``n = V·N``), scalar targets ``y`` and logits
     ``s(i, u) = u·z_i/τ``, every anchor ``i`` contrasts three kinds of columns:
@@ -51,7 +51,7 @@ class SupReMixLoss(nn.Module):
     columns plus O(1) per Mix-pos slot (at most ``n³/4``, far fewer with a narrow window) and never
     the official ``[n, n, n, d]`` tensor.
 
-    ``mode="official"`` reproduces the authors' code (spec §2, quirks Q1, Q2, Q4):
+    ``mode="official"`` reproduces the authors' code, quirks included (Q1, Q2, Q4):
 
     * Q1: the mixture labels are sorted per anchor independently of the mixture columns, so the
       ``k``-th mixture column (Mix-neg by ``k``, then Mix-pos by ``(j, k)``; the official

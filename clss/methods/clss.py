@@ -1,6 +1,6 @@
 """CLSS: contrastive learning with ordinal pseudo-ranks from spectral seriation (Dai et al., NeurIPS 2023).
 
-Per step (spec clss_gclss.md A1-A7): the labelled batch gives the regression and labelled contrastive
+Per step (as the official CLSS code): the labelled batch gives the regression and labelled contrastive
 terms; a separate forward of the unlabelled batch gives features whose cosine similarities are
 seriated (Fiedler vector of ``L = D − S``; the official code's projection onto 1⊥ equals the shifted
 Laplacian used here, and its "upsets" sign step is dropped because both losses only use ``|R_i − R_j|``).
@@ -27,7 +27,7 @@ from clss.seriation import seriate_batch
 
 @dataclass
 class CLSSParams(SupervisedParams):
-    """Defaults are the image settings of spec A9 (AgeDB/IXI); the operator-learning preset uses 1e-3
+    """Defaults are the official image settings (AgeDB/IXI); the operator-learning preset uses 1e-3
     for all three weights and 10-row subsamples.
 
     ``rank_weight`` (w_ctrulb_0) weights the unlabelled ranking term and ``consistency_weight``

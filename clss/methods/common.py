@@ -45,7 +45,7 @@ def contrastive_loss(name: str | None, *, oe_variant: str = "center",
 def subsample(n: int, k: int | None, generator: torch.Generator) -> torch.Tensor | None:
     """``k`` distinct random rows of ``n`` (``None`` when ``k`` is unset or ``>= n``: use all rows).
 
-    Every row can be drawn (the official synthetic code never drew the last one, spec B7 #16).
+    Every row can be drawn (the official synthetic code never drew the last one).
     """
     if k is None or k >= n:
         return None

@@ -1,7 +1,7 @@
 """GCLSS: CLSS generalised with label-anchored seriation over the joint labelled + unlabelled batch
-(Wang, Dai, Bai & Li, arXiv 2512.09267; spec clss_gclss.md B1-B7).
+(Wang, Dai, Bai & Li, arXiv 2512.09267; official GCLSS code).
 
-``mode="clean"`` (default; the fixes of spec B7): a no-gradient "memory" pass and a gradient pass
+``mode="clean"`` (default; the official code's bugs fixed): a no-gradient "memory" pass and a gradient pass
 (two stochastic forwards: dropout or augmentation must make them differ), the cross-view coefficient of
 variation of the unlabelled similarities, the stable-subset DP *minimising* it, the cross-view averaged
 similarity ``S̄ = P̄ P̄ᵀ`` of the selected unlabelled rows and every labelled row, the harmonic
@@ -43,7 +43,7 @@ class GCLSSParams(CLSSParams):
     IXI). ``selection``: the DP's objective, ``"min"`` (the paper: most stable rows) or
     ``"max_faithful"`` (the official code's direction; the faithful mode's default when left at
     ``None``). ``anchor_extremes``: pass-1 random anchors besides the max and min in faithful mode (5).
-    ``perturbation``: ``"cv"`` (std / (|mean| + eps), spec B4 with the B7 #11 guard) or ``"std"``.
+    ``perturbation``: ``"cv"`` (std / (|mean| + eps): the paper's ratio, guarded at mean 0) or ``"std"``.
     ``negative``: policy for negative similarities in the anchored system (``"clip"`` or ``"shift"``).
     ``pseudo_weight``: weight of pseudo-labelled rows when ``unlabeled_loss`` is a contrastive loss
     (labelled rows weigh 1). ``rank_rows``: unlabelled rows drawn per step before the two passes and the

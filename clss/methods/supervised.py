@@ -40,7 +40,7 @@ class SupervisedParams(MethodParams):
 
 @register_method
 class Supervised(Method):
-    """Regression on the labelled part only (spec clss_gclss.md E1: the "Regression" rows)."""
+    """Regression on the labelled part only (the papers' "Regression" rows)."""
 
     name = "supervised"
     description = "regression on labelled rows (+ optional labelled contrastive term, OE by default)"

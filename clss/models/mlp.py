@@ -25,7 +25,7 @@ class MLPRegressor(nn.Module):
     """``x -> trunk -> feature -> linear head``; ``forward`` returns ``(pred [B], feat [B, h])``.
 
     The CLSS/GCLSS operator-learning model is ``MLPRegressor(241, (100, 100))`` with ReLU and the
-    paper's initialisation (weights ~ N(0, 0.001²), biases 0; spec clss_gclss.md C1).
+    paper's initialisation (weights ~ N(0, 0.001²), biases 0, as the official synthetic code).
 
     Parameters
     ----------

@@ -541,7 +541,7 @@ def harmonic_batch(s_uu: torch.Tensor, s_ul: torch.Tensor, anchor_values: torch.
 
     The positions ``x`` of the ``k`` free items minimise ``Σ_ij S_ij (x_i − x_j)²`` with the ``m``
     anchors fixed to ``anchor_values``: ``L_uu x = S_ul y`` with ``L_uu = diag(S_uu 1 + S_ul 1) − S_uu``
-    (Zhu, Ghahramani & Lafferty, ICML 2003; the GCLSS label-anchored ranking, spec clss_gclss.md B3).
+    (Zhu, Ghahramani & Lafferty, ICML 2003; the label-anchored ranking of GCLSS, arXiv 2512.09267).
     The anchor-anchor block never enters the system, so it is never formed: O(k·m) work and memory
     instead of the O((k + m)²) of :func:`seriate_batch` with ``anchors``, which gives the same positions.
 

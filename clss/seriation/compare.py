@@ -1,4 +1,4 @@
-"""Compare recovered orders with a reference, modulo reversal (seriation.md §3.4).
+"""Compare recovered orders with a reference, modulo reversal (see docs/metrics.md).
 
 An *order* lists item indices from one end to the other (``order[p]`` is the item at position
 ``p``); its *ranks* are the inverse permutation (``ranks[i]`` is the position of item ``i``, so

@@ -106,7 +106,7 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
         concatenated in ascending order of each component's smallest item index (with a
         :class:`SeriationWarning`); ``"raise"`` makes it an error instead.
     solver : str
-        ``"auto"`` follows the policy of ``../shared/spec/seriation.md`` §4.6: LAPACK ``?syevr`` for one
+        ``"auto"`` follows the measured policy of docs/seriation.md (Solver policy): LAPACK ``?syevr`` for one
         eigenpair below 1000 dense items, dense LOBPCG above; for sparse graphs above 2000 items,
         shift-invert Lanczos, LOBPCG with an algebraic-multigrid preconditioner or a multilevel solver by
         size. Explicit: ``"evr"``, ``"lobpcg"`` (dense), ``"shift-invert"``, ``"lobpcg-amg"``,

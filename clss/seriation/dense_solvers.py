@@ -1,6 +1,6 @@
 """Dense solvers: the smallest Laplacian eigenpairs and the anchored (harmonic) linear system.
 
-Policy (measured, ``../shared/spec/seriation.md`` §4): below ``ITERATIVE_MIN`` items, LAPACK ``?syevr``
+Policy (measured; docs/seriation.md, Solver policy): below ``ITERATIVE_MIN`` items, LAPACK ``?syevr``
 for the requested eigenpairs only (2–4× cheaper than a full ``eigh``); from ``ITERATIVE_MIN`` on, LOBPCG
 on the dense operator (O(n²) per iteration; 10–90× faster than a full ``eigh`` at n = 1000–5000), with a
 residual check and a fall-back to ``?syevr`` if it does not converge.

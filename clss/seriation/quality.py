@@ -1,4 +1,4 @@
-"""Quality criteria of an ordering, modelled on R's ``seriation::criterion`` (seriation.md §1.4).
+"""Quality criteria of an ordering, modelled on R's ``seriation::criterion`` (docs/metrics.md).
 
 A criterion scores how well ``order`` (item indices from one end to the other) arranges a square
 matrix: ``matrix[order][:, order]`` is the permuted matrix whose entry ``(p, q)`` relates the items
@@ -530,7 +530,7 @@ def _as_comparison(matrix: Any) -> NDArray[np.float64] | sp.csr_matrix:
                 "upsets needs a skew-symmetric comparison matrix (C_ij = -C_ji), but the matrix is "
                 "symmetric: on a symmetric similarity every pair is an upset under one of the two "
                 "orientations, so the count cannot tell an order from its reverse "
-                "(seriation.md §2.6)")
+                "(see docs/metrics.md)")
         raise ValueError(f"comparison matrix is not skew-symmetric: max |C + C^T| = "
                          f"{float(skew_dev):.3g} (tolerance {tol:.3g})")
     return mat
@@ -596,7 +596,7 @@ def _lookup(measure: str, ctx: _Context) -> tuple[CriterionInfo, Callable[..., f
         if info.uses == "comparison":
             raise ValueError("upsets needs kind='comparison' and a skew-symmetric matrix C "
                              "(C_ij = -C_ji); on a symmetric similarity it cannot orient an order "
-                             "(seriation.md §2.6)")
+                             "(see docs/metrics.md)")
         raise ValueError(f"criterion {info.name!r} is defined on a similarity or distance, not on "
                          f"kind='comparison'")
     if ctx.sparse and not info.sparse_ok:

@@ -8,7 +8,7 @@ seriation recovers exactly the same ranking:
 with σ₁ the smallest singular value, λ₁ and λ_m the smallest and largest eigenvalues, α the eigenvector
 matrix (``α_ik`` = coordinate k of eigenvector i), m the size and ‖·‖_∞ the largest absolute row sum of
 the matrix ``L_m``. A full graph Laplacian is singular (σ₁ = 0, so δ = 0), which is why the official code's
-logged value is vacuous (``../shared/spec/clss_gclss.md`` B5). The bound is meaningful on the *reduced*
+logged value (``compute_formula_torch``) is vacuous. The bound is meaningful on the *reduced*
 Laplacian, which is non-singular for connected graphs:
 
 * with anchors: ``L_m = L_uu``, the Laplacian restricted to the unanchored items (degrees over all

@@ -1,4 +1,4 @@
-"""operator-sde: published files (spec clss_gclss.md §D1, §D4), the §D3 generator, its cache, run slicing."""
+"""operator-sde: published files (layout, statistics), the built-in generator, its cache, run slicing."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def _stats(x0: np.ndarray, x1: np.ndarray, y: np.ndarray) -> dict[str, float]:
     }
 
 
-# Spec §D4: the original train_sde.npz, rows 0-49 and all 10 000 rows.
+# Summary statistics of the published train_sde.npz, rows 0-49 and all 10 000 rows.
 D4_FIRST50 = dict(
     x0_mean=-0.0234, x0_sd=0.3528, x0_abs=0.1677, x0_min=-0.998, x0_max=1.000, x1_mean=0.5545, x1_sd=0.2662,
     y_mean=0.8844, y_sd=0.3416, y_min=0.0502, y_q25=0.6801, y_median=0.9966, y_q75=1.1708, y_max=1.2534,
@@ -191,14 +191,14 @@ def test_chunking_does_not_change_the_numbers() -> None:
 
 
 def test_recovers_the_original_first_function() -> None:
-    """Spec §D4: the original's first function has l ~ 0.815; its 10 targets are matched to <= 0.0024."""
+    """The published file's first function has l ~ 0.815; its 10 targets are matched to <= 0.0024."""
     xs = np.array([0.909, 0.949, 0.202, 0.717, 0.222, 0.758, 0.162, 0.990, 0.152, 0.121])
     ys = np.array([0.415, 0.241, 0.809, 1.018, 0.867, 0.922, 0.680, 0.050, 0.645, 0.534])
     root = operator_sde._sqrt_covariance(operator_sde._rbf_kernel(0.815))
     s = mean_solution(root, np.random.default_rng(0), mc_samples=20000)
-    # 0.0024 (the spec's bound) plus 0.0005 for the 3-decimal rounding of the published values.
+    # 0.0024 (the recipe's validated bound) plus 0.0005 for the 3-decimal rounding of the published values.
     assert np.abs(s[np.rint(xs * 99).astype(int)] - ys).max() <= 0.0024 + 5e-4
-    # Its KL features: per-eigenfunction norms of the first row (spec §D1: 5.16, 1.79, 0.418, 0.078).
+    # Its KL features: per-eigenfunction norms of the first row (published file: 5.16, 1.79, 0.418, 0.078).
     norms = np.linalg.norm(kl_features(0.815).reshape(8, 30), axis=1)
     np.testing.assert_allclose(norms[:4], [5.16, 1.79, 0.418, 0.078], rtol=5e-3)
 

@@ -1,4 +1,4 @@
-"""SemiSupervisedSampler: the paper's epoch structure (spec clss_gclss.md §A1), full batch, exact resume."""
+"""SemiSupervisedSampler: the paper's epoch structure (official CLSS code), full batch, exact resume."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Plain-loop references written directly from the papers' formulas (and the official code's
-semantics where the spec says so). Slow on purpose: one Python iteration per anchor/pair."""
+semantics where noted). Slow on purpose: one Python iteration per anchor/pair."""
 
 from __future__ import annotations
 
@@ -185,7 +185,7 @@ def oe_pairwise_official(features, targets):
 def conord_paper(
     features, ranks, temperature=0.07, eps=1e-7, similarity="sq_l2", affinity="inv_sq", disparity="sq"
 ):
-    """ConOrd eq. 3 with explicit loops; anchors with β_i = 0 are skipped (spec)."""
+    """ConOrd eq. 3 with explicit loops; anchors with β_i = 0 are skipped (their log is +inf)."""
     z, r = flatten_views(features, ranks)
     r = r.reshape(-1)
     n = z.shape[0]
@@ -208,7 +208,7 @@ def conord_paper(
 
 
 def supremix_paper_loop(features, targets, temperature, window, lambdas):
-    """SupReMix per anchor from eqs. 1, 3, 5, 6 (spec §2 reduction): explicit column lists.
+    """SupReMix per anchor from eqs. 1, 3, 5, 6 of the paper: explicit column lists.
 
     ``lambdas[i, k]`` is the Mix-neg draw of anchor i with row k (view-major rows)."""
     z, y = flatten_views(features, targets)
@@ -243,7 +243,7 @@ def supremix_paper_loop(features, targets, temperature, window, lambdas):
 
 
 def supremix_official_literal(features, targets, temperature, window, lambdas):
-    """The official SupReMix pipeline as the spec describes it (§2), literally and densely: the
+    """The official SupReMix pipeline (the authors' agedb-dir code), literally and densely: the
     [n, n, n(, d)] slot tensors, the compression (mask sorted ascending with −1 → −inf, stably;
     labels sorted on their own; all-excluded columns dropped; −1-vector padding), then two max
     shifts and the weighted SupCon-style loss over the 2B anchors."""
