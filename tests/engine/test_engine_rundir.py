@@ -20,7 +20,7 @@ def test_new_run_creates_the_directory_and_refuses_to_clobber(tmp_path: Path) ->
     assert run.path.is_dir()
     RunDir(run.path)  # still empty: a fresh start is fine
     run.write_summary({"mae": 1.0})
-    with pytest.raises(FileExistsError, match=r"summary\.json.*resume=True"):
+    with pytest.raises(FileExistsError, match=r"already holds other files \(summary\.json\)"):
         RunDir(run.path)
     assert run.read_summary() == {"mae": 1.0}
     (tmp_path / "file").write_text("x")

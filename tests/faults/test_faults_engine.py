@@ -392,13 +392,27 @@ def long_reference(tmp_path_factory):
     return RunDir(out, resume=True).read_log(), summary
 
 
+@pytest.fixture(autouse=True)
+def python_sigint():
+    """Python's own SIGINT handler during each test: a test process started in the background (nohup,
+    `&`, some CI runners) inherits an ignored SIGINT, which the trainer rightly leaves alone."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def _default_sigint() -> None:
+    """In a child before exec: SIGINT at its default, so that Python installs its handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def clss_train(out: Path, *extra: str) -> subprocess.Popen:
     args = ["--dataset", "diabetes", "--method", LONG["method"], "--steps", str(LONG["steps"]),
             "--eval-every", str(LONG["eval_every"]), "--batch-size", "12", "--unlabeled-batch-size", "12",
             "--threads", "1", "--no-progress", "--set", "plots=false", "--out", str(out)]
     code = "import sys; from clss_cli.main import main; sys.exit(main())"
     return subprocess.Popen([sys.executable, "-c", code, "train", *args, *extra], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
 
 
 def wait_for_steps(out: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
