@@ -441,7 +441,7 @@ def load_operator_sde(
 
     Data source: ``data_dir``, else ``$CLSS_OPERATOR_SDE_DIR`` (either must hold ``train_sde.npz`` and
     ``test_sde.npz``); with neither set, the built-in generator's cached output (generated on first use: about
-    0.04 s per function and split on an idle core).
+    0.07 CPU-seconds per function, 77 s for both splits on two idle cores).
 
     Splits:
 
