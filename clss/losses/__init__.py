@@ -10,6 +10,7 @@ Shared pieces: :mod:`clss.losses.pairwise` (label distances, feature similaritie
 :mod:`clss.losses.ranking` (the blackbox rank operator).
 """
 
+from clss.losses._common import finite_checks, set_finite_checks
 from clss.losses.cloc import MultiMarginNPairLoss
 from clss.losses.conord import ConOrdCenterLoss, ConOrdLoss, knn_predict
 from clss.losses.errors import NonFiniteError, NonFiniteLossError
@@ -36,7 +37,9 @@ __all__ = [
     "SupReMixLoss",
     "blackbox_rank",
     "feature_similarity",
+    "finite_checks",
     "knn_predict",
     "label_distance",
     "rank_normalised",
+    "set_finite_checks",
 ]
