@@ -19,7 +19,6 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import numpy as np
 import torch
 
 __all__ = ["AUTO_ONE_THREAD_BELOW", "choose_threads", "restores_torch_threads", "run_threads",
@@ -32,18 +31,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def validate_threads(setting: Any, name: str = "threads") -> int | str | None:
-    """Check a thread setting: ``"auto"``, an int >= 1 (returned as ``int``), or None.
+    """Check a thread setting as the configuration does: ``"auto"``, an int >= 1 (returned as ``int``),
+    or None.
 
     Raises
     ------
     ValueError
         For anything else, naming ``name`` and the accepted values.
     """
-    if setting is None or setting == "auto":
-        return setting
-    if isinstance(setting, int | np.integer) and not isinstance(setting, bool) and setting >= 1:
-        return int(setting)
-    raise ValueError(f"{name} must be 'auto', an int >= 1 or None, got {setting!r}")
+    from clss.config import TrainConfig
+    from clss.schema import check_value, specs_of
+
+    return check_value(name, setting, specs_of(TrainConfig)["threads"])
 
 
 def work_per_step(n_params: int, rows: int) -> int:

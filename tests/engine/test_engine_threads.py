@@ -55,10 +55,14 @@ def test_run_threads_counts_trainable_parameters_and_both_batches(two_threads):
     assert run_threads("auto", model, labeled_rows=10**9) == 1  # frozen weights do no work
 
 
-@pytest.mark.parametrize("bad", [0, -2, 1.5, "many", True, "2"])
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "many", True, "2.5"])
 def test_bad_settings_are_refused_by_name(bad):
-    with pytest.raises(ValueError, match="threads must be 'auto', an int >= 1 or None"):
+    with pytest.raises(ValueError, match="threads must be an integer >= 1, 'auto' or null"):
         choose_threads(bad, n_params=1, rows=1)
+
+
+def test_settings_are_read_as_the_configuration_reads_them():
+    assert choose_threads("2", n_params=1, rows=1) == 2  # as from --set threads=2
 
 
 def test_restores_torch_threads_after_return_and_after_an_exception(two_threads):

@@ -277,7 +277,8 @@ def _inf_x(x, y):
 
 
 ESTIMATOR_FIT_CASES = [
-    pytest.param({"threads": 0}, None, "threads must be 'auto', an int >= 1 or None, got 0", id="threads-0"),
+    pytest.param({"threads": 0}, None, "threads must be an integer >= 1, 'auto' or null, got 0",
+                 id="threads-0"),
     pytest.param({"threads": -1}, None, "threads must be .* got -1", id="threads-negative"),
     pytest.param({"threads": 1.5}, None, "threads must be .* got 1.5", id="threads-float"),
     pytest.param({"threads": "many"}, None, "threads must be .* got 'many'", id="threads-string"),
