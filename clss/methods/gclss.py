@@ -144,10 +144,12 @@ class GCLSS(CLSS):
         p = self.params
         if p.unlabeled_loss == "rank":
             return self.unlabeled_terms(pred_u, feat_u, ranks)
-        # A contrastive loss sees labelled rows with their labels and unlabelled rows with pseudo-values.
+        # A contrastive loss sees labelled rows with their labels and unlabelled rows with pseudo-values,
+        # both as unit embeddings: the unlabelled rows are averages of the two passes' unit embeddings, so
+        # raw labelled features would put the two kinds of row on different scales.
         parts: dict[str, torch.Tensor] = {}
         if p.rank_weight > 0:
-            feats = torch.cat([feat_l, feat_u])
+            feats = torch.cat([F.normalize(feat_l, dim=-1), feat_u])
             targets = torch.cat([y_l, values.to(y_l.dtype)])
             weights = torch.cat([torch.ones_like(y_l), torch.full_like(values, p.pseudo_weight)])
             parts["unlabeled_rank"] = p.rank_weight * self.rank_loss(feats, targets, weights=weights)

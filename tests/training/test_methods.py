@@ -221,3 +221,21 @@ def test_gclss_drops_unlabelled_rows_the_anchors_cannot_reach(mode):
     assert np.isfinite(logs["loss"])
     if mode == "clean":  # faithful pass 2 runs after a step that made the biases non-zero
         assert logs["unlabeled_kept"] == len(ulb) - 1
+
+
+@pytest.mark.parametrize("mode", ["clean", "faithful"])
+@pytest.mark.parametrize("loss", ["rnc", "conord"])
+def test_gclss_contrastive_branch_puts_labelled_and_unlabelled_rows_on_one_scale(mode, loss):
+    # The unlabelled rows enter as averages of unit embeddings; the labelled rows must too, whatever the
+    # scale of the model's raw features (here inputs x 100 make raw feature norms far above 1).
+    torch.manual_seed(0)
+    lab, ulb = batches(n_l=12, n_u=10)
+    lab, ulb = (Batch(b.x * 100, b.index, b.y) for b in (lab, ulb))
+    method = GCLSS(model_fn(), params={"unlabeled_loss": loss, "mode": mode, "rank_weight": 1.0})
+    seen = []
+    method.rank_loss.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
+    method.training_step(lab, ulb, 0)
+    assert seen, "the contrastive branch did not run"
+    norms = seen[-1].norm(dim=-1)
+    assert float(method.model(lab.x)[1].norm(dim=-1).min()) > 10  # the raw features are far from unit
+    assert bool((norms <= 1 + 1e-9).all()) and float(norms[: len(lab)].min()) > 1 - 1e-9, norms
