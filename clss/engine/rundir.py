@@ -160,7 +160,7 @@ class RunDir:
             entries = sorted(entry.name for entry in p.iterdir())
             if entries:
                 shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
-                status = _status(p / cls.SUMMARY)
+                status = run_status(p)
                 if status == "finished":
                     held = "a finished run"
                 elif (p / cls.CONFIG).is_file():
@@ -534,9 +534,10 @@ class RunDir:
         return folder / f"{stem}.png"
 
 
-def _status(summary: Path) -> str | None:
-    """The ``status`` of a ``summary.json`` (None when absent or unreadable)."""
+def run_status(path: str | Path) -> str | None:
+    """The ``status`` in the ``summary.json`` of the run directory ``path`` (``"finished"``,
+    ``"diverged"``; None when there is none or it is unreadable)."""
     try:
-        return json.loads(summary.read_text()).get("status")
+        return json.loads((Path(path) / RunDir.SUMMARY).read_text()).get("status")
     except (OSError, ValueError, AttributeError):
         return None

@@ -33,7 +33,7 @@ from clss.engine.checkpoint import capture_rng_state, load_checkpoint, restore_r
 from clss.engine.plots import plot_learning_curves, plot_predictions, plot_similarity_reordering
 from clss.engine.predict import write_unlabeled_predictions
 from clss.engine.progress import TrainingProgress
-from clss.engine.rundir import RunDir
+from clss.engine.rundir import RunDir, run_status
 from clss.engine.threads import restores_torch_threads, run_threads
 from clss.methods import Batch, Method, NonFiniteLossError, OptimizerConfig, build_method
 from clss.metrics import regression_metrics
@@ -367,7 +367,7 @@ def train(config: TrainConfig | dict[str, Any] | None, out: str | Path, *, resum
         if start > cfg.steps:
             raise ValueError(f"steps ({cfg.steps}) is fewer than the {start} steps {out} has done; ask for "
                              f"at least {start}")
-        if start == cfg.steps and _finished(run):
+        if start == cfg.steps and run_status(run.path) == "finished":
             _load_best(run, session)
             return TrainResult(run.path, run.read_summary(), session.method, already_finished=True)
         run.record_resume({"time": datetime.now(UTC).isoformat(timespec="seconds"), "step": start,
@@ -393,13 +393,6 @@ def train(config: TrainConfig | dict[str, Any] | None, out: str | Path, *, resum
     except KeyboardInterrupt as exc:  # last.pt holds the final step: resuming only redoes the finish
         raise TrainingInterrupted(run.path, cfg.steps) from exc
     return TrainResult(run.path, summary, session.method)
-
-
-def _finished(run: RunDir) -> bool:
-    try:
-        return run.read_summary().get("status") == "finished"
-    except (FileNotFoundError, ValueError):
-        return False
 
 
 class _DeferredInterrupt:
