@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from clss.config import parse_overrides, resolve_config
+from clss.data import InputSpec
 from clss.engine.trainer import train
 from clss.methods import Batch, OptimizerConfig, build_method
 from clss.models import build_model
@@ -76,11 +77,11 @@ def step_cost(args: argparse.Namespace, method: str, fraction: float, n: int = 1
     cfg = config(args, method, fraction, args.runs[0], 1)
     k = int(1000 * fraction)
     gen = torch.Generator().manual_seed(0)
-    lab = Batch(torch.randn(k, 241, generator=gen), torch.arange(k), torch.randn(k, generator=gen))
-    ulb = Batch(torch.randn(k, 241, generator=gen), torch.arange(k))
+    lab = Batch({"weak": torch.randn(k, 241, generator=gen)}, torch.arange(k), torch.randn(k, generator=gen))
+    ulb = Batch({"weak": torch.randn(k, 241, generator=gen)}, torch.arange(k))
     kwargs = {key: v for key, v in cfg.model.items() if key != "name"}
-    m = build_method(method, lambda: build_model("mlp", 241, **kwargs), OptimizerConfig(**cfg.optimizer),
-                     cfg.method_params)
+    m = build_method(method, lambda: build_model("mlp", InputSpec("tabular", (241,)), **kwargs),
+                     OptimizerConfig(**cfg.optimizer), cfg.method_params)
     m.configure_optimizers()
     for i in range(5):
         m.training_step(lab, ulb, i)

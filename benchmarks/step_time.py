@@ -37,6 +37,7 @@ import torch
 from torch.nn import functional as F
 
 from clss.config import resolve_config
+from clss.data import InputSpec
 from clss.methods import Batch, OptimizerConfig, build_method
 from clss.models import build_model
 
@@ -52,7 +53,7 @@ VARIANTS = {  # name: (method, extra method parameters)
 
 
 class ResNetRegressor(torch.nn.Module):
-    """torchvision ResNet-18 returning ``(prediction [B], pooled feature [B, 512])`` with dropout 0.05
+    """torchvision ResNet-18 returning ``{"pred": [B], "feat": pooled feature [B, 512]}`` with dropout 0.05
     on the feature (the UCVME-style stochastic backbone of the official image scripts)."""
 
     def __init__(self) -> None:
@@ -63,9 +64,9 @@ class ResNetRegressor(torch.nn.Module):
         net.fc = torch.nn.Identity()
         self.backbone, self.drop, self.head = net, torch.nn.Dropout(0.05), torch.nn.Linear(512, 1)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feat = self.drop(self.backbone(x))
-        return self.head(feat).squeeze(-1), feat
+        return {"pred": self.head(feat).squeeze(-1), "feat": feat}
 
 
 def build(method: str, extra: dict, seed: int, model: str = "mlp"):
@@ -75,7 +76,8 @@ def build(method: str, extra: dict, seed: int, model: str = "mlp"):
         cfg = resolve_config(None, {"dataset": "operator-sde", "method": method})
         params = {**cfg.method_params, **extra}
         kwargs = {k: v for k, v in cfg.model.items() if k != "name"}
-        model_fn, opt, described = (lambda: build_model("mlp", 241, **kwargs)), cfg.optimizer, cfg.model
+        model_fn = lambda: build_model("mlp", InputSpec("tabular", (241,)), **kwargs)  # noqa: E731
+        opt, described = cfg.optimizer, cfg.model
     else:
         params = dict(extra)
         model_fn, described = ResNetRegressor, {"name": "resnet18", "dropout": 0.05, "input": "3x32x32"}
@@ -93,7 +95,8 @@ def images(n_l: int, n_u: int) -> tuple[Batch, Batch, str]:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(n_l + n_u, 3, 32, 32, generator=gen)
     y = torch.randn(n_l, generator=gen)
-    return (Batch(x[:n_l], torch.arange(n_l), y), Batch(x[n_l:], torch.arange(n_l, n_l + n_u), None),
+    return (Batch({"weak": x[:n_l]}, torch.arange(n_l), y),
+            Batch({"weak": x[n_l:]}, torch.arange(n_l, n_l + n_u), None),
             "random 3x32x32 images")
 
 
@@ -111,7 +114,7 @@ def rows(n_l: int, n_u: int) -> tuple[Batch, Batch, str]:
     y = torch.as_tensor((y - y.mean()) / y.std(), dtype=torch.float32)
     perm = torch.randperm(1000, generator=torch.Generator().manual_seed(0))
     li, ui = perm[:n_l], perm[n_l:n_l + n_u]
-    return Batch(x[li], li, y[li]), Batch(x[ui], ui, None), source
+    return Batch({"weak": x[li]}, li, y[li]), Batch({"weak": x[ui]}, ui, None), source
 
 
 def gclss_breakdown(m, lab: Batch, ulb: Batch, steps: int) -> dict[str, float]:
@@ -128,11 +131,11 @@ def gclss_breakdown(m, lab: Batch, ulb: Batch, steps: int) -> dict[str, float]:
         u = m.draw_unlabeled(ulb)
         m.model.train()
         n_l = len(lab)
-        x = torch.cat([lab.x, u.x])
+        x = torch.cat([lab.view("weak"), u.view("weak")])
         with torch.no_grad():
-            _, feat0_u = m.model(u.x)
+            feat0_u = m.model(u.view("weak"))["feat"]
         mark("memory pass (unlabelled rows, no grad)")
-        pred1, feat1 = m.model(x)
+        pred1, feat1 = m.model(x).values()
         mark("gradient pass (labelled + unlabelled)")
         parts = m.supervised_terms(lab, pred1[:n_l], feat1[:n_l])
         mark("labelled losses (MSE + OE)")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from clss.data import InputSpec
 from clss.engine.threads import work_per_step
 from clss.methods import Batch, OptimizerConfig, build_method
 from clss.models import build_model
@@ -31,7 +32,8 @@ RESULTS = Path(__file__).resolve().parent / "results" / "threads.json"
 
 def _method(d: int, width: int, seed: int = 0):
     torch.manual_seed(seed)
-    m = build_method("supervised", lambda: build_model("mlp", d, hidden=[width, width], dropout=0.1),
+    spec = InputSpec("tabular", (d,))
+    m = build_method("supervised", lambda: build_model("mlp", spec, hidden=[width, width], dropout=0.1),
                      OptimizerConfig(name="adamw", lr=1e-3, weight_decay=0.01), {"seed": seed})
     m.configure_optimizers()
     return m
@@ -65,7 +67,8 @@ def main() -> None:
         for width in args.widths:
             for b in args.rows:
                 m = _method(d, width)
-                lab = Batch(torch.randn(b, d, generator=gen), torch.arange(b), torch.randn(b, generator=gen))
+                lab = Batch({"weak": torch.randn(b, d, generator=gen)}, torch.arange(b),
+                            torch.randn(b, generator=gen))
                 for t in counts:
                     _time_steps(m, lab, t, args.warmup)
                 samples: dict[int, list[float]] = {t: [] for t in counts}

@@ -14,6 +14,7 @@ from typing import Any
 
 from clss.data.base import RegressionData, Standardizer
 from clss.data.csvfile import CsvTable, read_csv_table
+from clss.data.dataset import DataSplits, InputSpec, RegressionDataset, TabularDataset, view_pipeline
 from clss.data.encoding import ColumnEncoding, TabularEncoding
 from clss.data.operator_sde import generate_operator_sde, load_operator_sde, paper_run_indices
 from clss.data.samplers import SemiSupervisedSampler
@@ -25,12 +26,16 @@ __all__ = [
     "DATASETS",
     "ColumnEncoding",
     "CsvTable",
+    "DataSplits",
     "DatasetInfo",
+    "InputSpec",
     "LabeledSpec",
     "RegressionData",
+    "RegressionDataset",
     "SemiSupervisedSampler",
     "Splits",
     "Standardizer",
+    "TabularDataset",
     "TabularEncoding",
     "generate_operator_sde",
     "list_datasets",
@@ -41,6 +46,7 @@ __all__ = [
     "parse_labeled",
     "read_csv_table",
     "split_labeled",
+    "view_pipeline",
 ]
 
 # Feature options of CSV files (keys of TrainConfig too); no other dataset has columns to choose.

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from clss.data.dataset import DataSplits, TabularDataset
 from clss.data.encoding import TabularEncoding
 
 __all__ = ["RegressionData", "Standardizer"]
@@ -264,3 +265,12 @@ class RegressionData:
                     f"{self.name}: y_rows include {int(np.isnan(y).sum())} rows without a target"
                 )
         return Standardizer.fit(self.x_train, y, inputs=inputs, targets=targets)
+
+    def as_splits(self) -> DataSplits:
+        """The same data as :class:`~clss.data.dataset.DataSplits` of in-memory tabular datasets (no
+        augmentation pipelines: every view of a row is the row itself)."""
+        names = tuple(self.feature_names)
+        return DataSplits(self.name, TabularDataset(self.x_train, self.y_train, names),
+                          TabularDataset(self.x_val, self.y_val, names),
+                          TabularDataset(self.x_test, self.y_test, names), self.target_name, self.meta,
+                          self.labeled, self.unlabeled, {}, self.encoding)

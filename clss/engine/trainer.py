@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from clss.config import TrainConfig
-from clss.data import RegressionData, SemiSupervisedSampler, Splits, load_dataset, split_labeled
+from clss.data import InputSpec, RegressionData, SemiSupervisedSampler, Splits, load_dataset, split_labeled
 from clss.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from clss.engine.plots import plot_learning_curves, plot_predictions, plot_similarity_reordering
 from clss.engine.predict import write_unlabeled_predictions
@@ -120,11 +120,10 @@ def _splits(cfg: TrainConfig, data: RegressionData, semi: bool) -> Splits:
                          require_unlabeled=semi, no_target=data.no_target)
 
 
-def _build_method(cfg: TrainConfig, n_features: int) -> Method:
+def _build_method(cfg: TrainConfig, input: InputSpec) -> Method:
     """The configured method around a freshly initialised model (draws from the global torch RNG)."""
     model_kwargs = {k: v for k, v in cfg.model.items() if k != "name"}
-    return build_method(cfg.method, lambda: build_model(cfg.model.get("name", "mlp"), n_features,
-                                                        **model_kwargs),
+    return build_method(cfg.method, lambda: build_model(cfg.model.get("name", "mlp"), input, **model_kwargs),
                         OptimizerConfig(**cfg.optimizer), {"seed": cfg.seed, **cfg.method_params})
 
 
@@ -254,7 +253,7 @@ def _prepare(cfg: TrainConfig, data: RegressionData | None) -> _Session:
     device = _device(cfg.device)
     data = _load_data(cfg) if data is None else data
     torch.manual_seed(cfg.seed)  # model initialisation and dropout draw from the global torch RNG
-    method = _build_method(cfg, data.n_features).to(device)
+    method = _build_method(cfg, data.as_splits().input).to(device)
     splits = _splits(cfg, data, method.semi_supervised)
     torch.set_num_threads(run_threads(cfg.threads, method,
                                       labeled_rows=_rows_per_step(cfg.batch_size, len(splits.labeled)),
@@ -456,9 +455,14 @@ def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,
                     pair = next(batches)
                 l_idx, u_idx = pair
                 l_idx, u_idx = l_idx.to(device), u_idx.to(device)
-                lab = Batch(x_train[l_idx], l_idx, y_train[l_idx])
-                ulb = (Batch(x_train[u_idx], u_idx, y_train[u_idx] if hidden_truth else None)
-                       if u_idx.numel() else None)
+                x_l = x_train[l_idx]
+                lab = Batch(dict.fromkeys(method.labeled_views, x_l), l_idx, y_train[l_idx])
+                if u_idx.numel():
+                    x_u = x_train[u_idx]
+                    ulb = Batch(dict.fromkeys(method.unlabeled_views, x_u), u_idx,
+                                y_train[u_idx] if hidden_truth else None)
+                else:
+                    ulb = None
                 try:
                     logs = method.training_step(lab, ulb, step)
                 except NonFiniteLossError as exc:
@@ -555,7 +559,7 @@ def _plot_unlabeled_similarity(run: RunDir, method: Method, x: np.ndarray, devic
 
     method.model.eval()
     with torch.no_grad():
-        feat = method.model(torch.as_tensor(x, device=device))[1]
+        feat = method.model(torch.as_tensor(x, device=device))["feat"]
     sim = feature_similarity(feat.double(), "cosine").cpu().numpy()
     with warnings.catch_warnings():  # for a picture, components side by side are the right reading
         warnings.simplefilter("ignore", SeriationWarning)
@@ -601,7 +605,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *,
     state = load_checkpoint(ckpt, kind=("train", "weights"), keys=WEIGHTS_KEYS)
     device = _device(cfg.device)
     data = _load_data(cfg)
-    method = _build_method(cfg, data.n_features)
+    method = _build_method(cfg, data.as_splits().input)
     _load_weights(method, state, ckpt, cfg)
     method.to(device)
     std = Standardizer.from_state_dict(state["standardizer"])

@@ -26,19 +26,35 @@ METHODS: dict[str, type[Method]] = {}
 
 @dataclass
 class Batch:
-    """Rows of the training split.
+    """Rows of the training split, as the views a method asked for.
 
-    ``x``: inputs ``[B, ...]``; ``index``: row indices into the training split ``[B]``; ``y``: standardised
-    targets ``[B]`` for labelled rows. For unlabelled rows ``y`` is ``None``, or the hidden truth when the
-    caller knows it (benchmarks) — methods may use it for diagnostics only, never in a loss.
+    ``views``: view name → inputs ``[B, ...]`` (the names of :attr:`Method.labeled_views` /
+    :attr:`Method.unlabeled_views`; ``"weak@2"`` is a second independent draw of the ``"weak"`` pipeline; on
+    data without augmentation every view is the plain input, often the same tensor). ``index``: row indices
+    into the training split ``[B]``. ``y``: standardised targets ``[B]`` for labelled rows. For unlabelled
+    rows ``y`` is ``None``, or the hidden truth when the caller knows it (benchmarks) — methods may use it
+    for diagnostics only, never in a loss.
     """
 
-    x: torch.Tensor
+    views: dict[str, torch.Tensor]
     index: torch.Tensor
     y: torch.Tensor | None = None
 
     def __len__(self) -> int:
-        return int(self.x.shape[0])
+        return int(self.index.shape[0])
+
+    def view(self, name: str) -> torch.Tensor:
+        """The inputs of view ``name`` (a clear error when the loader did not provide it)."""
+        try:
+            return self.views[name]
+        except KeyError:
+            raise ValueError(f"the batch has no view {name!r} (it has {sorted(self.views)}); declare it in "
+                             f"the method's labeled_views / unlabeled_views") from None
+
+    def take(self, rows: torch.Tensor) -> Batch:
+        """The sub-batch of positions ``rows`` (every view, index and targets)."""
+        return Batch({k: v[rows] for k, v in self.views.items()}, self.index[rows],
+                     None if self.y is None else self.y[rows])
 
 
 @dataclass
@@ -105,7 +121,8 @@ class Method(nn.Module):
 
     Parameters
     ----------
-    model_fn : callable returning a fresh network whose ``forward(x)`` gives ``(pred [B], feat [B, d])``.
+    model_fn : callable returning a fresh network whose ``forward(x)`` gives a
+        :class:`clss.models.ModelOutput` (``{"pred": [B], "feat": [B, d], ...}``).
     optimizer : OptimizerConfig
     params : mapping of method hyper-parameters (validated against ``Params``).
     """
@@ -113,6 +130,9 @@ class Method(nn.Module):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     semi_supervised: ClassVar[bool] = True
+    #: Views of the labelled / unlabelled rows the loader must provide (see :class:`Batch`).
+    labeled_views: ClassVar[tuple[str, ...]] = ("weak",)
+    unlabeled_views: ClassVar[tuple[str, ...]] = ("weak",)
     Params: ClassVar[type[MethodParams]] = MethodParams
 
     def __init__(self, model_fn: Callable[[], nn.Module], optimizer: OptimizerConfig | None = None,
@@ -139,7 +159,7 @@ class Method(nn.Module):
         was_training = self.model.training
         self.model.eval()
         try:
-            return self.model(x)[0]
+            return self.model(x)["pred"]
         finally:
             self.model.train(was_training)
 

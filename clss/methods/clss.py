@@ -84,9 +84,10 @@ class CLSS(Supervised):
             raise ValueError(f"{self.name} needs an unlabelled batch of at least 2 rows")
         unlabeled = self.draw_unlabeled(unlabeled)
         self.model.train()
-        pred_l, feat_l = self.model(labeled.x)
-        parts = self.supervised_terms(labeled, pred_l, feat_l)
-        pred_u, feat_u = self.model(unlabeled.x)
+        out_l = self.model(labeled.view("weak"))
+        parts = self.supervised_terms(labeled, out_l["pred"], out_l["feat"])
+        out_u = self.model(unlabeled.view("weak"))
+        pred_u, feat_u = out_u["pred"], out_u["feat"]
         with torch.no_grad():
             sim = feature_similarity(feat_u.detach(), "cosine")
             _, ranks = seriate_batch(sim, negative="shift", validate=False)  # built here: well formed
@@ -104,9 +105,7 @@ class CLSS(Supervised):
         rows = subsample(len(unlabeled), self.params.rank_rows, self.generator)
         if rows is None:
             return unlabeled
-        rows = rows.to(unlabeled.x.device)
-        return Batch(unlabeled.x[rows], unlabeled.index[rows],
-                     None if unlabeled.y is None else unlabeled.y[rows])
+        return unlabeled.take(rows.to(unlabeled.index.device))
 
     def diagnose(self, step: int) -> bool:
         """Whether this step logs diagnostics (every ``diagnostics_every`` steps)."""

@@ -176,10 +176,11 @@ class GCLSS(CLSS):
 
     def _clean_step(self, labeled: Batch, unlabeled: Batch, step: int) -> dict[str, float]:
         n_l = len(labeled)
-        x = torch.cat([labeled.x, unlabeled.x])
+        x = torch.cat([labeled.view("weak"), unlabeled.view("weak")])
         with torch.no_grad():
-            _, feat0 = self.model(x if self.params.memory == "all" else unlabeled.x)
-        pred1, feat1 = self.model(x)
+            feat0 = self.model(x if self.params.memory == "all" else unlabeled.view("weak"))["feat"]
+        out1 = self.model(x)
+        pred1, feat1 = out1["pred"], out1["feat"]
         parts = self.supervised_terms(labeled, pred1[:n_l], feat1[:n_l])
         feat0_u = feat0[-len(unlabeled):]
         sel = self._select(feat0_u, feat1[n_l:], self.params.selection or "min")
@@ -239,8 +240,9 @@ class GCLSS(CLSS):
         anchor_rows = torch.cat([torch.tensor([hi, lo]), extra]).to(y.device)
 
         # Pass 1: 7 anchors, unlabelled block of every unlabelled row, optimiser step.
-        x = torch.cat([labeled.x, unlabeled.x])
-        pred0, feat0 = self.model(x)
+        x = torch.cat([labeled.view("weak"), unlabeled.view("weak")])
+        out0 = self.model(x)
+        pred0, feat0 = out0["pred"], out0["feat"]
         parts1 = self.supervised_terms(labeled, pred0[:n_l], feat0[:n_l])
         emb0 = F.normalize(feat0, dim=-1)
         values1, ranks1 = self._anchored_targets(emb0[n_l:], emb0[:n_l][anchor_rows], y[anchor_rows])
@@ -250,7 +252,8 @@ class GCLSS(CLSS):
         loss1 = self._step(parts1)
 
         # Pass 2: re-forward with the updated weights, DP selection, all labelled anchors, second step.
-        pred1, feat1 = self.model(x)
+        out1 = self.model(x)
+        pred1, feat1 = out1["pred"], out1["feat"]
         parts2 = self.supervised_terms(labeled, pred1[:n_l], feat1[:n_l])
         sel = self._select(feat0[n_l:].detach(), feat1[n_l:], p.selection or "max_faithful")
         emb0 = emb0.detach()

@@ -77,8 +77,8 @@ class Supervised(Method):
 
     def training_step(self, labeled: Batch, unlabeled: Batch | None, step: int) -> dict[str, float]:
         self.model.train()
-        pred, feat = self.model(labeled.x)
-        parts = self.supervised_terms(labeled, pred, feat)
+        out = self.model(labeled.view("weak"))
+        parts = self.supervised_terms(labeled, out["pred"], out["feat"])
         loss = torch.stack(list(parts.values())).sum()
         self.optimize(loss, parts)
         return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}}

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from clss.models.output import ModelOutput
 from clss.schema import Spec
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
@@ -22,7 +23,9 @@ MLP_PARAMS = {
 
 
 class MLPRegressor(nn.Module):
-    """``x -> trunk -> feature -> linear head``; ``forward`` returns ``(pred [B], feat [B, h])``.
+    """``x -> trunk -> feature -> linear head``; ``forward`` returns ``{"pred": [B], "feat": [B, h]}``.
+
+    Inputs of any shape ``[B, ...]`` are flattened, so an MLP also runs on small images.
 
     The CLSS/GCLSS operator-learning model is ``MLPRegressor(241, (100, 100))`` with ReLU and the
     paper's initialisation (weights ~ N(0, 0.001²), biases 0, as the official synthetic code).
@@ -69,6 +72,6 @@ class MLPRegressor(nn.Module):
                     nn.init.normal_(m.weight, 0.0, init_std)
                     nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> ModelOutput:
         feat = self.trunk(x.flatten(1))
-        return self.head(feat).squeeze(-1), feat
+        return {"pred": self.head(feat).squeeze(-1), "feat": feat}

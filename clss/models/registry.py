@@ -1,4 +1,4 @@
-"""Model registry: build a network by name from the data's input shape."""
+"""Model registry: build a network by name for the data's inputs (an :class:`~clss.data.InputSpec`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from clss.data.dataset import InputSpec
 from clss.models.mlp import MLP_PARAMS, MLPRegressor
 from clss.schema import Spec
 
@@ -23,8 +24,26 @@ def list_models() -> dict[str, str]:
     return {name: desc for name, (_, desc) in MODELS.items()}
 
 
-def build_model(name: str, in_features: int, **kwargs: Any) -> nn.Module:
-    """Instantiate a registered model for inputs of ``in_features`` dimensions."""
+def build_model(name: str, input: InputSpec, **kwargs: Any) -> nn.Module:
+    """Instantiate a registered model for inputs described by ``input``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`MODELS`.
+    input : InputSpec
+        The data's inputs (``DataSplits.input``): kind and shape of one input.
+    **kwargs
+        The model's keyword arguments (the configuration's ``model.*`` keys).
+
+    Returns
+    -------
+    nn.Module
+        A network whose ``forward`` returns a :class:`~clss.models.ModelOutput`.
+    """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; available: {sorted(MODELS)}")
-    return MODELS[name][0](in_features, **kwargs)
+    if not isinstance(input, InputSpec):
+        raise TypeError(f"build_model takes the data's InputSpec (DataSplits.input), got "
+                        f"{type(input).__name__}")
+    return MODELS[name][0](input.size, **kwargs)

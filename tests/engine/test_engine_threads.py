@@ -8,6 +8,7 @@ import torch
 import yaml
 
 from clss.config import TrainConfig, resolve_config
+from clss.data import InputSpec
 from clss.engine import train
 from clss.engine.threads import (
     AUTO_ONE_THREAD_BELOW,
@@ -44,7 +45,7 @@ def test_auto_uses_one_thread_below_the_threshold_and_the_current_setting_above(
 
 
 def test_run_threads_counts_trainable_parameters_and_both_batches(two_threads):
-    model = build_model("mlp", 10, hidden=[100, 100])
+    model = build_model("mlp", InputSpec("tabular", (10,)), hidden=[100, 100])
     n = sum(p.numel() for p in model.parameters())
     rows_at_threshold = -(-AUTO_ONE_THREAD_BELOW // n)  # ceil: the first row count at the threshold
     assert run_threads("auto", model, labeled_rows=rows_at_threshold - 2, unlabeled_rows=1) == 1

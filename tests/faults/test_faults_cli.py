@@ -410,10 +410,12 @@ def test_results_heading_is_not_broken_at_80_columns(places) -> None:
 
 
 def _build(method: str, params: dict):
+    from clss.data import InputSpec
     from clss.methods import build_method
     from clss.models import build_model
 
-    return build_method(method, lambda: build_model("mlp", 3, hidden=[4]), params=params)
+    return build_method(method, lambda: build_model("mlp", InputSpec("tabular", (3,)), hidden=[4]),
+                        params=params)
 
 
 LIBRARY_CASES = [

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from clss.data import InputSpec
 from clss.methods import CLSS, GCLSS, Batch, NonFiniteLossError, Supervised, build_method, list_methods
 from clss.models import MLPRegressor, build_model
 from clss.seriation import seriate
@@ -13,8 +14,8 @@ def batches(n_l=12, n_u=10, d=6, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n_l + n_u, d, generator=g, dtype=torch.float64)
     y = x[:, 0] + 0.5 * x[:, 1]
-    return (Batch(x[:n_l], torch.arange(n_l), y[:n_l]),
-            Batch(x[n_l:], torch.arange(n_l, n_l + n_u), y[n_l:]))
+    return (Batch({"weak": x[:n_l]}, torch.arange(n_l), y[:n_l]),
+            Batch({"weak": x[n_l:]}, torch.arange(n_l, n_l + n_u), y[n_l:]))
 
 
 def model_fn(dropout=0.1):
@@ -31,9 +32,9 @@ def test_every_loss_term_carries_gradient():
     torch.manual_seed(0)
     lab, ulb = batches()
     method = CLSS(model_fn())
-    pred_l, feat_l = method.model(lab.x)
+    pred_l, feat_l = method.model(lab.view("weak")).values()
     parts = method.supervised_terms(lab, pred_l, feat_l)
-    pred_u, feat_u = method.model(ulb.x)
+    pred_u, feat_u = method.model(ulb.view("weak")).values()
     ranks = torch.randperm(len(ulb)).double()
     parts.update(method.unlabeled_terms(pred_u, feat_u, ranks))
     assert set(parts) == {"regression", "contrastive", "unlabeled_rank", "unlabeled_consistency"}
@@ -44,7 +45,7 @@ def test_every_loss_term_carries_gradient():
 def test_unlabeled_terms_off_when_weights_are_zero():
     method = CLSS(model_fn(), params={"rank_weight": 0.0})
     _, ulb = batches()
-    pred, feat = method.model(ulb.x)
+    pred, feat = method.model(ulb.view("weak")).values()
     assert method.unlabeled_terms(pred, feat, torch.arange(len(ulb)).double()) == {}
 
 
@@ -64,8 +65,8 @@ def test_gclss_selection_direction():
     method = GCLSS(model_fn(), params={"keep": 4})
     _, ulb = batches(n_u=10)
     with torch.no_grad():
-        f0 = method.model(ulb.x)[1]
-        f1 = method.model(ulb.x)[1]
+        f0 = method.model(ulb.view("weak"))["feat"]
+        f1 = method.model(ulb.view("weak"))["feat"]
     from clss.seriation import cross_view_perturbation
 
     pert = cross_view_perturbation(f0, f1).numpy()
@@ -101,7 +102,7 @@ def test_gclss_diagnostics_and_hidden_truth_logging():
                 "pseudo_value_tau"):
         assert key in logs
     assert logs["unlabeled_kept"] == round(0.75 * len(ulb))
-    logs = method.training_step(lab, Batch(ulb.x, ulb.index, None), 1)
+    logs = method.training_step(lab, Batch(ulb.views, ulb.index, None), 1)
     assert "pseudo_value_tau" not in logs
     # diagnostics (and the hidden-truth tau) every diagnostics_every steps only
     assert "recovery_tolerance" not in method.training_step(lab, ulb, 3)
@@ -150,14 +151,14 @@ def test_faithful_mode_needs_seven_labelled_rows_and_distinct_labels():
         method.training_step(lab, ulb, 0)
     lab, ulb = batches(n_l=8)
     with pytest.raises(ValueError, match="distinct labels"):
-        method.training_step(Batch(lab.x, lab.index, torch.zeros(8, dtype=torch.float64)), ulb, 0)
+        method.training_step(Batch(lab.views, lab.index, torch.zeros(8, dtype=torch.float64)), ulb, 0)
 
 
 def test_non_finite_loss_is_refused_before_the_step():
     method = Supervised(model_fn(), params={"contrastive": "none"})
     lab, _ = batches()
     before = [p.detach().clone() for p in method.model.parameters()]
-    bad = Batch(lab.x, lab.index, torch.full_like(lab.y, float("nan")))
+    bad = Batch(lab.views, lab.index, torch.full_like(lab.y, float("nan")))
     with pytest.raises(NonFiniteLossError, match="step was skipped"):
         method.training_step(bad, None, 0)
     assert all(torch.equal(a, b) for a, b in zip(before, method.model.parameters(), strict=True))
@@ -195,8 +196,8 @@ def test_registry_and_bad_parameters():
 
 
 def test_mlp_paper_initialisation_and_interface():
-    model = build_model("mlp", 241, hidden=(100, 100))
-    pred, feat = model(torch.randn(4, 241))
+    model = build_model("mlp", InputSpec("tabular", (241,)), hidden=(100, 100))
+    pred, feat = model(torch.randn(4, 241)).values()
     assert pred.shape == (4,) and feat.shape == (4, 100)
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     weights = torch.cat([m.weight.detach().flatten() for m in linears])
@@ -204,7 +205,7 @@ def test_mlp_paper_initialisation_and_interface():
     with pytest.raises(ValueError, match="dropout"):
         MLPRegressor(3, dropout=1.0)
     with pytest.raises(ValueError, match="unknown model"):
-        build_model("resnet9000", 3)
+        build_model("resnet9000", InputSpec("tabular", (3,)))
 
 
 @pytest.mark.parametrize("mode", ["clean", "faithful"])
@@ -215,9 +216,9 @@ def test_gclss_drops_unlabelled_rows_the_anchors_cannot_reach(mode):
     method = GCLSS(lambda: MLPRegressor(6, (16, 16), dropout=0.0, init="paper", init_std=0.3).double(),
                    params={"mode": mode, "keep": 1.0})
     lab, ulb = batches()
-    x_u = ulb.x.clone()
+    x_u = ulb.view("weak").clone()
     x_u[3] = 0.0
-    logs = method.training_step(lab, Batch(x_u, ulb.index, ulb.y), 0)
+    logs = method.training_step(lab, Batch({"weak": x_u}, ulb.index, ulb.y), 0)
     assert np.isfinite(logs["loss"])
     if mode == "clean":  # faithful pass 2 runs after a step that made the biases non-zero
         assert logs["unlabeled_kept"] == len(ulb) - 1
@@ -230,12 +231,13 @@ def test_gclss_contrastive_branch_puts_labelled_and_unlabelled_rows_on_one_scale
     # scale of the model's raw features (here inputs x 100 make raw feature norms far above 1).
     torch.manual_seed(0)
     lab, ulb = batches(n_l=12, n_u=10)
-    lab, ulb = (Batch(b.x * 100, b.index, b.y) for b in (lab, ulb))
+    lab, ulb = (Batch({"weak": b.view("weak") * 100}, b.index, b.y) for b in (lab, ulb))
     method = GCLSS(model_fn(), params={"unlabeled_loss": loss, "mode": mode, "rank_weight": 1.0})
     seen = []
     method.rank_loss.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
     method.training_step(lab, ulb, 0)
     assert seen, "the contrastive branch did not run"
     norms = seen[-1].norm(dim=-1)
-    assert float(method.model(lab.x)[1].norm(dim=-1).min()) > 10  # the raw features are far from unit
+    raw = method.model(lab.view("weak"))["feat"]
+    assert float(raw.norm(dim=-1).min()) > 10  # the raw features are far from unit
     assert bool((norms <= 1 + 1e-9).all()) and float(norms[: len(lab)].min()) > 1 - 1e-9, norms
