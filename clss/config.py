@@ -207,10 +207,16 @@ METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
 
 
 def merge_dicts(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Recursive dict merge: nested dicts merge key by key, everything else is replaced."""
+    """Recursive dict merge: nested dicts merge key by key, everything else is replaced.
+
+    A nested dict whose ``name`` changes (another model, optimiser or schedule) replaces the old one
+    whole: the old one's keys belong to the other name (``hidden`` is an MLP key, not a ResNet's).
+    """
     out = copy.deepcopy(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        renamed = (isinstance(value, dict) and isinstance(out.get(key), dict) and "name" in value
+                   and value["name"] != out[key].get("name"))
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and not renamed:
             out[key] = merge_dicts(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
