@@ -57,18 +57,20 @@ def test_set_finite_checks_returns_the_previous_setting_and_checks_its_argument(
 
 
 def test_the_training_guard_still_stops_a_step_when_the_checks_are_off() -> None:
+    from clss.data import InputSpec
     from clss.methods import OptimizerConfig, build_method
     from clss.methods.base import Batch
     from clss.models import build_model
 
     torch.manual_seed(0)
-    method = build_method("clss", lambda: build_model("mlp", 4, hidden=[8]), OptimizerConfig(),
+    spec = InputSpec("tabular", (4,))
+    method = build_method("clss", lambda: build_model("mlp", spec, hidden=[8]), OptimizerConfig(),
                           {"contrastive_weight": 1.0})
     before = [p.detach().clone() for p in method.parameters()]
     x = torch.randn(12, 4)
     x[0, 0] = math.inf
-    lab = Batch(x, torch.arange(12), torch.randn(12))
-    ulb = Batch(torch.randn(12, 4), torch.arange(12, 24), None)
+    lab = Batch({"weak": x}, torch.arange(12), torch.randn(12))
+    ulb = Batch({"weak": torch.randn(12, 4)}, torch.arange(12, 24), None)
     with finite_checks(False), pytest.raises(NonFiniteLossError):
         method.training_step(lab, ulb, 0)
     assert all(torch.equal(a, b.detach()) for a, b in zip(before, method.parameters(), strict=True))

@@ -23,8 +23,8 @@ class Wrapped(nn.Module):
         self.transform, self.pred_transform = transform, pred_transform or (lambda p, f: p)
 
     def forward(self, x):
-        pred, feat = self.net(x)
-        return self.pred_transform(pred, feat), self.transform(feat)
+        out = self.net(x)
+        return {"pred": self.pred_transform(out["pred"], out["feat"]), "feat": self.transform(out["feat"])}
 
 
 def sqrt_at_zero(feat):
@@ -36,7 +36,7 @@ def sqrt_at_zero(feat):
 def labelled(n=12, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 6, generator=g)
-    return Batch(x, torch.arange(n), x[:, 0] + 0.5 * x[:, 1])
+    return Batch({"weak": x}, torch.arange(n), x[:, 0] + 0.5 * x[:, 1])
 
 
 def snapshot(method):
@@ -113,8 +113,8 @@ def test_training_run_with_inf_features_stops_as_diverged_naming_the_loss_and_th
         forward = model.forward
 
         def bad_forward(x):
-            pred, feat = forward(x)
-            return pred, feat * float("inf")
+            out = forward(x)
+            return {"pred": out["pred"], "feat": out["feat"] * float("inf")}
 
         model.forward = bad_forward
         return model
