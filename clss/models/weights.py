@@ -118,7 +118,9 @@ def _read(p: Path) -> Any:
 
 def _tensors(obj: Any, p: Path) -> dict[str, torch.Tensor]:
     """The name -> tensor mapping a loaded file holds (a clss checkpoint's network, or the file itself)."""
-    if isinstance(obj, dict) and isinstance(obj.get("clss_checkpoint"), dict):
+    from clss.engine.checkpoint import FORMAT_KEY  # here: clss.engine imports clss.models
+
+    if isinstance(obj, dict) and isinstance(obj.get(FORMAT_KEY), dict):
         method = obj.get("method")
         if not isinstance(method, dict):
             raise ValueError(f"model.weights: {p} is a clss checkpoint without network weights (no 'method' "
