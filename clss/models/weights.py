@@ -106,10 +106,16 @@ def _read(p: Path) -> Any:
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        from clss.engine.checkpoint import _unpickler_reason
+
         found = re.search(r"GLOBAL (\S+)", str(exc))
-        what = f"a {found.group(1)} object" if found else "objects other than tensors"
-        raise ValueError(f"model.weights: {p} holds {what}, which torch.load(weights_only=True) refuses; "
-                         f"save the weights with torch.save(model.state_dict(), PATH)") from None
+        if found:
+            raise ValueError(f"model.weights: {p} holds a {found.group(1)} object, which torch.load("
+                             f"weights_only=True) refuses; save the weights with torch.save("
+                             f"model.state_dict(), PATH)") from None
+        raise ValueError(f"model.weights: {p} is not a torch weights file (torch.load(weights_only=True): "
+                         f"{_unpickler_reason(exc)}); save the weights with torch.save(model.state_dict(), "
+                         f"PATH)") from None
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, KeyError, IndexError, OSError) as exc:
         reason = "the file is empty" if p.stat().st_size == 0 else f"{type(exc).__name__}: {exc}"
         reason = reason.splitlines()[0]

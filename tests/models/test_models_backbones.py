@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from clss.config import TrainConfig, parse_overrides
+from clss.config import TrainConfig, parse_overrides, resolve_config
 from clss.data.dataset import InputSpec
 from clss.models import MODEL_PARAMS, MODELS, ResNetRegressor, build_model
 
@@ -147,6 +147,13 @@ def test_model_keys_are_validated_by_name():
     values = parse_overrides(["model.name=resnet18", "model.dropout=0.05", "model.small_input=true"])
     cfg = TrainConfig.from_dict(values)
     assert cfg.model == {"name": "resnet18", "dropout": 0.05, "small_input": True}
+    # over the defaults and a dataset preset (an MLP's keys), as the command line resolves it
+    for dataset in ("diabetes", "operator-sde"):
+        sets = parse_overrides(["model.name=wrn28_2", "model.dropout=0.05"])
+        cfg = resolve_config({}, {"dataset": dataset, **sets})
+        assert cfg.model == {"name": "wrn28_2", "dropout": 0.05}
+    merged = resolve_config({}, {"model": {"dropout": 0.2}}).model  # same model: the preset's keys stay
+    assert merged == {**resolve_config().model, "dropout": 0.2}
     with pytest.raises(ValueError, match=r"model\.dropout must be a float in \[0, 1\), got 1\.5"):
         TrainConfig.from_dict(parse_overrides(["model.name=wrn28_2", "model.dropout=1.5"]))
     with pytest.raises(ValueError, match=r"unknown key 'model\.hidden'"):
