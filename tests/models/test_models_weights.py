@@ -110,3 +110,24 @@ def test_old_torchvision_files_without_batch_norm_counters_load(tmp_path):
     model = build_model("resnet18", RGB32)
     report = load_weights(model, tmp_path / "old.pth", "resnet18")
     assert report.startswith(f"model.weights: loaded {len(state) - 2} tensors from")
+
+
+def test_weights_file_only_starts_training(tmp_path):
+    """A run trained from ``model.weights`` resumes and predicts from its own checkpoints: the file is read
+    once, when the training starts."""
+    from clss.config import resolve_config
+    from clss.engine import train
+    from clss.engine.predict import load_predictor
+
+    torch.manual_seed(0)
+    start = build_model("mlp", InputSpec("tabular", (10,)), hidden=[8], init="default")
+    weights = tmp_path / "start.pt"
+    torch.save(start.state_dict(), weights)
+    cfg = resolve_config({}, {"dataset": "diabetes", "steps": 2, "eval_every": 1, "progress": False,
+                              "plots": False, "threads": 1, "model": {"hidden": [8], "weights": str(weights)}})
+    run = tmp_path / "run"
+    train(cfg, run)
+    weights.unlink()
+    assert train(None, run, resume=True, overrides={"steps": 3}).summary["status"] == "finished"
+    predictor = load_predictor(run)
+    assert predictor.method.model.trunk[0].in_features == 10
