@@ -12,11 +12,13 @@ hold
 A leading ``module.`` on every key (``nn.DataParallel`` checkpoints) is removed. A 3-channel first
 convolution loads into a 1-channel model summed over its input channels, which makes the 1-channel model
 on a grey image ``g`` compute exactly what the 3-channel model computes on ``(g, g, g)``. Any other
-mismatch (missing or unknown tensors, shapes) means another architecture and is refused.
+mismatch (missing or unknown tensors, shapes) means another architecture and is refused, and so are
+NaN or infinite values.
 """
 
 from __future__ import annotations
 
+import errno
 import pickle
 import re
 import warnings
@@ -71,8 +73,7 @@ def load_weights(model: nn.Module, path: str | Path, name: str) -> str:
         prefix = "backbone."
         skipped = [k for k in state if k.startswith(model.classifier_prefixes)]
         state = {prefix + k: v for k, v in state.items() if k not in skipped}
-    needed = {k for k in target if k.startswith(prefix)}
-    needed = {k for k in needed if not k.endswith(_COUNTER)}
+    needed = {k for k in target if k.startswith(prefix) and not k.endswith(_COUNTER)}
     given = {k for k in state if not k.endswith(_COUNTER)}
     if not given & needed:
         raise ValueError(f"model.weights: {p} holds no tensor of a {name!r} model (its keys look like "
@@ -80,10 +81,11 @@ def load_weights(model: nn.Module, path: str | Path, name: str) -> str:
                          f"another architecture")
     missing, unknown = needed - given, given - set(target)
     if missing or unknown:
-        parts = ([f"lacks {len(missing)} of the model's tensors (e.g. {_examples(missing, prefix)})"]
-                 if missing else []) + \
-                ([f"has {len(unknown)} the model does not have (e.g. {_examples(unknown, prefix)})"]
-                 if unknown else [])
+        parts = []
+        if missing:
+            parts.append(f"lacks {len(missing)} of the model's tensors (e.g. {_examples(missing, prefix)})")
+        if unknown:
+            parts.append(f"has {len(unknown)} the model does not have (e.g. {_examples(unknown, prefix)})")
         raise ValueError(f"model.weights: {p} does not fit model {name!r}: it {' and '.join(parts)}; it is "
                          f"another architecture or configuration")
     adapted = _adapt_first_conv(model, state, target, prefix)
@@ -91,6 +93,9 @@ def load_weights(model: nn.Module, path: str | Path, name: str) -> str:
         if k in target and tuple(v.shape) != tuple(target[k].shape):
             raise ValueError(f"model.weights: {p} does not fit model {name!r}: {k.removeprefix(prefix)!r} "
                              f"has shape {list(v.shape)} in the file, {list(target[k].shape)} in the model")
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise ValueError(f"model.weights: {p}: {k.removeprefix(prefix)!r} holds NaN or infinite values; "
+                             f"the file's weights are unusable")
     model.load_state_dict({k: v for k, v in state.items() if k in target}, strict=False)
     report = f"model.weights: loaded {len(given)} tensors from {p}"
     if skipped:
@@ -117,6 +122,9 @@ def _read(p: Path) -> Any:
                          f"{_unpickler_reason(exc)}); save the weights with torch.save(model.state_dict(), "
                          f"PATH)") from None
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, KeyError, IndexError, OSError) as exc:
+        # torch reports some truncations as OSError(EINVAL); other OS errors (permissions...) are not ours.
+        if isinstance(exc, OSError) and exc.errno != errno.EINVAL:
+            raise
         reason = "the file is empty" if p.stat().st_size == 0 else f"{type(exc).__name__}: {exc}"
         reason = reason.splitlines()[0]
         raise ValueError(f"model.weights: {p} is not a torch weights file ({reason})") from None

@@ -179,6 +179,13 @@ def _wrn_backbone(path):
     torch.save(build_model("wrn28_2", RGB).backbone.state_dict(), path)
 
 
+def _nan_weight(path):
+    state = dict(_torchvision_state("resnet18"))
+    state["layer2.0.conv1.weight"] = state["layer2.0.conv1.weight"].clone()
+    state["layer2.0.conv1.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(state, path)
+
+
 def _grey_conv1(path):
     state = dict(_torchvision_state("resnet18"))
     state["conv1.weight"] = state["conv1.weight"][:, :1]
@@ -380,6 +387,15 @@ WEIGHTS = [
         ValueError,
         r"does not fit model 'mlp': it lacks 2 of the model's tensors",
         id="mlp-other-depth",
+    ),
+    pytest.param(
+        _nan_weight,
+        "resnet18",
+        RGB,
+        {},
+        ValueError,
+        r"'layer2\.0\.conv1\.weight' holds NaN or infinite values; the file's weights are unusable",
+        id="nan-weight",
     ),
 ]
 
