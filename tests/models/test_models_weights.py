@@ -123,8 +123,9 @@ def test_weights_file_only_starts_training(tmp_path):
     start = build_model("mlp", InputSpec("tabular", (10,)), hidden=[8], init="default")
     weights = tmp_path / "start.pt"
     torch.save(start.state_dict(), weights)
+    model = {"hidden": [8], "weights": str(weights)}
     cfg = resolve_config({}, {"dataset": "diabetes", "steps": 2, "eval_every": 1, "progress": False,
-                              "plots": False, "threads": 1, "model": {"hidden": [8], "weights": str(weights)}})
+                              "plots": False, "threads": 1, "model": model})
     run = tmp_path / "run"
     train(cfg, run)
     weights.unlink()
