@@ -184,7 +184,7 @@ def load_predictor(run_dir: str | os.PathLike[str], *, checkpoint: Literal["best
     if encoding is not None and len(encoding.feature_names) != std.x_mean.shape[0]:
         raise ValueError(f"{run_path}: splits.json describes {len(encoding.feature_names)} features but the "
                          f"checkpoint standardises {std.x_mean.shape[0]}; the run directory is inconsistent")
-    method = _build_method(cfg, InputSpec("tabular", (int(std.x_mean.shape[0]),)))
+    method = _build_method(cfg, InputSpec("tabular", (int(std.x_mean.shape[0]),)), pretrained=False)
     method.load_state_dict(state["method"])
     method.to(dev)
     return Predictor(run_path, path.stem, method, std, features, split_info.get("target"), dev, encoding)

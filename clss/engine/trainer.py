@@ -120,9 +120,12 @@ def _splits(cfg: TrainConfig, data: RegressionData, semi: bool) -> Splits:
                          require_unlabeled=semi, no_target=data.no_target)
 
 
-def _build_method(cfg: TrainConfig, input: InputSpec) -> Method:
-    """The configured method around a freshly initialised model (draws from the global torch RNG)."""
-    model_kwargs = {k: v for k, v in cfg.model.items() if k != "name"}
+def _build_method(cfg: TrainConfig, input: InputSpec, *, pretrained: bool = True) -> Method:
+    """The configured method around a freshly initialised model (draws from the global torch RNG).
+    ``pretrained=False`` ignores ``model.weights``: a checkpoint's weights replace the model's (resume,
+    predict), so the file that started the training need not exist any more."""
+    drop = ("name",) if pretrained else ("name", "weights")
+    model_kwargs = {k: v for k, v in cfg.model.items() if k not in drop}
     return build_method(cfg.method, lambda: build_model(cfg.model.get("name", "mlp"), input, **model_kwargs),
                         OptimizerConfig(**cfg.optimizer), {"seed": cfg.seed, **cfg.method_params})
 
@@ -242,7 +245,7 @@ def _load_best(run: RunDir, s: _Session) -> int:
     return int(state["step"])
 
 
-def _prepare(cfg: TrainConfig, data: RegressionData | None) -> _Session:
+def _prepare(cfg: TrainConfig, data: RegressionData | None, *, resume: bool = False) -> _Session:
     """Check the configuration, load the data, build the splits, method, optimisers and sampler.
 
     Writes nothing, so a refused configuration leaves no trace on disk (the configuration's own keys were
@@ -253,7 +256,7 @@ def _prepare(cfg: TrainConfig, data: RegressionData | None) -> _Session:
     device = _device(cfg.device)
     data = _load_data(cfg) if data is None else data
     torch.manual_seed(cfg.seed)  # model initialisation and dropout draw from the global torch RNG
-    method = _build_method(cfg, data.as_splits().input).to(device)
+    method = _build_method(cfg, data.as_splits().input, pretrained=not resume).to(device)
     splits = _splits(cfg, data, method.semi_supervised)
     torch.set_num_threads(run_threads(cfg.threads, method,
                                       labeled_rows=_rows_per_step(cfg.batch_size, len(splits.labeled)),
@@ -357,7 +360,7 @@ def train(config: TrainConfig | dict[str, Any] | None, out: str | Path, *, resum
         cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
         RunDir.check_new(out)
         run, changes = None, {}
-    session = _prepare(cfg, data)
+    session = _prepare(cfg, data, resume=run is not None)
     start, best, seconds = 0, math.inf, 0.0
     if run is not None:
         last = run.checkpoint_path("last")
