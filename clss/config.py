@@ -299,9 +299,9 @@ def resolve_config(file_values: dict[str, Any] | None = None,
                    overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Defaults < dataset preset < method preset < ``file_values`` < ``overrides``.
 
-    The dataset and method that select the presets are the ones the file and overrides ask for. When they
-    ask for another model than the preset's, the preset's ``model.*`` keys are dropped (they are that
-    model's keys); the requested model's own defaults apply.
+    The dataset and method that select the presets are the ones the file and overrides ask for. A file or
+    override naming another model than the preset's replaces the preset's ``model`` keys (see
+    :func:`merge_dicts`): they belong to the preset's model.
     """
     file_values = dict(file_values or {})
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -309,7 +309,5 @@ def resolve_config(file_values: dict[str, Any] | None = None,
     dataset_key = "csv" if str(chosen["dataset"]).startswith("csv:") else chosen["dataset"]
     values = merge_dicts(TrainConfig().to_dict(), PRESETS.get(dataset_key, {}))
     values = merge_dicts(values, METHOD_PRESETS.get((dataset_key, chosen["method"]), {}))
-    if isinstance(chosen["model"], dict) and chosen["model"].get("name") != values["model"].get("name"):
-        values["model"] = {}  # the defaults' and presets' model keys belong to their own model
     values = merge_dicts(merge_dicts(values, file_values), overrides)
     return TrainConfig.from_dict(values)
