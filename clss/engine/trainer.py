@@ -121,10 +121,15 @@ def _splits(cfg: TrainConfig, data: RegressionData, semi: bool) -> Splits:
 
 
 def _build_method(cfg: TrainConfig, input: InputSpec) -> Method:
-    """The configured method around a freshly initialised model (draws from the global torch RNG)."""
+    """The configured method around a freshly initialised model (draws from the global torch RNG), in the
+    configured precision (fp16 is refused here, before anything is written, unless the device is CUDA)."""
+    from clss.methods.precision import check_precision
+
+    check_precision(cfg.precision, _device(cfg.device))
     model_kwargs = {k: v for k, v in cfg.model.items() if k != "name"}
     return build_method(cfg.method, lambda: build_model(cfg.model.get("name", "mlp"), input, **model_kwargs),
-                        OptimizerConfig(**cfg.optimizer), {"seed": cfg.seed, **cfg.method_params})
+                        OptimizerConfig(**cfg.optimizer), {"seed": cfg.seed, **cfg.method_params},
+                        precision=cfg.precision)
 
 
 def _schedule(cfg: TrainConfig) -> Callable[[int], float]:
