@@ -1,8 +1,9 @@
 """GCLSS: CLSS generalised with label-anchored seriation over the joint labelled + unlabelled batch
 (Wang, Dai, Bai & Li, arXiv 2512.09267; official GCLSS code).
 
-``mode="clean"`` (default; the official code's bugs fixed): a no-gradient "memory" pass and a gradient pass
-(two stochastic forwards: dropout or augmentation must make them differ), the cross-view coefficient of
+``mode="clean"`` (default; the official code's bugs fixed): a no-gradient "memory" pass on the view
+``"weak@2"`` and a gradient pass on ``"weak"`` (two stochastic forwards of two independent augmentation
+draws; dropout must make them differ where the data has no augmentation), the cross-view coefficient of
 variation of the unlabelled similarities, the stable-subset DP *minimising* it, the cross-view averaged
 similarity ``S̄ = P̄ P̄ᵀ`` of the selected unlabelled rows and every labelled row, the harmonic
 (label-anchored) solution as pseudo-values and pseudo-ranks, L_UR and L_UC on them, one optimiser step.
@@ -13,8 +14,10 @@ being ranked, and a memory pass over the labelled batch would cost a third more 
 
 ``mode="faithful"`` reproduces the official code where it changes numbers: pass 1 anchors the ranking on
 7 labelled rows (batch max, min and 5 random) and steps the optimiser; pass 2 re-forwards the same
-batch, selects unlabelled rows with the DP in the official (maximising) direction, anchors on all
-labelled rows and steps again — two optimiser steps per iteration.
+batch (view ``"weak"`` only), selects unlabelled rows with the DP in the official (maximising) direction,
+anchors on all labelled rows and steps again — two optimiser steps per iteration.
+
+The step is composed of the parts in :mod:`clss.methods.parts`; it reads top to bottom below.
 """
 
 from __future__ import annotations
