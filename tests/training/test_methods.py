@@ -262,5 +262,18 @@ def test_gclss_contrastive_branch_puts_labelled_and_unlabelled_rows_on_one_scale
     assert seen, "the contrastive branch did not run"
     norms = seen[-1].norm(dim=-1)
     raw = method.model(lab.view("weak"))["feat"]
-    assert float(raw.norm(dim=-1).min()) > 10  # the raw features are far from unit
+    assert float(raw.detach().norm(dim=-1).min()) > 10  # the raw features are far from unit
     assert bool((norms <= 1 + 1e-9).all()) and float(norms[: len(lab)].min()) > 1 - 1e-9, norms
+
+
+def test_submodules_and_extra_state_keep_the_names_of_the_class_ladder():
+    # The loss modules and the generator stay attributes of the method, so state-dict keys (and checkpoints
+    # written before the methods were built from parts) are unchanged.
+    for cls in (CLSS, GCLSS):
+        method = cls(model_fn(), params={"unlabeled_loss": "conord"})
+        assert [n for n, _ in method.named_children()] == ["model", "labeled_contrastive", "rank_loss",
+                                                           "consistency_loss"]
+        assert set(method.state_dict()["_extra_state"]) == {"generator"}
+    method = Supervised(model_fn())
+    assert [n for n, _ in method.named_children()] == ["model", "labeled_contrastive"]
+    assert set(method.state_dict()["_extra_state"]) == {"generator"}
