@@ -77,11 +77,13 @@ def step_cost(args: argparse.Namespace, method: str, fraction: float, n: int = 1
     cfg = config(args, method, fraction, args.runs[0], 1)
     k = int(1000 * fraction)
     gen = torch.Generator().manual_seed(0)
-    lab = Batch({"weak": torch.randn(k, 241, generator=gen)}, torch.arange(k), torch.randn(k, generator=gen))
-    ulb = Batch({"weak": torch.randn(k, 241, generator=gen)}, torch.arange(k))
+    x_l, y_l = torch.randn(k, 241, generator=gen), torch.randn(k, generator=gen)
+    x_u = torch.randn(k, 241, generator=gen)
     kwargs = {key: v for key, v in cfg.model.items() if key != "name"}
     m = build_method(method, lambda: build_model("mlp", InputSpec("tabular", (241,)), **kwargs),
                      OptimizerConfig(**cfg.optimizer), cfg.method_params)
+    lab = Batch(dict.fromkeys(m.labeled_views, x_l), torch.arange(k), y_l)  # tabular: every view is the input
+    ulb = Batch(dict.fromkeys(m.unlabeled_views, x_u), torch.arange(k))
     m.configure_optimizers()
     for i in range(5):
         m.training_step(lab, ulb, i)

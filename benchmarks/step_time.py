@@ -13,10 +13,13 @@ part interleaves the variants: for each of ``--reps`` repetitions every variant 
 turn, and the per-step median over repetitions is reported, so machine-load drift hits all variants alike.
 The ratios ``<variant> / supervised`` are taken within one run (target for gclss and clss: <= 1.5).
 
-The gclss breakdown re-runs the clean step's pieces (``GCLSS._clean_step`` at the time of writing) with
-manual timers: memory pass (no-grad forward of the unlabelled rows), gradient pass, labelled losses,
-cross-view perturbation + stable-subset DP, anchored seriation, unlabelled losses, backward + optimiser
-step, diagnostics (run every step here; by default every 10th step).
+The gclss breakdown re-runs the clean step's parts (:mod:`clss.methods.parts`, composed as in
+``GCLSS._clean_step``) with manual timers: memory pass (no-grad forward of the unlabelled rows), gradient
+pass, labelled losses, cross-view perturbation + stable-subset DP, anchored seriation, unlabelled losses,
+backward + optimiser step, diagnostics (run every step here; by default every 10th step).
+
+``--precision bf16`` (or ``fp16`` on CUDA) and ``--clip`` time the same steps with mixed precision and
+gradient clipping (:meth:`clss.methods.Method.optimize`).
 
 Usage: ``python benchmarks/step_time.py [--sizes 200/200 64/64] [--reps 15] [--inner 10]``.
 Writes ``benchmarks/results/step_time.json`` and prints the tables.
@@ -38,7 +41,7 @@ from torch.nn import functional as F
 
 from clss.config import resolve_config
 from clss.data import InputSpec
-from clss.methods import Batch, OptimizerConfig, build_method
+from clss.methods import Batch, OptimizerConfig, build_method, parts
 from clss.models import build_model
 
 DATA_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "operator_sde"
@@ -69,7 +72,8 @@ class ResNetRegressor(torch.nn.Module):
         return {"pred": self.head(feat).squeeze(-1), "feat": feat}
 
 
-def build(method: str, extra: dict, seed: int, model: str = "mlp"):
+def build(method: str, extra: dict, seed: int, model: str = "mlp", precision: str = "fp32",
+          clip: float | None = None):
     """``mlp``: a method configured exactly as ``clss train --dataset operator-sde --method <method>``;
     ``resnet18``: the official image scripts' defaults (Adam 5e-4, OE weight 1, UR 0.05, UC 0.01)."""
     if model == "mlp":
@@ -86,17 +90,22 @@ def build(method: str, extra: dict, seed: int, model: str = "mlp"):
         params = {k: v for k, v in params.items() if k in ("contrastive_weight", "contrastive_rows",
                                                             "oe_variant")}
     torch.manual_seed(seed)
-    m = build_method(method, model_fn, OptimizerConfig(**opt), {"seed": seed, **params})
+    m = build_method(method, model_fn, OptimizerConfig(**opt, clip_grad_norm=clip), {"seed": seed, **params},
+                     precision)
     m.configure_optimizers()
     return m, {"model": described, "params": m.params.to_dict()}
+
+
+def plain(x: torch.Tensor, index: torch.Tensor, y: torch.Tensor | None) -> Batch:
+    """Rows without augmentation, as the loader gives them: both weak draws are the plain input."""
+    return Batch({"weak": x, "weak@2": x}, index, y)
 
 
 def images(n_l: int, n_u: int) -> tuple[Batch, Batch, str]:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(n_l + n_u, 3, 32, 32, generator=gen)
     y = torch.randn(n_l, generator=gen)
-    return (Batch({"weak": x[:n_l]}, torch.arange(n_l), y),
-            Batch({"weak": x[n_l:]}, torch.arange(n_l, n_l + n_u), None),
+    return (plain(x[:n_l], torch.arange(n_l), y), plain(x[n_l:], torch.arange(n_l, n_l + n_u), None),
             "random 3x32x32 images")
 
 
@@ -114,13 +123,14 @@ def rows(n_l: int, n_u: int) -> tuple[Batch, Batch, str]:
     y = torch.as_tensor((y - y.mean()) / y.std(), dtype=torch.float32)
     perm = torch.randperm(1000, generator=torch.Generator().manual_seed(0))
     li, ui = perm[:n_l], perm[n_l:n_l + n_u]
-    return Batch({"weak": x[li]}, li, y[li]), Batch({"weak": x[ui]}, ui, None), source
+    return plain(x[li], li, y[li]), plain(x[ui], ui, None), source
 
 
 def gclss_breakdown(m, lab: Batch, ulb: Batch, steps: int) -> dict[str, float]:
     """Median ms per piece of the clean gclss step (mirrors ``GCLSS._clean_step``, memory="unlabeled")."""
     times: dict[str, list[float]] = defaultdict(list)
     t = [0.0]
+    p = m.params
 
     def mark(name: str) -> None:
         t.append(time.perf_counter())
@@ -128,33 +138,37 @@ def gclss_breakdown(m, lab: Batch, ulb: Batch, steps: int) -> dict[str, float]:
 
     for _ in range(steps):
         t[:] = [time.perf_counter()]
-        u = m.draw_unlabeled(ulb)
+        u = parts.draw_rows(ulb, p.rank_rows, m.generator)
         m.model.train()
         n_l = len(lab)
-        x = torch.cat([lab.view("weak"), u.view("weak")])
         with torch.no_grad():
-            feat0_u = m.model(u.view("weak"))["feat"]
+            feat0_u = m(u.view("weak@2"))["feat"]
         mark("memory pass (unlabelled rows, no grad)")
-        pred1, feat1 = m.model(x).values()
+        pred1, feat1 = m(torch.cat([lab.view("weak"), u.view("weak")])).values()
         mark("gradient pass (labelled + unlabelled)")
-        parts = m.supervised_terms(lab, pred1[:n_l], feat1[:n_l])
+        terms = parts.supervised_terms(pred1[:n_l], feat1[:n_l], lab.y, regression=p.regression_loss,
+                                       contrastive=m.labeled_contrastive, weight=p.contrastive_weight,
+                                       rows=p.contrastive_rows, generator=m.generator)
         mark("labelled losses (MSE + OE)")
-        sel = m._select(feat0_u, feat1[n_l:], m.params.selection or "min")
+        sel = parts.stable_subset(feat0_u, feat1[n_l:], p.keep, perturbation=p.perturbation,
+                                  objective=p.selection or "min")
         mark("cross-view perturbation + stable-subset DP")
         p0_u = F.normalize(feat0_u[sel], dim=-1)
         p1_u = F.normalize(feat1[n_l:][sel], dim=-1)
         p_mean_u = (p0_u + p1_u) / 2
         with torch.no_grad():
             p1_l = F.normalize(feat1[:n_l], dim=-1)
-        values, ranks = m._anchored_targets(p_mean_u, p1_l, lab.y)
+        _, ranks = parts.anchored_targets(p_mean_u, p1_l, lab.y, negative=p.negative)
         mark("anchored seriation (+ similarity blocks)")
-        parts.update(m._pseudo_terms(pred1[n_l:][sel], p_mean_u, values, ranks, feat1[:n_l], lab.y))
-        loss = torch.stack(list(parts.values())).sum()
+        terms.update(parts.pseudo_rank_terms(pred1[n_l:][sel], p_mean_u, ranks, rank_loss=m.rank_loss,
+                                             consistency_loss=m.consistency_loss, rank_weight=p.rank_weight,
+                                             consistency_weight=p.consistency_weight))
+        loss = torch.stack(list(terms.values())).sum()
         mark("unlabelled losses (UR + UC)")
-        m.optimize(loss, parts)
+        m.optimize(loss, terms)
         mark("backward + optimiser step")
-        m._diagnostics(p0_u, p1_u, p1_l, p1_l)
-        mark(f"diagnostics (every {m.params.diagnostics_every} steps by default)")
+        parts.recovery_diagnostics(p0_u, p1_u, p1_l, p1_l, negative=p.negative)
+        mark(f"diagnostics (every {p.diagnostics_every} steps by default)")
     return {name: statistics.median(v) for name, v in times.items()}
 
 
@@ -170,6 +184,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    ap.add_argument("--clip", type=float, help="optimizer.clip_grad_norm (default: no clipping)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     args.sizes = args.sizes or (["200/200", "64/64"] if args.model == "mlp" else ["32/8"])
@@ -182,7 +198,8 @@ def main() -> None:
         methods, first, configs = {}, {}, {}
         for name in args.variants:
             method, extra = VARIANTS[name]
-            methods[name], configs[name] = build(method, extra, args.seed, args.model)
+            methods[name], configs[name] = build(method, extra, args.seed, args.model, args.precision,
+                                                 args.clip)
             t0 = time.perf_counter()
             methods[name].training_step(lab, ulb, 0)
             first[name] = time.perf_counter() - t0
@@ -197,7 +214,8 @@ def main() -> None:
                 per_step[name].append(1e3 * (time.perf_counter() - t0) / args.inner)
         med = {name: statistics.median(v) for name, v in per_step.items()}
         base = med.get("supervised")
-        breakdown = gclss_breakdown(build("gclss", {}, args.seed, args.model)[0], lab, ulb, args.reps * 2)
+        breakdown = gclss_breakdown(build("gclss", {}, args.seed, args.model, args.precision, args.clip)[0],
+                                    lab, ulb, args.reps * 2)
         report["sizes"][size] = {
             "rows": source, "first_step_s": first, "ms_per_step_median": med,
             "ms_per_step_all": dict(per_step),

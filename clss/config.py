@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from clss.methods.precision import PRECISIONS
 from clss.schema import (
     Spec,
     check_dataclass,
@@ -52,7 +53,8 @@ class TrainConfig:
     Running: ``seed``, ``split_seed`` (defaults to ``seed``), ``eval_every``, ``device``
     (``"auto"``, ``"cpu"``, ``"cuda"``), ``threads`` (torch intra-op threads during the run: ``"auto"``
     picks one thread for small models, see :mod:`clss.engine.threads`; an int is used as given; ``None``
-    keeps the process's setting), ``hidden_truth`` (pass unlabelled
+    keeps the process's setting), ``precision`` (the model's forward passes in training: ``"fp32"``,
+    ``"bf16"`` or ``"fp16"``, CUDA only; see :class:`clss.methods.Method`), ``hidden_truth`` (pass unlabelled
     targets to methods, for diagnostics only), ``progress``, ``plots`` (draw the run's figures).
 
     Every key is checked on construction against its declared type and range (:mod:`clss.schema`), as
@@ -91,6 +93,7 @@ class TrainConfig:
     device: str = param("auto", "str", check=lambda d: bool(_DEVICE_RE.match(d)),
                         describe="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
     threads: int | str | None = param("auto", "int", ge=1, words=("auto",), optional=True)
+    precision: str = param("fp32", "str", choices=PRECISIONS)
     hidden_truth: bool = param(True, "bool")
     progress: bool = param(True, "bool")
     plots: bool = param(True, "bool")

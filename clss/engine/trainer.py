@@ -121,13 +121,18 @@ def _splits(cfg: TrainConfig, data: RegressionData, semi: bool) -> Splits:
 
 
 def _build_method(cfg: TrainConfig, input: InputSpec, *, pretrained: bool = True) -> Method:
-    """The configured method around a freshly initialised model (draws from the global torch RNG).
+    """The configured method around a freshly initialised model (draws from the global torch RNG), in the
+    configured precision (fp16 is refused here, before anything is written, unless the device is CUDA).
     ``pretrained=False`` ignores ``model.weights``: a checkpoint's weights replace the model's (resume,
     predict), so the file that started the training need not exist any more."""
+    from clss.methods.precision import check_precision
+
+    check_precision(cfg.precision, _device(cfg.device))
     drop = ("name",) if pretrained else ("name", "weights")
     model_kwargs = {k: v for k, v in cfg.model.items() if k not in drop}
     return build_method(cfg.method, lambda: build_model(cfg.model.get("name", "mlp"), input, **model_kwargs),
-                        OptimizerConfig(**cfg.optimizer), {"seed": cfg.seed, **cfg.method_params})
+                        OptimizerConfig(**cfg.optimizer), {"seed": cfg.seed, **cfg.method_params},
+                        precision=cfg.precision)
 
 
 def _schedule(cfg: TrainConfig) -> Callable[[int], float]:

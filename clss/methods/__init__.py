@@ -1,7 +1,8 @@
 """Training methods for (semi-supervised) deep regression, by name: ``build_method("gclss", ...)``.
 
 Every method is a :class:`Method` that owns its networks and optimisers and runs whole training steps;
-see :mod:`clss.methods.base` for the interface a new method implements.
+see :mod:`clss.methods.base` for the interface a new method implements, :mod:`clss.methods.parts` for the
+pieces the steps are built from and :mod:`clss.methods.precision` for mixed precision.
 """
 
 from clss.methods.base import (

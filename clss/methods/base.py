@@ -19,6 +19,7 @@ from torch import nn
 
 from clss.losses._common import finite_sum
 from clss.losses.errors import NonFiniteLossError  # defined with the losses, which raise a subclass
+from clss.methods.precision import autocast, check_precision, full_precision
 from clss.schema import check_dataclass, check_mapping, param, specs_of
 
 METHODS: dict[str, type[Method]] = {}
@@ -62,13 +63,16 @@ class OptimizerConfig:
     """Optimiser settings shared by all methods (per-parameter-group tuning is out of scope).
 
     ``name``: ``"adam"`` (coupled L2 weight decay, as the CLSS image scripts), ``"adamw"`` (decoupled, as
-    the synthetic script) or ``"sgd"`` (with ``momentum``, Nesterov off).
+    the synthetic script) or ``"sgd"`` (with ``momentum``, Nesterov off). ``clip_grad_norm``: rescale the
+    gradients of each optimiser step to this total L2 norm when they exceed it (``None``: no clipping);
+    see :meth:`Method.optimize`.
     """
 
     name: str = param("adamw", "str", choices=("adam", "adamw", "sgd"))
     lr: float = param(1e-3, gt=0)
     weight_decay: float = param(0.01, ge=0)
     momentum: float = param(0.9, ge=0, lt=1)
+    clip_grad_norm: float | None = param(None, gt=0, optional=True)
 
     def __post_init__(self) -> None:
         check_dataclass(self, "optimizer.")
@@ -119,29 +123,59 @@ class MethodParams:
 class Method(nn.Module):
     """Base class: subclasses set ``name``, ``Params`` and implement :meth:`training_step`.
 
+    A method is built from the small functions of :mod:`clss.methods.parts` and derives from this class
+    only, so that its whole step reads top to bottom in its own module.
+
     Parameters
     ----------
     model_fn : callable returning a fresh network whose ``forward(x)`` gives a
         :class:`clss.models.ModelOutput` (``{"pred": [B], "feat": [B, d], ...}``).
     optimizer : OptimizerConfig
     params : mapping of method hyper-parameters (validated against ``Params``).
+    precision : ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (CUDA only): the precision of the model's
+        forward passes (:meth:`forward`, :meth:`optimize`; :mod:`clss.methods.precision`).
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     semi_supervised: ClassVar[bool] = True
-    #: Views of the labelled / unlabelled rows the loader must provide (see :class:`Batch`).
-    labeled_views: ClassVar[tuple[str, ...]] = ("weak",)
-    unlabeled_views: ClassVar[tuple[str, ...]] = ("weak",)
+    #: Views of the labelled / unlabelled rows the loader must provide (see :class:`Batch`); a method whose
+    #: views depend on its parameters overrides them with properties.
+    labeled_views: tuple[str, ...] = ("weak",)
+    unlabeled_views: tuple[str, ...] = ("weak",)
     Params: ClassVar[type[MethodParams]] = MethodParams
+    #: fp16 steps skipped in a row (gradient overflow) before the run is stopped as diverged: from the
+    #: scaler's initial 2**16 that many halvings leave a scale below 1e-4, which no overflow of a finite
+    #: gradient explains.
+    MAX_OVERFLOW_SKIPS: ClassVar[int] = 32
 
     def __init__(self, model_fn: Callable[[], nn.Module], optimizer: OptimizerConfig | None = None,
-                 params: Mapping[str, Any] | None = None) -> None:
+                 params: Mapping[str, Any] | None = None, precision: str = "fp32") -> None:
         super().__init__()
+        self.precision = check_precision(precision)
         self.params = self.Params.from_dict(params, self.name)
         self.optimizer_config = optimizer or OptimizerConfig()
         self.model = model_fn()
         self.optimizers: list[torch.optim.Optimizer] = []
+        #: The method's own seeded random stream (row subsamples, anchors), checkpointed with it; set by
+        #: methods that draw.
+        self.generator: torch.Generator | None = None
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+        self._overflow_skips = 0
+
+    def get_extra_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        if self.generator is not None:
+            state["generator"] = self.generator.get_state()
+        if self.scaler is not None and self.scaler.state_dict():
+            state["grad_scaler"] = self.scaler.state_dict()
+        return state
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        if self.generator is not None:
+            self.generator.set_state(state["generator"])
+        if self.scaler is not None and "grad_scaler" in state:
+            self.scaler.load_state_dict(state["grad_scaler"])
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         """Create (once) and return the optimisers; the engine attaches schedules and checkpoints them."""
@@ -153,9 +187,21 @@ class Method(nn.Module):
         """Run one iteration (forward, backward, optimiser step(s)); return scalars to log."""
         raise NotImplementedError
 
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The model's output on ``x`` in the method's precision (a training forward: the caller sets the
+        mode). Under ``"bf16"``/``"fp16"`` the network runs under autocast and its half-precision outputs
+        come back as float32, so the losses, similarity matrices, seriation and eigen-solvers downstream
+        never run in half precision; under ``"fp32"`` this is ``self.model(x)``."""
+        if self.precision == "fp32":
+            return self.model(x)
+        device = next(self.model.parameters()).device
+        with autocast(self.precision, device):
+            out = self.model(x)
+        return full_precision(out)
+
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Standardised predictions ``[B]`` in evaluation mode."""
+        """Standardised predictions ``[B]`` in evaluation mode (always in the model's own dtype)."""
         was_training = self.model.training
         self.model.eval()
         try:
@@ -164,8 +210,9 @@ class Method(nn.Module):
             self.model.train(was_training)
 
     def optimize(self, loss: torch.Tensor, parts: Mapping[str, torch.Tensor],
-                 optimizer: torch.optim.Optimizer | None = None) -> None:
-        """Backward and step, refusing non-finite losses and gradients before they touch the weights.
+                 optimizer: torch.optim.Optimizer | None = None) -> dict[str, float]:
+        """Backward, gradient clipping and step, refusing non-finite losses and gradients before they touch
+        the weights; every method's optimiser steps go through here.
 
         After the backward, the sum of every gradient the optimiser holds and a single device sync test the
         gradients (the exact per-entry test runs only when the sum is not finite). A NaN/inf gradient raises
@@ -173,6 +220,19 @@ class Method(nn.Module):
         gradient is not finite; the gradients are cleared and the optimiser does not step. To find those
         terms the backward keeps the graph until the caller drops ``loss``: no time, and memory only while
         the optimiser steps.
+
+        With ``optimizer.clip_grad_norm`` set, the gradients are then rescaled to that total L2 norm when
+        they exceed it (:func:`torch.nn.utils.clip_grad_norm_` over the optimiser's parameters).
+
+        With ``precision="fp16"`` the loss is scaled by the method's :class:`torch.amp.GradScaler`; the
+        gradients are unscaled before the test and the clipping, and a non-finite gradient is an overflow:
+        the step is skipped and the scale lowered, not an error (``amp_skipped`` is 1), unless
+        :attr:`MAX_OVERFLOW_SKIPS` steps in a row overflow.
+
+        Returns
+        -------
+        Scalars to log: ``grad_norm`` (the norm before clipping) when clipping is on; ``amp_scale`` and
+        ``amp_skipped`` under fp16. Empty otherwise.
         """
         value = float(loss.detach())
         if not math.isfinite(value):
@@ -180,11 +240,44 @@ class Method(nn.Module):
                                      f"skipped")
         opt = optimizer or self.configure_optimizers()[0]
         opt.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            return self._scaled_step(loss, parts, opt)
         loss.backward(retain_graph=True)
-        grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
-        if grads and not finite_sum(*grads) and not all(bool(torch.isfinite(g).all()) for g in grads):
+        if not _gradients_finite(opt):
             self._refuse_gradients(opt, parts)
+        stats = self._clip(opt)
         opt.step()
+        return stats
+
+    def _clip(self, opt: torch.optim.Optimizer) -> dict[str, float]:
+        """Clip the optimiser's gradients to ``clip_grad_norm``; the norm before clipping, to log."""
+        limit = self.optimizer_config.clip_grad_norm
+        if limit is None:
+            return {}
+        held = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        return {"grad_norm": float(torch.nn.utils.clip_grad_norm_(held, limit))}
+
+    def _scaled_step(self, loss: torch.Tensor, parts: Mapping[str, torch.Tensor],
+                     opt: torch.optim.Optimizer) -> dict[str, float]:
+        scaler = self.scaler
+        assert scaler is not None
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)  # clipping and the logged norm are in true gradient units
+        scale = scaler.get_scale()
+        overflow = not _gradients_finite(opt)
+        stats = {} if overflow else self._clip(opt)
+        scaler.step(opt)  # skipped by the scaler when the unscaled gradients are not finite
+        scaler.update()
+        self._overflow_skips = self._overflow_skips + 1 if overflow else 0
+        if overflow:
+            opt.zero_grad(set_to_none=True)
+            if self._overflow_skips >= self.MAX_OVERFLOW_SKIPS:
+                raise NonFiniteLossError(
+                    f"{self.name}: the fp16 gradient was NaN or infinite in {self._overflow_skips} "
+                    f"steps in a row although the loss is finite ({_describe(parts)}), and the gradient "
+                    f"scale fell to {scaler.get_scale():.3g}: the gradient itself is not finite, not just "
+                    "overflowing; use precision 'bf16' or 'fp32' to find the term")
+        return {**stats, "amp_scale": scale, "amp_skipped": float(overflow)}
 
     def _refuse_gradients(self, opt: torch.optim.Optimizer, parts: Mapping[str, torch.Tensor]) -> None:
         names = {id(p): name for name, p in self.named_parameters()}
@@ -204,6 +297,13 @@ class Method(nn.Module):
             f"{self.name}: the gradient is NaN or infinite in {len(bad)} of {len(held)} parameter tensors "
             f"({shown}) although the loss is finite ({_describe(parts)}); {origin}. The step was skipped "
             "and the weights are unchanged")
+
+
+def _gradients_finite(opt: torch.optim.Optimizer) -> bool:
+    """Whether every gradient the optimiser holds is finite: one fused sum and one device sync (the exact
+    per-entry test only when the sum is not finite, since finite gradients can overflow when summed)."""
+    grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+    return not grads or finite_sum(*grads) or all(bool(torch.isfinite(g).all()) for g in grads)
 
 
 def _describe(parts: Mapping[str, torch.Tensor]) -> str:
@@ -234,8 +334,9 @@ def list_methods() -> list[MethodInfo]:
 
 def build_method(name: str, model_fn: Callable[[], nn.Module],
                  optimizer: OptimizerConfig | None = None,
-                 params: Mapping[str, Any] | None = None) -> Method:
-    """Instantiate a registered method."""
+                 params: Mapping[str, Any] | None = None, precision: str = "fp32") -> Method:
+    """Instantiate a registered method (``precision``: ``"fp32"``, ``"bf16"`` or ``"fp16"``, see
+    :class:`Method`)."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; available: {sorted(METHODS)}")
-    return METHODS[name](model_fn, optimizer, params)
+    return METHODS[name](model_fn, optimizer, params, precision)

@@ -17,12 +17,11 @@ import torch
 from torch import nn
 
 from clss.losses import PseudoRankPredictionLoss, PseudoRankSimilarityLoss
-from clss.losses.pairwise import feature_similarity
-from clss.methods.base import Batch, OptimizerConfig, register_method
-from clss.methods.common import CONTRASTIVE_LOSSES, contrastive_loss, kendall_tau, subsample
-from clss.methods.supervised import Supervised, SupervisedParams
+from clss.methods.base import Batch, Method, OptimizerConfig, register_method
+from clss.methods.common import CONTRASTIVE_LOSSES, contrastive_loss, diagnose, kendall_tau
+from clss.methods.parts import draw_rows, pseudo_rank_terms, seriation_ranks, supervised_terms
+from clss.methods.supervised import SupervisedParams
 from clss.schema import param
-from clss.seriation import seriate_batch
 
 
 @dataclass
@@ -50,7 +49,7 @@ class CLSSParams(SupervisedParams):
 
 
 @register_method
-class CLSS(Supervised):
+class CLSS(Method):
     """CLSS with spectral-seriation pseudo-ranks of each unlabelled batch."""
 
     name = "clss"
@@ -60,54 +59,37 @@ class CLSS(Supervised):
     params: CLSSParams
 
     def __init__(self, model_fn: Callable[[], nn.Module], optimizer: OptimizerConfig | None = None,
-                 params: Mapping[str, Any] | None = None) -> None:
-        super().__init__(model_fn, optimizer, params)
+                 params: Mapping[str, Any] | None = None, precision: str = "fp32") -> None:
+        super().__init__(model_fn, optimizer, params, precision)
         p = self.params
+        self.labeled_contrastive = contrastive_loss(p.contrastive, oe_variant=p.oe_variant,
+                                                    lambda_val=p.lambda_val)
         self.rank_loss = (PseudoRankSimilarityLoss(lambda_val=p.lambda_val) if p.unlabeled_loss == "rank"
                           else contrastive_loss(p.unlabeled_loss, oe_variant=p.oe_variant,
                                                 lambda_val=p.lambda_val))
         self.consistency_loss = PseudoRankPredictionLoss(lambda_val=p.lambda_val)
-
-    def unlabeled_terms(self, pred_u: torch.Tensor, feat_u: torch.Tensor, targets: torch.Tensor
-                        ) -> dict[str, torch.Tensor]:
-        """L_UR (or the chosen contrastive loss) and L_UC against pseudo-targets (no gradient)."""
-        p = self.params
-        parts: dict[str, torch.Tensor] = {}
-        if p.rank_weight > 0:
-            parts["unlabeled_rank"] = p.rank_weight * self.rank_loss(feat_u, targets)
-            if p.consistency_weight > 0:
-                parts["unlabeled_consistency"] = p.consistency_weight * self.consistency_loss(pred_u, targets)
-        return parts
+        self.generator = torch.Generator().manual_seed(p.seed)
 
     def training_step(self, labeled: Batch, unlabeled: Batch | None, step: int) -> dict[str, float]:
         if unlabeled is None or len(unlabeled) < 2:
             raise ValueError(f"{self.name} needs an unlabelled batch of at least 2 rows")
-        unlabeled = self.draw_unlabeled(unlabeled)
+        p = self.params
+        unlabeled = draw_rows(unlabeled, p.rank_rows, self.generator)
         self.model.train()
-        out_l = self.model(labeled.view("weak"))
-        parts = self.supervised_terms(labeled, out_l["pred"], out_l["feat"])
-        out_u = self.model(unlabeled.view("weak"))
-        pred_u, feat_u = out_u["pred"], out_u["feat"]
-        with torch.no_grad():
-            sim = feature_similarity(feat_u.detach(), "cosine")
-            _, ranks = seriate_batch(sim, negative="shift", validate=False)  # built here: well formed
-        parts.update(self.unlabeled_terms(pred_u, feat_u, ranks.to(feat_u.dtype)))
+        out_l = self(labeled.view("weak"))
+        parts = supervised_terms(out_l["pred"], out_l["feat"], labeled.y, regression=p.regression_loss,
+                                 contrastive=self.labeled_contrastive, weight=p.contrastive_weight,
+                                 rows=p.contrastive_rows, generator=self.generator)
+        # A separate forward of the unlabelled rows (official: their own batch statistics).
+        out_u = self(unlabeled.view("weak"))
+        ranks = seriation_ranks(out_u["feat"])
+        parts.update(pseudo_rank_terms(out_u["pred"], out_u["feat"], ranks, rank_loss=self.rank_loss,
+                                       consistency_loss=self.consistency_loss, rank_weight=p.rank_weight,
+                                       consistency_weight=p.consistency_weight))
         loss = torch.stack(list(parts.values())).sum()
-        self.optimize(loss, parts)
-        logs = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}}
-        if unlabeled.y is not None and self.diagnose(step):
+        stats = self.optimize(loss, parts)
+        logs = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}, **stats}
+        if unlabeled.y is not None and diagnose(p.diagnostics_every, step):
             # unanchored seriation has no direction: only |τ| measures the recovered order
             logs["pseudo_rank_tau"] = abs(kendall_tau(ranks, unlabeled.y))
         return logs
-
-    def draw_unlabeled(self, unlabeled: Batch) -> Batch:
-        """The ``rank_rows`` unlabelled rows of this step (all of them when unset)."""
-        rows = subsample(len(unlabeled), self.params.rank_rows, self.generator)
-        if rows is None:
-            return unlabeled
-        return unlabeled.take(rows.to(unlabeled.index.device))
-
-    def diagnose(self, step: int) -> bool:
-        """Whether this step logs diagnostics (every ``diagnostics_every`` steps)."""
-        every = self.params.diagnostics_every
-        return bool(every) and step % every == 0

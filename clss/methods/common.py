@@ -58,3 +58,8 @@ def kendall_tau(a: torch.Tensor, b: torch.Tensor) -> float:
 
     return float(rank_correlation_batch(a.detach().unsqueeze(0).double(),
                                         b.detach().unsqueeze(0).double(), method="kendall")[0])
+
+
+def diagnose(every: int, step: int) -> bool:
+    """Whether ``step`` logs diagnostics when they run every ``every`` steps (never for 0)."""
+    return bool(every) and step % every == 0

@@ -10,13 +10,8 @@ import torch
 from torch import nn
 
 from clss.methods.base import Batch, Method, MethodParams, OptimizerConfig, register_method
-from clss.methods.common import (
-    CONTRASTIVE_LOSSES,
-    REGRESSION_LOSSES,
-    contrastive_loss,
-    regression_loss,
-    subsample,
-)
+from clss.methods.common import CONTRASTIVE_LOSSES, REGRESSION_LOSSES, contrastive_loss
+from clss.methods.parts import supervised_terms
 from clss.schema import param
 
 
@@ -49,36 +44,20 @@ class Supervised(Method):
     params: SupervisedParams
 
     def __init__(self, model_fn: Callable[[], nn.Module], optimizer: OptimizerConfig | None = None,
-                 params: Mapping[str, Any] | None = None) -> None:
-        super().__init__(model_fn, optimizer, params)
+                 params: Mapping[str, Any] | None = None, precision: str = "fp32") -> None:
+        super().__init__(model_fn, optimizer, params, precision)
         p = self.params
         self.labeled_contrastive = contrastive_loss(p.contrastive, oe_variant=p.oe_variant,
                                                     lambda_val=p.lambda_val)
         self.generator = torch.Generator().manual_seed(p.seed)
 
-    def get_extra_state(self) -> dict[str, torch.Tensor]:
-        return {"generator": self.generator.get_state()}
-
-    def set_extra_state(self, state: dict[str, torch.Tensor]) -> None:
-        self.generator.set_state(state["generator"])
-
-    def supervised_terms(self, labeled: Batch, pred: torch.Tensor,
-                         feat: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The labelled losses: regression, plus the weighted contrastive term when configured."""
-        if labeled.y is None:
-            raise ValueError("the labelled batch has no targets")
-        parts = {"regression": regression_loss(pred, labeled.y, self.params.regression_loss)}
-        if self.labeled_contrastive is not None and self.params.contrastive_weight > 0:
-            rows = subsample(len(labeled), self.params.contrastive_rows, self.generator)
-            f, y = (feat, labeled.y) if rows is None else (feat[rows.to(feat.device)],
-                                                           labeled.y[rows.to(feat.device)])
-            parts["contrastive"] = self.params.contrastive_weight * self.labeled_contrastive(f, y)
-        return parts
-
     def training_step(self, labeled: Batch, unlabeled: Batch | None, step: int) -> dict[str, float]:
+        p = self.params
         self.model.train()
-        out = self.model(labeled.view("weak"))
-        parts = self.supervised_terms(labeled, out["pred"], out["feat"])
+        out = self(labeled.view("weak"))
+        parts = supervised_terms(out["pred"], out["feat"], labeled.y, regression=p.regression_loss,
+                                 contrastive=self.labeled_contrastive, weight=p.contrastive_weight,
+                                 rows=p.contrastive_rows, generator=self.generator)
         loss = torch.stack(list(parts.values())).sum()
-        self.optimize(loss, parts)
-        return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}}
+        stats = self.optimize(loss, parts)
+        return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}, **stats}

@@ -6,20 +6,45 @@ import torch
 
 from clss.data import InputSpec
 from clss.methods import CLSS, GCLSS, Batch, NonFiniteLossError, Supervised, build_method, list_methods
+from clss.methods.parts import (
+    anchored_targets,
+    perturbation_norm,
+    pseudo_rank_terms,
+    stable_subset,
+    supervised_terms,
+)
 from clss.models import MLPRegressor, build_model
 from clss.seriation import seriate
+
+
+def plain(x, index, y):
+    """A batch as the loader gives it for data without augmentation: every view is the plain input."""
+    return Batch({"weak": x, "weak@2": x}, index, y)
 
 
 def batches(n_l=12, n_u=10, d=6, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n_l + n_u, d, generator=g, dtype=torch.float64)
     y = x[:, 0] + 0.5 * x[:, 1]
-    return (Batch({"weak": x[:n_l]}, torch.arange(n_l), y[:n_l]),
-            Batch({"weak": x[n_l:]}, torch.arange(n_l, n_l + n_u), y[n_l:]))
+    return plain(x[:n_l], torch.arange(n_l), y[:n_l]), plain(x[n_l:], torch.arange(n_l, n_l + n_u), y[n_l:])
 
 
 def model_fn(dropout=0.1):
     return lambda: MLPRegressor(6, (16, 16), dropout=dropout, init="default").double()
+
+
+def labelled_terms(method, lab, pred, feat):
+    p = method.params
+    return supervised_terms(pred, feat, lab.y, regression=p.regression_loss,
+                            contrastive=method.labeled_contrastive, weight=p.contrastive_weight,
+                            rows=p.contrastive_rows, generator=method.generator)
+
+
+def unlabelled_terms(method, pred, feat, targets):
+    p = method.params
+    return pseudo_rank_terms(pred, feat, targets, rank_loss=method.rank_loss,
+                             consistency_loss=method.consistency_loss, rank_weight=p.rank_weight,
+                             consistency_weight=p.consistency_weight)
 
 
 def grads_of(term, module):
@@ -33,10 +58,10 @@ def test_every_loss_term_carries_gradient():
     lab, ulb = batches()
     method = CLSS(model_fn())
     pred_l, feat_l = method.model(lab.view("weak")).values()
-    parts = method.supervised_terms(lab, pred_l, feat_l)
+    parts = labelled_terms(method, lab, pred_l, feat_l)
     pred_u, feat_u = method.model(ulb.view("weak")).values()
     ranks = torch.randperm(len(ulb)).double()
-    parts.update(method.unlabeled_terms(pred_u, feat_u, ranks))
+    parts.update(unlabelled_terms(method, pred_u, feat_u, ranks))
     assert set(parts) == {"regression", "contrastive", "unlabeled_rank", "unlabeled_consistency"}
     for name, term in parts.items():
         assert grads_of(term, method.model) > 0, name
@@ -46,7 +71,7 @@ def test_unlabeled_terms_off_when_weights_are_zero():
     method = CLSS(model_fn(), params={"rank_weight": 0.0})
     _, ulb = batches()
     pred, feat = method.model(ulb.view("weak")).values()
-    assert method.unlabeled_terms(pred, feat, torch.arange(len(ulb)).double()) == {}
+    assert unlabelled_terms(method, pred, feat, torch.arange(len(ulb)).double()) == {}
 
 
 @pytest.mark.parametrize(("mode", "steps"), [("clean", 1), ("faithful", 2)])
@@ -70,8 +95,8 @@ def test_gclss_selection_direction():
     from clss.seriation import cross_view_perturbation
 
     pert = cross_view_perturbation(f0, f1).numpy()
-    low = method._select(f0, f1, "min").numpy()
-    high = method._select(f0, f1, "max_faithful").numpy()
+    low = stable_subset(f0, f1, method.params.keep, perturbation="cv", objective="min").numpy()
+    high = stable_subset(f0, f1, method.params.keep, perturbation="cv", objective="max_faithful").numpy()
 
     def total(idx):
         return pert[np.ix_(idx, idx)].sum()
@@ -86,7 +111,7 @@ def test_gclss_pseudo_values_are_the_anchored_solution_within_label_range():
     feats = torch.nn.functional.normalize(torch.rand(9, 5, generator=g, dtype=torch.float64), dim=-1)
     sim = feats @ feats.T
     y = torch.tensor([0.0, 1.5, -2.0, 3.0], dtype=torch.float64)
-    values, ranks = method._anchored_targets(feats[:5], feats[5:], y)
+    values, ranks = anchored_targets(feats[:5], feats[5:], y, negative=method.params.negative)
     ref = seriate(sim.numpy(), method="anchored", anchors=np.arange(5, 9), anchor_values=y.numpy())
     assert np.allclose(values.numpy(), ref.positions[:5])
     assert float(values.min()) >= -2.0 - 1e-12 and float(values.max()) <= 3.0 + 1e-12
@@ -132,8 +157,6 @@ def test_rows_forwarded_per_step(memory, method_name):
 
 @pytest.mark.parametrize("n_changed", [0, 3, 12, 30])
 def test_perturbation_norm_equals_the_full_spectral_norm(n_changed):
-    from clss.methods.gclss import perturbation_norm
-
     g = torch.Generator().manual_seed(n_changed)
     p1 = torch.nn.functional.normalize(torch.rand(30, 7, generator=g, dtype=torch.float64), dim=-1)
     p0 = p1.clone()
@@ -218,7 +241,7 @@ def test_gclss_drops_unlabelled_rows_the_anchors_cannot_reach(mode):
     lab, ulb = batches()
     x_u = ulb.view("weak").clone()
     x_u[3] = 0.0
-    logs = method.training_step(lab, Batch({"weak": x_u}, ulb.index, ulb.y), 0)
+    logs = method.training_step(lab, plain(x_u, ulb.index, ulb.y), 0)
     assert np.isfinite(logs["loss"])
     if mode == "clean":  # faithful pass 2 runs after a step that made the biases non-zero
         assert logs["unlabeled_kept"] == len(ulb) - 1
@@ -231,7 +254,7 @@ def test_gclss_contrastive_branch_puts_labelled_and_unlabelled_rows_on_one_scale
     # scale of the model's raw features (here inputs x 100 make raw feature norms far above 1).
     torch.manual_seed(0)
     lab, ulb = batches(n_l=12, n_u=10)
-    lab, ulb = (Batch({"weak": b.view("weak") * 100}, b.index, b.y) for b in (lab, ulb))
+    lab, ulb = (plain(b.view("weak") * 100, b.index, b.y) for b in (lab, ulb))
     method = GCLSS(model_fn(), params={"unlabeled_loss": loss, "mode": mode, "rank_weight": 1.0})
     seen = []
     method.rank_loss.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
@@ -239,5 +262,18 @@ def test_gclss_contrastive_branch_puts_labelled_and_unlabelled_rows_on_one_scale
     assert seen, "the contrastive branch did not run"
     norms = seen[-1].norm(dim=-1)
     raw = method.model(lab.view("weak"))["feat"]
-    assert float(raw.norm(dim=-1).min()) > 10  # the raw features are far from unit
+    assert float(raw.detach().norm(dim=-1).min()) > 10  # the raw features are far from unit
     assert bool((norms <= 1 + 1e-9).all()) and float(norms[: len(lab)].min()) > 1 - 1e-9, norms
+
+
+def test_submodules_and_extra_state_keep_the_names_of_the_class_ladder():
+    # The loss modules and the generator stay attributes of the method, so state-dict keys (and checkpoints
+    # written before the methods were built from parts) are unchanged.
+    for cls in (CLSS, GCLSS):
+        method = cls(model_fn(), params={"unlabeled_loss": "conord"})
+        assert [n for n, _ in method.named_children()] == ["model", "labeled_contrastive", "rank_loss",
+                                                           "consistency_loss"]
+        assert set(method.state_dict()["_extra_state"]) == {"generator"}
+    method = Supervised(model_fn())
+    assert [n for n, _ in method.named_children()] == ["model", "labeled_contrastive"]
+    assert set(method.state_dict()["_extra_state"]) == {"generator"}

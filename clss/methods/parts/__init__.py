@@ -1,0 +1,45 @@
+"""The pieces a method's training step is built from, each a plain function of tensors.
+
+A method composes them in its own ``training_step`` and owns every stateful thing they use (the loss
+modules, the seeded generator), so its state-dict keys stay where they are:
+
+- :func:`supervised_terms`: regression and the labelled contrastive term on a seeded row subsample;
+- :func:`draw_rows`: the unlabelled rows of a step, drawn before any forward;
+- :func:`seriation_ranks`: CLSS's pseudo-ranks, the spectral seriation of the features' cosine similarities;
+- :func:`pseudo_rank_terms`: L_UR and L_UC (or a contrastive loss) against pseudo-targets;
+- :func:`stable_subset`, :func:`anchored_targets`, :func:`reachable`, :func:`anchored_contrastive_terms`:
+  GCLSS's stable-subset selection, label-anchored pseudo-values, the drop of unreachable rows and the joint
+  labelled + pseudo-valued contrastive term;
+- :func:`perturbation_norm`, :func:`recovery_diagnostics`: GCLSS's diagnostics.
+
+Similarities, seriation and eigen-solvers run in the features' own precision, at least float32: a method
+casts half-precision model outputs up before they reach these functions (:meth:`Method.forward`).
+"""
+
+from clss.methods.parts.anchored import (
+    anchored_contrastive_terms,
+    anchored_targets,
+    kept_count,
+    perturbation_norm,
+    reachable,
+    recovery_diagnostics,
+    stable_subset,
+)
+from clss.methods.parts.draw import draw_rows
+from clss.methods.parts.pseudo_ranks import pseudo_rank_terms, ranks_of, seriation_ranks
+from clss.methods.parts.supervised import supervised_terms
+
+__all__ = [
+    "anchored_contrastive_terms",
+    "anchored_targets",
+    "draw_rows",
+    "kept_count",
+    "perturbation_norm",
+    "pseudo_rank_terms",
+    "ranks_of",
+    "reachable",
+    "recovery_diagnostics",
+    "seriation_ranks",
+    "stable_subset",
+    "supervised_terms",
+]
