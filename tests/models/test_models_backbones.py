@@ -107,7 +107,7 @@ def test_wrn_forward_follows_usb_blocks():
         got = model(x)
     assert torch.allclose(got["feat"], feat, rtol=1e-4, atol=1e-5 * float(feat.abs().max()))
     expected = feat @ p["head.weight"].T.squeeze(-1) + p["head.bias"]
-    assert torch.allclose(got["pred"], expected, rtol=1e-4, atol=1e-5 * float(expected.abs().max()))
+    assert torch.allclose(got["pred"], expected, rtol=1e-4, atol=1e-5 * float(expected.detach().abs().max()))
 
 
 def test_resnet_small_input_keeps_the_resolution():
