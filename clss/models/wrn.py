@@ -4,13 +4,10 @@ The layout, initialisation and batch-norm settings follow the FixMatch/USB WRN-2
 a 3x3 stem with 16 channels, three stages of ``(depth - 4) / 6`` pre-activation basic blocks with
 ``16k, 32k, 64k`` channels (strides 1, 2, 2), leaky ReLU with slope 0.1, batch norm with momentum 0.001
 and eps 0.001, convolutions with biases, then BN-leaky ReLU and global average pooling: a ``64k``-d
-feature (128 for WRN-28-2). Module names match USB's ``wrn.py`` (``conv1``, ``block1.layer.0.bn1``,
-``convShortcut``, final ``bn1``; its classifier is ``classifier``), so a USB state dict loads as it is.
-
-One deliberate difference: in USB's PyTorch code the first block of stages 2 and 3 computes BN-leaky ReLU
-of its input and then convolves the raw input instead (the activation is unused). Here every residual
-branch starts from the activated input, as in the original TensorFlow FixMatch/MixMatch model; the
-parameters (and their count) are the same.
+feature (128 for WRN-28-2). Every block starts with BN-leaky ReLU of its input; where the width changes
+(the first block of each stage) the 1x1 projection shortcut takes that activated input too, as USB's code
+does. Module names match USB's ``wrn.py`` (``conv1``, ``block1.layer.0.bn1``, ``convShortcut``, final
+``bn1``; its classifier ``fc``), so a USB state dict loads as it is.
 """
 
 from __future__ import annotations
@@ -25,10 +22,10 @@ _SLOPE = 0.1
 
 
 class _Block(nn.Module):
-    """Pre-activation basic block: ``x + conv(act(bn(conv(act(bn(x))))))`` with a 1x1 projection
-    shortcut when the width changes (taken from the activated input when ``activate_before_residual``)."""
+    """Pre-activation basic block: ``a = act(bn(x))``, ``shortcut + conv(act(bn(conv(a))))`` where the
+    shortcut is ``x``, or a 1x1 projection of ``a`` when the width changes."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int, activate_before_residual: bool) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
         super().__init__()
         self.bn1 = nn.BatchNorm2d(c_in, **_BN)
         self.relu1 = nn.LeakyReLU(_SLOPE)
@@ -37,21 +34,18 @@ class _Block(nn.Module):
         self.relu2 = nn.LeakyReLU(_SLOPE)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=True)
         self.convShortcut = None if c_in == c_out else nn.Conv2d(c_in, c_out, 1, stride, 0, bias=True)
-        self.activate_before_residual = activate_before_residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         act = self.relu1(self.bn1(x))
         out = self.conv2(self.relu2(self.bn2(self.conv1(act))))
-        if self.convShortcut is None:
-            return x + out
-        return self.convShortcut(act if self.activate_before_residual else x) + out
+        return (x if self.convShortcut is None else self.convShortcut(act)) + out
 
 
 class _Stage(nn.Module):
-    def __init__(self, n: int, c_in: int, c_out: int, stride: int, activate_before_residual: bool) -> None:
+    def __init__(self, n: int, c_in: int, c_out: int, stride: int) -> None:
         super().__init__()
-        self.layer = nn.Sequential(*(_Block(c_in if i == 0 else c_out, c_out, stride if i == 0 else 1,
-                                            activate_before_residual) for i in range(n)))
+        self.layer = nn.Sequential(*(_Block(c_in if i == 0 else c_out, c_out, stride if i == 0 else 1)
+                                     for i in range(n)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layer(x)
@@ -69,16 +63,15 @@ class WideResNet(nn.Module):
         n = (depth - 4) // 6
         c = [16, 16 * widen, 32 * widen, 64 * widen]
         self.conv1 = nn.Conv2d(in_channels, c[0], 3, 1, 1, bias=True)
-        self.block1 = _Stage(n, c[0], c[1], 1, activate_before_residual=True)
-        self.block2 = _Stage(n, c[1], c[2], 2, activate_before_residual=False)
-        self.block3 = _Stage(n, c[2], c[3], 2, activate_before_residual=False)
+        self.block1 = _Stage(n, c[0], c[1], 1)
+        self.block2 = _Stage(n, c[1], c[2], 2)
+        self.block3 = _Stage(n, c[2], c[3], 2)
         self.bn1 = nn.BatchNorm2d(c[3], **_BN)
         self.relu = nn.LeakyReLU(_SLOPE)
         self.out_features = c[3]
-        for m in self.modules():  # USB's initialisation
+        for m in self.modules():  # USB's initialisation (convolution biases keep PyTorch's)
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="leaky_relu")
-                nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
@@ -89,7 +82,7 @@ class WideResNet(nn.Module):
 
 
 class WideResNetRegressor(BackboneRegressor):
-    """WRN-``depth``-``widen`` with a regression head (Xavier-normal weights, zero bias, as USB's classifier).
+    """WRN-``depth``-``widen`` with a regression head (Xavier-normal weights, zero bias, as USB's ``fc``).
 
     ``forward(x)`` with ``x`` of shape ``[B, C, H, W]`` (any ``H, W``; 32 and 40 px in the literature)
     returns ``{"pred": [B], "feat": [B, 64 * widen]}``.
@@ -104,7 +97,7 @@ class WideResNetRegressor(BackboneRegressor):
         Dropout on the pooled feature before the head.
     """
 
-    classifier_prefixes = ("classifier.",)
+    classifier_prefixes = ("fc.",)
     first_conv = "backbone.conv1.weight"
 
     def __init__(self, in_channels: int = 3, depth: int = 28, widen: int = 2, *,

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from clss.config import TrainConfig, parse_overrides, resolve_config
 from clss.data.dataset import InputSpec
@@ -67,6 +69,45 @@ def test_wrn28_2_parameter_count():
     # every parameter takes part in the forward (distributed training refuses unused ones)
     model(torch.randn(2, 3, 32, 32))["pred"].sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_wrn_forward_follows_usb_blocks():
+    """The WRN output recomputed with torch.nn.functional from its parameters, block by block as USB's
+    code does: BN-leaky ReLU first; where the width changes, conv and 1x1 shortcut take the activated
+    input."""
+    torch.manual_seed(2)
+    model = build_model("wrn28_2", InputSpec("image", (3, 32, 32))).eval()
+    for m in model.modules():  # non-trivial running statistics
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.3, 0.3)
+            m.running_var.uniform_(0.5, 2.0)
+    p = dict(model.named_parameters())
+    b = dict(model.named_buffers())
+
+    def bn_act(h, name):
+        h = F.batch_norm(h, b[f"{name}.running_mean"], b[f"{name}.running_var"], p[f"{name}.weight"],
+                         p[f"{name}.bias"], False, 0.0, 1e-3)
+        return F.leaky_relu(h, 0.1)
+
+    def conv(h, name, stride=1, pad=1):
+        return F.conv2d(h, p[f"{name}.weight"], p[f"{name}.bias"], stride, pad)
+
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        h = conv(x, "backbone.conv1")
+        for stage, stride in ((1, 1), (2, 2), (3, 2)):
+            for i in range(4):
+                name = f"backbone.block{stage}.layer.{i}"
+                s = stride if i == 0 else 1
+                a = bn_act(h, f"{name}.bn1")
+                out = conv(bn_act(conv(a, f"{name}.conv1", s), f"{name}.bn2"), f"{name}.conv2")
+                shortcut = conv(a, f"{name}.convShortcut", s, 0) if f"{name}.convShortcut.weight" in p else h
+                h = shortcut + out
+        feat = bn_act(h, "backbone.bn1").mean(dim=(2, 3))
+        got = model(x)
+    assert torch.allclose(got["feat"], feat, rtol=1e-4, atol=1e-5 * float(feat.abs().max()))
+    expected = feat @ p["head.weight"].T.squeeze(-1) + p["head.bias"]
+    assert torch.allclose(got["pred"], expected, rtol=1e-4, atol=1e-5 * float(expected.detach().abs().max()))
 
 
 def test_resnet_small_input_keeps_the_resolution():

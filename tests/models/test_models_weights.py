@@ -92,12 +92,12 @@ def test_usb_wideresnet_state_dict_loads_without_its_classifier(tmp_path):
     torch.manual_seed(0)
     source = build_model("wrn28_2", RGB32)
     usb = {f"module.{k}": v for k, v in source.backbone.state_dict().items()}  # a DataParallel save
-    usb.update({"module.classifier.weight": torch.randn(10, 128), "module.classifier.bias": torch.zeros(10)})
+    usb.update({"module.fc.weight": torch.randn(10, 128), "module.fc.bias": torch.zeros(10)})
     path = tmp_path / "wrn.pth"
     torch.save(usb, path)
     model = build_model("wrn28_2", RGB32)
     report = load_weights(model, path, "wrn28_2")
-    assert "skipped its classifier (classifier.weight, classifier.bias)" in report
+    assert "skipped its classifier (fc.weight, fc.bias)" in report
     assert all(
         torch.equal(v, model.backbone.state_dict()[k]) for k, v in source.backbone.state_dict().items()
     )
