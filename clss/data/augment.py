@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import torch
-from torchvision.transforms.v2 import functional as F
 
 from clss.data.images import ImagePreprocessing
 
@@ -105,7 +104,7 @@ class ViewPipeline:
 def _translate(x: torch.Tensor, pad: int) -> torch.Tensor:
     """Zero-pad by ``pad`` and crop the original size at a random offset."""
     h, w = x.shape[-2:]
-    padded = F.pad(x, [pad, pad, pad, pad], fill=0.0)
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     top, left = (int(v) for v in torch.randint(2 * pad + 1, (2,)))
     return padded[..., top:top + h, left:left + w]
 
@@ -116,6 +115,9 @@ def _signed(m: float) -> float:
 
 
 def _photometric(op: str, x: torch.Tensor, m: float) -> torch.Tensor:
+    # Imported here: torchvision takes seconds to import, and `import clss.data` must stay light.
+    from torchvision.transforms.v2 import functional as F
+
     if op == "brightness":
         return F.adjust_brightness(x, _signed(m))
     if op == "contrast":
