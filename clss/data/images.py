@@ -33,7 +33,19 @@ _LIST_FILES = 5
 
 
 class ImageReadError(ValueError):
-    """An image file that cannot be decoded (corrupt or truncated bytes, not an image); names the file."""
+    """An image file that cannot be decoded (corrupt or truncated bytes, not an image); names the file.
+
+    Raised in a ``DataLoader`` worker, it reaches the main process rebuilt from torch's multi-line report
+    ("Caught ImageReadError in DataLoader worker process 0. Original Traceback ..."); the message is then
+    cut back to the original one line, so the file stays named wherever the error surfaces.
+    """
+
+    _WORKER_REPORT = "Caught ImageReadError"
+
+    def __init__(self, message: str) -> None:
+        if message.startswith(self._WORKER_REPORT):
+            message = message.rstrip().rpartition("ImageReadError: ")[2] or message
+        super().__init__(message)
 
 
 def _size_pair(value: Any, name: str) -> tuple[int, int] | None:

@@ -196,3 +196,13 @@ def test_array_image_dataset_normalises_in_memory_images():
     np.testing.assert_allclose(ds[3].numpy(), (imgs[3] - mean) / std, rtol=1e-4, atol=1e-6)
     flat = ArrayImageDataset(imgs[:, 0], np.arange(5.0), ImagePreprocessing(channels=1))
     assert flat.input.shape == (1, 4, 4)
+
+
+def test_a_corrupt_file_read_by_a_loader_worker_is_named_in_one_line(tree):
+    root, _ = tree
+    ds = ImageDataset(root, ["big.jpg", "truncated.jpg"], [0.0, 1.0], ImagePreprocessing(resize=8))
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=1)
+    with pytest.raises(ImageReadError) as info:
+        next(iter(loader))
+    message = str(info.value)
+    assert message.startswith("cannot decode image ") and "truncated.jpg" in message and "\n" not in message
