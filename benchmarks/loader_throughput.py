@@ -7,7 +7,7 @@ cutout), in a ``torch.utils.data.DataLoader`` (batch ``--batch``, persistent wor
 workers. Two loads: ``weak`` (one decode, one weak view per image) and ``weak+strong`` (one decode, a weak
 and a strong view per image, what FixMatch-style methods ask for). Per setting: one untimed pass (worker
 start-up), then the best of ``--reps`` timed passes over all images; images/s and images/s per worker
-(0 workers: the main process counts as one).
+(0 workers: the main process counts as one, with one torch thread like a worker).
 
 The model side: torchvision ``resnet18(weights=None)`` with a 1-output head, one forward + backward + SGD
 step on a ``[batch, 3, 200, 200]`` batch, torch's default thread count (its own cores); images/s = batch /
@@ -66,6 +66,10 @@ def make_jpegs(folder: Path, n: int) -> list[str]:
 
 
 def loader_rate(ds: torch.utils.data.Dataset, workers: int, batch: int, reps: int) -> float:
+    # One torch thread in the main process too, as in DataLoader workers (and as the trainer runs small
+    # per-image ops): on a busy machine many threads per tiny op make 0 workers ~10x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers,
                                          persistent_workers=workers > 0)
     for _ in loader:  # worker start-up and file cache
@@ -76,6 +80,7 @@ def loader_rate(ds: torch.utils.data.Dataset, workers: int, batch: int, reps: in
         for _ in loader:
             pass
         best = min(best, time.perf_counter() - t)
+    torch.set_num_threads(threads)
     return len(ds) / best
 
 

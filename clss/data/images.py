@@ -124,7 +124,8 @@ class ImagePreprocessing:
             raise ValueError(f"crop {self.crop} does not fit in the resized image {self.resize}")
         if self.normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
-        if not (isinstance(self.estimate_images, int) and self.estimate_images >= 1):
+        if isinstance(self.estimate_images, bool) or not (isinstance(self.estimate_images, int)
+                                                          and self.estimate_images >= 1):
             raise ValueError(f"estimate_images must be an integer >= 1, got {self.estimate_images!r}")
         if not (isinstance(self.estimate_seed, int) and self.estimate_seed >= 0):
             raise ValueError(f"estimate_seed must be a non-negative integer, got {self.estimate_seed!r}")

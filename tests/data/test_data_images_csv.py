@@ -108,3 +108,14 @@ def test_preset_resnet18_and_data_root_option(tmp_path):
     assert model == {"name": "resnet18"}
     cfg = TrainConfig(data_root=str(tmp_path))
     assert cfg.data_options() == {"data_root": str(tmp_path)} and TrainConfig().data_options() == {}
+
+
+def test_cli_data_root_flag_reaches_the_loader(tmp_path):
+    from click.testing import CliRunner
+
+    from clss_cli.main import main
+
+    result = CliRunner().invoke(main, ["train", "--dataset", "diabetes", "--data-root", str(tmp_path),
+                                       "--out", str(tmp_path / "run"), "--no-progress"])
+    assert result.exit_code == 2 and "data_root" in result.output, result.output
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
