@@ -44,9 +44,13 @@ class _PositiveFloat(click.ParamType):
 
 
 @click.command("train")
-@click.option("--dataset", help="diabetes (built in), operator-sde, or csv:PATH.")
+@click.option("--dataset", help="diabetes or digits-rotation (built in), operator-sde, csv:PATH or "
+                                "image-csv:PATH.")
 @click.option("--target", help="Target column for csv:PATH datasets.")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Folder holding the dataset's files.")
+@click.option("--data-root", type=click.Path(path_type=Path),
+              help="Image datasets: folder the image paths are resolved under (image-csv default: the CSV "
+                   "file's folder).")
 @click.option("--run", "run_index", type=click.IntRange(min=0),
               help="operator-sde: which 1000-row run (0-9).")
 @click.option("--method", help="Training method (see `clss methods`).")
@@ -89,7 +93,8 @@ class _PositiveFloat(click.ParamType):
                    "--device, --threads and --no-progress may change it.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @fail_cleanly
-def train_command(dataset: str | None, target: str | None, data_dir: Path | None, run_index: int | None,
+def train_command(dataset: str | None, target: str | None, data_dir: Path | None, data_root: Path | None,
+                  run_index: int | None,
                   method: str | None, unlabeled_loss: str | None, labeled: str | None,
                   unlabeled: str | None, seed: int | None,
                   split_seed: int | None, steps: int | None, batch_size: int | str | None,
@@ -118,6 +123,7 @@ def train_command(dataset: str | None, target: str | None, data_dir: Path | None
             raise click.UsageError("--out RUN_DIR is required (or --resume RUN_DIR)")
         flags: dict[str, Any] = {
             "dataset": dataset, "target": target, "data_dir": None if data_dir is None else str(data_dir),
+            "data_root": None if data_root is None else str(data_root),
             "run": run_index, "method": method, "labeled": labeled, "unlabeled": unlabeled, "seed": seed,
             "split_seed": split_seed, "steps": steps, "batch_size": batch_size,
             "unlabeled_batch_size": unlabeled_batch_size, "eval_every": eval_every, "device": device,

@@ -35,8 +35,10 @@ _MAPPING = {"spec": Spec("mapping")}
 class TrainConfig:
     """Everything a training run needs.
 
-    Data: ``dataset`` (``"diabetes"``, ``"operator-sde"``, ``"csv:PATH"``), ``target`` (CSV column),
-    ``data_dir``, ``run`` (operator-sde 1000-row run), ``labeled`` (``"10%"``, ``0.1``, ``250`` or ``"all"``;
+    Data: ``dataset`` (``"diabetes"``, ``"operator-sde"``, ``"csv:PATH"``, ``"digits-rotation"``,
+    ``"image-csv:PATH"``), ``target`` (CSV column), ``data_dir``, ``data_root`` (image datasets: the folder
+    image paths are resolved under; ``image-csv`` defaults to the CSV file's folder), ``run`` (operator-sde
+    1000-row run), ``labeled`` (``"10%"``, ``0.1``, ``250`` or ``"all"``;
     ``None``: every row with a target when some rows have an empty target cell, else ``"20%"``),
     ``unlabeled`` (``"rest"``, a fraction or a count; ``"paper"`` for a dataset's fixed protocol),
     ``val_protocol`` (``"holdout"``; ``"test"`` reproduces the official code's selection on the test set),
@@ -66,6 +68,7 @@ class TrainConfig:
     dataset: str = param("diabetes", "str")
     target: str | None = param(None, "str", optional=True)
     data_dir: str | None = param(None, "str", optional=True)
+    data_root: str | None = param(None, "str", optional=True)
     run: int = param(0, "int", ge=0)
     labeled: str | None = None  # checked by clss.data.parse_labeled (None: see data.md)
     unlabeled: str = "rest"  # checked by _check_unlabeled
@@ -122,9 +125,10 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def data_options(self) -> dict[str, Any]:
-        """The CSV feature options that differ from their defaults (keyword arguments of ``load_dataset``)."""
+        """The CSV feature options and ``data_root`` where they differ from their defaults (keyword
+        arguments of ``load_dataset``)."""
         defaults = TrainConfig()
-        return {k: getattr(self, k) for k in ("features", "exclude", "missing", "categorical")
+        return {k: getattr(self, k) for k in ("features", "exclude", "missing", "categorical", "data_root")
                 if getattr(self, k) != getattr(defaults, k)}
 
     @classmethod
@@ -198,6 +202,26 @@ PRESETS: dict[str, dict[str, Any]] = {
         "threads": 1,
         "batch_size": 16,
         "unlabeled_batch_size": 16,
+    },
+    # 8x8 one-channel digits: a small CNN (dropout for GCLSS's two stochastic passes). Measured, one
+    # loaded CPU thread, supervised on 107 labels for 600 steps of 32: test MAE 6.5 degrees with 32
+    # channels, 8.6 with 16. Inputs are normalised by the dataset (estimated mean/std), so only the target
+    # is standardised here.
+    "digits-rotation": {
+        "model": {"name": "cnn", "channels": 32, "blocks": 2, "dropout": 0.1},
+        "standardize": "y",
+        "steps": 500,
+        "eval_every": 50,
+        "batch_size": 32,
+        "unlabeled_batch_size": 64,
+    },
+    # Users' own image folders: ResNet-18 (ImageNet-normalised 224x224 RGB inputs by default); weights
+    # only from a local file (--set model.weights=PATH).
+    "image-csv": {
+        "model": {"name": "resnet18"},
+        "standardize": "y",
+        "batch_size": 32,
+        "unlabeled_batch_size": 32,
     },
 }
 
@@ -309,8 +333,26 @@ def resolve_config(file_values: dict[str, Any] | None = None,
     file_values = dict(file_values or {})
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     chosen = merge_dicts(merge_dicts(TrainConfig().to_dict(), file_values), overrides)
-    dataset_key = "csv" if str(chosen["dataset"]).startswith("csv:") else chosen["dataset"]
-    values = merge_dicts(TrainConfig().to_dict(), PRESETS.get(dataset_key, {}))
-    values = merge_dicts(values, METHOD_PRESETS.get((dataset_key, chosen["method"]), {}))
-    values = merge_dicts(merge_dicts(values, file_values), overrides)
+    dataset_key = _preset_key(str(chosen["dataset"]))
+    values = _merge_layer(TrainConfig().to_dict(), PRESETS.get(dataset_key, {}))
+    values = _merge_layer(values, METHOD_PRESETS.get((dataset_key, chosen["method"]), {}))
+    values = _merge_layer(_merge_layer(values, file_values), overrides)
     return TrainConfig.from_dict(values)
+
+
+def _preset_key(dataset: str) -> str:
+    """The :data:`PRESETS` key of a dataset name: ``csv:PATH`` → ``csv``, ``image-csv:PATH`` →
+    ``image-csv``."""
+    for prefix in ("csv", "image-csv"):
+        if dataset.startswith(f"{prefix}:"):
+            return prefix
+    return dataset
+
+
+def _merge_layer(values: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    """:func:`merge_dicts`, except that a layer naming another model replaces the model keys (the keys of
+    one model, e.g. the MLP's ``hidden``, mean nothing to another)."""
+    name = layer.get("model", {}).get("name") if isinstance(layer.get("model"), dict) else None
+    if name is not None and name != values.get("model", {}).get("name"):
+        values = {**values, "model": {}}
+    return merge_dicts(values, layer)

@@ -15,7 +15,10 @@ from typing import Any
 from clss.data.base import RegressionData, Standardizer
 from clss.data.csvfile import CsvTable, read_csv_table
 from clss.data.dataset import DataSplits, InputSpec, RegressionDataset, TabularDataset, view_pipeline
+from clss.data.digits import load_digits_rotation
 from clss.data.encoding import ColumnEncoding, TabularEncoding
+from clss.data.imagecsv import load_image_csv
+from clss.data.images import ArrayImageDataset, ImageDataset, ImagePreprocessing, ImageReadError
 from clss.data.operator_sde import generate_operator_sde, load_operator_sde, paper_run_indices
 from clss.data.samplers import SemiSupervisedSampler
 from clss.data.splits import LabeledSpec, Splits, parse_labeled, split_labeled
@@ -24,10 +27,14 @@ from clss.data.tabular import load_csv, load_diabetes
 __all__ = [
     "CSV_OPTIONS",
     "DATASETS",
+    "ArrayImageDataset",
     "ColumnEncoding",
     "CsvTable",
     "DataSplits",
     "DatasetInfo",
+    "ImageDataset",
+    "ImagePreprocessing",
+    "ImageReadError",
     "InputSpec",
     "LabeledSpec",
     "RegressionData",
@@ -42,6 +49,8 @@ __all__ = [
     "load_csv",
     "load_dataset",
     "load_diabetes",
+    "load_digits_rotation",
+    "load_image_csv",
     "paper_run_indices",
     "parse_labeled",
     "read_csv_table",
@@ -80,6 +89,16 @@ DATASETS: dict[str, DatasetInfo] = {
         "any CSV file (target=COLUMN; empty target cells = unlabelled rows); seeded 60/20/20 split of the "
         "rows with a target or a train/val/test 'split' column",
         load_csv,
+    ),
+    "digits-rotation": DatasetInfo(
+        "scikit-learn's 1797 handwritten 8x8 digits, each rotated by a seeded angle U(-45, 45) degrees "
+        "(the target); 1-channel images; seeded 60/20/20 split",
+        load_digits_rotation,
+    ),
+    "image-csv:PATH": DatasetInfo(
+        "a folder of images listed in a CSV file of path,target rows (optional split and labeled "
+        "columns; paths under --data-root); seeded 60/20/20 split without a split column",
+        load_image_csv,
     ),
 }
 
