@@ -334,9 +334,9 @@ def resolve_config(file_values: dict[str, Any] | None = None,
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     chosen = merge_dicts(merge_dicts(TrainConfig().to_dict(), file_values), overrides)
     dataset_key = _preset_key(str(chosen["dataset"]))
-    values = _merge_layer(TrainConfig().to_dict(), PRESETS.get(dataset_key, {}))
-    values = _merge_layer(values, METHOD_PRESETS.get((dataset_key, chosen["method"]), {}))
-    values = _merge_layer(_merge_layer(values, file_values), overrides)
+    values = merge_dicts(TrainConfig().to_dict(), PRESETS.get(dataset_key, {}))
+    values = merge_dicts(values, METHOD_PRESETS.get((dataset_key, chosen["method"]), {}))
+    values = merge_dicts(merge_dicts(values, file_values), overrides)
     return TrainConfig.from_dict(values)
 
 
@@ -347,12 +347,3 @@ def _preset_key(dataset: str) -> str:
         if dataset.startswith(f"{prefix}:"):
             return prefix
     return dataset
-
-
-def _merge_layer(values: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
-    """:func:`merge_dicts`, except that a layer naming another model replaces the model keys (the keys of
-    one model, e.g. the MLP's ``hidden``, mean nothing to another)."""
-    name = layer.get("model", {}).get("name") if isinstance(layer.get("model"), dict) else None
-    if name is not None and name != values.get("model", {}).get("name"):
-        values = {**values, "model": {}}
-    return merge_dicts(values, layer)

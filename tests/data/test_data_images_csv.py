@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from clss.config import PRESETS, TrainConfig, _merge_layer, _preset_key
+from clss.config import PRESETS, TrainConfig, _preset_key, merge_dicts
 from clss.data import DATASETS
 from clss.data.imagecsv import DEFAULT_SIZE, load_image_csv
 
@@ -104,7 +104,7 @@ def test_preprocessing_and_invariances_can_be_chosen(tmp_path):
 
 def test_preset_resnet18_and_data_root_option(tmp_path):
     assert _preset_key("image-csv:/x/labels.csv") == "image-csv" and _preset_key("csv:/x.csv") == "csv"
-    model = _merge_layer(TrainConfig().to_dict(), PRESETS["image-csv"])["model"]
+    model = merge_dicts(TrainConfig().to_dict(), PRESETS["image-csv"])["model"]
     assert model == {"name": "resnet18"}
     cfg = TrainConfig(data_root=str(tmp_path))
     assert cfg.data_options() == {"data_root": str(tmp_path)} and TrainConfig().data_options() == {}

@@ -8,7 +8,7 @@ import torch
 from scipy import ndimage
 from sklearn.datasets import load_digits
 
-from clss.config import PRESETS, TrainConfig, _merge_layer
+from clss.config import PRESETS, TrainConfig, merge_dicts
 from clss.data import DATASETS
 from clss.data.digits import ANGLE_SEED, INVARIANT_TO, load_digits_rotation, rotated_digits
 
@@ -83,6 +83,6 @@ def test_views_never_rotate_or_flip(splits):
 def test_registered_with_a_cnn_preset():
     assert DATASETS["digits-rotation"].loader is load_digits_rotation
     preset = PRESETS["digits-rotation"]
-    model = _merge_layer(TrainConfig().to_dict(), preset)["model"]
+    model = merge_dicts(TrainConfig().to_dict(), preset)["model"]
     assert model == {"name": "cnn", "channels": 32, "blocks": 2, "dropout": 0.1}  # no MLP keys carried over
     assert preset["standardize"] == "y" and preset["steps"] * preset["batch_size"] <= 20000
