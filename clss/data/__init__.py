@@ -10,12 +10,14 @@ import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from clss.data.base import RegressionData, Standardizer
 from clss.data.csvfile import CsvTable, read_csv_table
 from clss.data.dataset import DataSplits, InputSpec, RegressionDataset, TabularDataset, view_pipeline
 from clss.data.encoding import ColumnEncoding, TabularEncoding
+from clss.data.faces import load_face_dataset
 from clss.data.operator_sde import generate_operator_sde, load_operator_sde, paper_run_indices
 from clss.data.samplers import SemiSupervisedSampler
 from clss.data.splits import LabeledSpec, Splits, parse_labeled, split_labeled
@@ -80,6 +82,25 @@ DATASETS: dict[str, DatasetInfo] = {
         "any CSV file (target=COLUMN; empty target cells = unlabelled rows); seeded 60/20/20 split of the "
         "rows with a target or a train/val/test 'split' column",
         load_csv,
+    ),
+    "utkface": DatasetInfo(
+        "UTKFace, CLSS/GCLSS/UCVME protocol (ages 21-60, 10518/2629/3287; labels=333|500|1000 split files; "
+        "200 px BGR) from --data-root",
+        partial(load_face_dataset, "utkface"),
+    ),
+    "utkface-rankup": DatasetInfo(
+        "UTKFace, RankUp protocol (all ages, 18964 train / 4741 test, validation = test; 40 px RGB) from "
+        "--data-root",
+        partial(load_face_dataset, "utkface-rankup"),
+    ),
+    "agedb-dir": DatasetInfo(
+        "AgeDB-DIR (12208/2140/2140; labels=407|488|610|814 CLSS split files; 224 px BGR as CLSS) from "
+        "--data-root",
+        partial(load_face_dataset, "agedb-dir"),
+    ),
+    "agedb-dir-rgb": DatasetInfo(
+        "AgeDB-DIR with the DIR/Rank-N-Contrast preprocessing (224 px RGB, mean=std=0.5) from --data-root",
+        partial(load_face_dataset, "agedb-dir-rgb"),
     ),
 }
 
