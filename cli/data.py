@@ -48,6 +48,24 @@ def check_command(manifest: str, data_root: Path, as_json: bool) -> None:
         sys.exit(USER_ERROR)
 
 
+@data_group.command("make-splits")
+@click.argument("dataset", type=click.Choice(["agedb-dir"]))
+@click.option("--data-root", required=True, type=click.Path(path_type=Path),
+              help="Your AgeDB-DIR copy, with DIR's agedb.csv.")
+@click.option("--overwrite", is_flag=True, help="Rewrite split files that are already there.")
+@fail_cleanly
+def make_splits_command(dataset: str, data_root: Path, overwrite: bool) -> None:
+    """Write the CLSS split files FileList_ssl_{407,488,610,814}_0.csv of DATASET from its agedb.csv,
+    byte-identical to the published ones (checked against the manifest by clss data check)."""
+    from clss.data.faces import write_agedb_split_files
+
+    written = write_agedb_split_files(data_root, overwrite=overwrite)
+    for name in written:
+        click.echo(f"wrote {data_root / name}")
+    if not written:
+        click.echo("all split files are already there (--overwrite rewrites them)")
+
+
 def _print_table(report: DataCheckReport) -> None:
     from rich.markup import escape
     from rich.table import Table

@@ -35,13 +35,11 @@ from typing import Any
 import numpy as np
 
 from clss.data.dataset import DataSplits
-from clss.data.face_files import IndexTable, read_index
+from clss.data.face_files import IndexTable, read_index, write_clss_split_file
 from clss.data.manifest import Manifest, check_data, load_manifest, manifest_from_dict
 
-__all__ = ["FACE_DATASETS", "FaceProtocol", "builtin_manifest", "load_face_dataset"]
-
-_UTK_SOURCE = "https://susanqq.github.io/UTKFace/ (Aligned&Cropped Faces, UTKFace.tar.gz)"
-_AGEDB_SOURCE = "https://ibug.doc.ic.ac.uk/resources/agedb/ (on request from the authors)"
+__all__ = ["FACE_DATASETS", "FaceProtocol", "builtin_manifest", "load_face_dataset",
+           "write_agedb_split_files"]
 
 
 @dataclass(frozen=True)
@@ -278,3 +276,30 @@ def _weak_pipeline(size: tuple[int, ...], *, pad: int, pad_mode: str) -> Any:
 
     return v2.Compose([v2.RandomCrop(list(size), padding=pad, padding_mode=pad_mode),
                        v2.RandomHorizontalFlip()])
+
+
+def write_agedb_split_files(data_root: str | os.PathLike[str], *, overwrite: bool = False,
+                            manifest: Manifest | str | os.PathLike[str] | None = None) -> list[str]:
+    """Regenerate the CLSS AgeDB-DIR split files ``FileList_ssl_{407,488,610,814}_0.csv`` in ``data_root``
+    from its ``agedb.csv`` (byte-identical to the published files, which clss may not redistribute).
+
+    ``agedb.csv`` is first checked against the manifest (the output matches the published files only for
+    the published ``agedb.csv``). Files already present are kept unless ``overwrite``.
+
+    Returns
+    -------
+    list of str
+        The files written (paths relative to ``data_root``).
+    """
+    if manifest is None:
+        manifest = builtin_manifest("agedb-dir")
+    elif not isinstance(manifest, Manifest):
+        manifest = load_manifest(manifest)
+    check_data(manifest, data_root, files=["agedb.csv"], images=False).raise_if_problems()
+    written = []
+    for n, name in FACE_DATASETS["agedb-dir"].label_files.items():
+        out = os.path.join(data_root, name)
+        if overwrite or not os.path.exists(out):
+            write_clss_split_file(os.path.join(data_root, "agedb.csv"), out, n)
+            written.append(name)
+    return written

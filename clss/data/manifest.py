@@ -179,7 +179,8 @@ def manifest_from_dict(values: Any, where: str = "<dict>") -> Manifest:
             _int(where, "images.count", images["count"], 1)
         if images.get("naming") not in (None, "utkface"):
             raise _fail(where, f"images.naming must be 'utkface' or absent, got {images['naming']!r}")
-    return Manifest(name=name, version=version, files=entries, splits={k: int(v) for k, v in splits.items()},
+    ordered = {k: int(splits[k]) for k in SPLIT_NAMES if k in splits}
+    return Manifest(name=name, version=version, files=entries, splits=ordered,
                     label_range=rng, known_offsets=offsets, check_names=check_names, images=images,
                     raw=dict(values), path=None if where == "<dict>" else where)
 
@@ -306,7 +307,7 @@ def _present(root: Path, files: Iterable[str]) -> np.ndarray:
 
 
 def check_data(manifest: Manifest | str | os.PathLike[str], data_root: str | os.PathLike[str], *,
-               files: Iterable[str] | None = None) -> DataCheckReport:
+               files: Iterable[str] | None = None, images: bool = True) -> DataCheckReport:
     """Verify a copy of a dataset against its manifest, before any training.
 
     Checks, in order: the data root is a folder; each listed file is present and (when the manifest has
@@ -326,6 +327,8 @@ def check_data(manifest: Manifest | str | os.PathLike[str], data_root: str | os.
     files : iterable of str, optional
         Check only these entries of the manifest's ``files`` (a loader checks the files it reads); default
         all of them.
+    images : bool, default True
+        Check the images too (False: the listed files only).
 
     Returns
     -------
@@ -345,6 +348,8 @@ def check_data(manifest: Manifest | str | os.PathLike[str], data_root: str | os.
         table = _check_file(report, root, manifest, entry)
         if table is not None:
             referenced.update(dict.fromkeys(table.files.tolist()))
+    if not images:
+        return report
     if referenced:
         present = _present(root, referenced)
         names = list(referenced)
