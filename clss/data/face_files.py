@@ -165,7 +165,7 @@ def _values(table: CsvTable, col: int, allowed: tuple[str, ...], role: str) -> n
     bad = ~np.isin(cells, allowed)
     if bad.any():
         i = int(np.argmax(bad))
-        raise ValueError(f"{table.path}: line {table.lines[i]}: {role} {cells[i]!r} is not one of "
+        raise ValueError(f"{table.path}: line {table.lines[i]}: {role} {str(cells[i])!r} is not one of "
                          f"{list(allowed)}")
     return cells
 
@@ -178,12 +178,12 @@ def _labels(table: CsvTable, col: int) -> np.ndarray:
         ok = np.array([_is_number(t) for t in text])
         i = int(np.argmin(ok))
         raise ValueError(f"{table.path}: line {table.lines[i]}: label {table.header[col]!r} is "
-                         f"{text[i]!r}, not a number") from None
+                         f"{str(text[i])!r}, not a number") from None
     bad = ~np.isfinite(values)
     if bad.any():
         i = int(np.argmax(bad))
         raise ValueError(f"{table.path}: line {table.lines[i]}: label {table.header[col]!r} is missing or "
-                         f"not finite ({table.cells[i, col]!r}); every row needs a target")
+                         f"not finite ({str(table.cells[i, col])!r}); every row needs a target")
     return values
 
 
@@ -203,8 +203,8 @@ def _relative(table: CsvTable, paths: np.ndarray) -> np.ndarray:
            | (np.char.find(wrapped, "/../") >= 0))
     if bad.any():
         i = int(np.argmax(bad))
-        raise ValueError(f"{table.path}: line {table.lines[i]}: image path {out[i]!r} is outside the data "
-                         "root; paths must be relative and must not contain '..'")
+        raise ValueError(f"{table.path}: line {table.lines[i]}: image path {str(out[i])!r} is outside the "
+                         "data root; paths must be relative and must not contain '..'")
     return out
 
 
