@@ -188,6 +188,7 @@ def test_cli_a_malformed_manifest_is_a_one_line_error(tmp_path):
         "'protocol', 'reference_results']"]
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch: ~9 s on a loaded machine
 def test_cli_in_a_real_subprocess_prints_the_report_and_exits_2(tmp_path):
     root = tmp_path / "agedb"
     gone = agedb_tree(root)[3][0]
