@@ -211,6 +211,7 @@ def load_face_dataset(name: str, *, data_root: str | os.PathLike[str] | None = N
         manifest = builtin_manifest(name)
     elif not isinstance(manifest, Manifest):
         manifest = load_manifest(manifest)
+    data_root = os.path.expanduser(os.fspath(data_root))
     files = (proto.label_files[labels],) if labels is not None else proto.base_files
     report = check_data(manifest, data_root, files=files)
     report.raise_if_problems()

@@ -235,6 +235,14 @@ def test_weak_view_keeps_the_shape_and_changes_the_pixels(tmp_path):
                                               "hflip": True}
 
 
+def test_a_data_root_under_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    agedb_tree(tmp_path / "agedb")
+    manifest = stand_in_manifest("agedb-dir-rgb", tmp_path / "agedb", tmp_path / "m.yaml")
+    splits = load_face_dataset("agedb-dir-rgb", data_root="~/agedb", manifest=manifest)
+    assert splits.train.source(0).startswith("AgeDB/") and splits.train[0].shape == (3, 224, 224)
+
+
 def test_load_dataset_reaches_the_face_protocols(tmp_path):
     root = tmp_path / "agedb"
     agedb_tree(root)
