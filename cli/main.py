@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from clss import __version__
+from clss_cli.data import data_group
 from clss_cli.datasets import datasets_command
 from clss_cli.predict import predict_command
 from clss_cli.seriate import seriate_command
@@ -28,6 +29,7 @@ main.add_command(eval_command)
 main.add_command(methods_command)
 main.add_command(predict_command)
 main.add_command(datasets_command)
+main.add_command(data_group)
 
 
 if __name__ == "__main__":

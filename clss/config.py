@@ -170,6 +170,15 @@ def _check_unlabeled(value: Any) -> Any:
                      f"got {value!r}")
 
 
+_FACE_PRESET: dict[str, Any] = {
+    "model": {"name": "resnet50"},
+    "optimizer": {"name": "adam", "lr": 5e-4, "weight_decay": 1e-3},
+    "unlabeled": "paper",
+    "standardize": "y",
+    "batch_size": 32,
+    "unlabeled_batch_size": 8,
+}
+
 # The papers' settings per dataset (the official CLSS/GCLSS scripts and papers); keys merge into the defaults.
 PRESETS: dict[str, dict[str, Any]] = {
     "operator-sde": {
@@ -222,6 +231,28 @@ PRESETS: dict[str, dict[str, Any]] = {
         "standardize": "y",
         "batch_size": 32,
         "unlabeled_batch_size": 32,
+    },
+    # The face-age protocols (CLSS/GCLSS scripts: Adam with coupled L2, StepLR every 10 of 30 epochs,
+    # labelled/unlabelled batches 32/8; an epoch is labels x ssl_mult / 32 steps). ImageNet weights come
+    # from a local file: --set model.weights=PATH.
+    "agedb-dir": _FACE_PRESET | {"labeled": "407", "ssl_mult": 6, "steps": 2280, "eval_every": 76,
+                                 "schedule": {"name": "step", "step_size": 760, "gamma": 0.1}},
+    "agedb-dir-rgb": _FACE_PRESET | {"labeled": "407", "ssl_mult": 6, "steps": 2280, "eval_every": 76,
+                                     "schedule": {"name": "step", "step_size": 760, "gamma": 0.1}},
+    "utkface": _FACE_PRESET | {"labeled": "500", "ssl_mult": 4, "steps": 1890, "eval_every": 63,
+                               "schedule": {"name": "step", "step_size": 630, "gamma": 0.1}},
+    # RankUp (USB): WRN-28-2 at 40 px, SGD lr 0.01 momentum 0.9 wd 1e-3, batch 32 with 7x unlabelled,
+    # cosine decay over 262 144 iterations (days on one GPU; lower steps for a quick run).
+    "utkface-rankup": {
+        "model": {"name": "wrn28_2"},
+        "optimizer": {"name": "sgd", "lr": 0.01, "weight_decay": 1e-3, "momentum": 0.9},
+        "schedule": {"name": "cosine"},
+        "labeled": "250",
+        "standardize": "y",
+        "batch_size": 32,
+        "unlabeled_batch_size": 224,
+        "steps": 262144,
+        "eval_every": 2048,
     },
 }
 

@@ -10,6 +10,7 @@ import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from clss.data.base import RegressionData, Standardizer
@@ -17,6 +18,7 @@ from clss.data.csvfile import CsvTable, read_csv_table
 from clss.data.dataset import DataSplits, InputSpec, RegressionDataset, TabularDataset, view_pipeline
 from clss.data.digits import load_digits_rotation
 from clss.data.encoding import ColumnEncoding, TabularEncoding
+from clss.data.faces import load_face_dataset
 from clss.data.imagecsv import load_image_csv
 from clss.data.images import ArrayImageDataset, ImageDataset, ImagePreprocessing, ImageReadError
 from clss.data.operator_sde import generate_operator_sde, load_operator_sde, paper_run_indices
@@ -99,6 +101,25 @@ DATASETS: dict[str, DatasetInfo] = {
         "a folder of images listed in a CSV file of path,target rows (optional split and labeled "
         "columns; paths under --data-root); seeded 60/20/20 split without a split column",
         load_image_csv,
+    ),
+    "utkface": DatasetInfo(
+        "UTKFace, CLSS/GCLSS/UCVME protocol (ages 21-60, 10518/2629/3287; labels=333|500|1000 split files; "
+        "200 px BGR) from --data-root",
+        partial(load_face_dataset, "utkface"),
+    ),
+    "utkface-rankup": DatasetInfo(
+        "UTKFace, RankUp protocol (all ages, 18964 train / 4741 test, validation = test; 40 px RGB) from "
+        "--data-root",
+        partial(load_face_dataset, "utkface-rankup"),
+    ),
+    "agedb-dir": DatasetInfo(
+        "AgeDB-DIR (12208/2140/2140; labels=407|488|610|814 CLSS split files; 224 px BGR as CLSS) from "
+        "--data-root",
+        partial(load_face_dataset, "agedb-dir"),
+    ),
+    "agedb-dir-rgb": DatasetInfo(
+        "AgeDB-DIR with the DIR/Rank-N-Contrast preprocessing (224 px RGB, mean=std=0.5) from --data-root",
+        partial(load_face_dataset, "agedb-dir-rgb"),
     ),
 }
 

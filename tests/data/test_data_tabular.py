@@ -28,7 +28,8 @@ def numeric_csv(tmp_path: Path) -> Path:
 
 def test_registry_lists_builtins() -> None:
     names = list_datasets()
-    assert set(names) == {"operator-sde", "diabetes", "csv:PATH", "digits-rotation", "image-csv:PATH"}
+    assert set(names) == {"operator-sde", "diabetes", "csv:PATH", "digits-rotation", "image-csv:PATH",
+                          "utkface", "utkface-rankup", "agedb-dir", "agedb-dir-rgb"}
     assert all(isinstance(d, str) and d for d in names.values())
 
 
