@@ -52,7 +52,10 @@ class TrainConfig:
     Running: ``seed``, ``split_seed`` (defaults to ``seed``), ``eval_every``, ``device``
     (``"auto"``, ``"cpu"``, ``"cuda"``), ``threads`` (torch intra-op threads during the run: ``"auto"``
     picks one thread for small models, see :mod:`clss.engine.threads`; an int is used as given; ``None``
-    keeps the process's setting), ``hidden_truth`` (pass unlabelled
+    keeps the process's setting), ``workers`` (DataLoader worker processes that decode and augment
+    inputs: ``"auto"`` is 0 for in-memory tables and ``min(8, cpu_count - 1)`` for file-backed data; an
+    int >= 0 is used as given; results do not depend on it), ``pin_memory`` (pinned host batches:
+    ``"auto"`` pins when training on CUDA, or true / false), ``hidden_truth`` (pass unlabelled
     targets to methods, for diagnostics only), ``progress``, ``plots`` (draw the run's figures).
 
     Every key is checked on construction against its declared type and range (:mod:`clss.schema`), as
@@ -91,6 +94,8 @@ class TrainConfig:
     device: str = param("auto", "str", check=lambda d: bool(_DEVICE_RE.match(d)),
                         describe="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
     threads: int | str | None = param("auto", "int", ge=1, words=("auto",), optional=True)
+    workers: int | str = param("auto", "int", ge=0, words=("auto",))
+    pin_memory: bool | str = param("auto", "bool", words=("auto",))
     hidden_truth: bool = param(True, "bool")
     progress: bool = param(True, "bool")
     plots: bool = param(True, "bool")
