@@ -4,16 +4,16 @@ The contract moved batching into :class:`clss.data.SemiSupervisedLoader`; tabula
 path, and this script checks that a tabular step did not get slower (target: after / before <= 1.1).
 
 Method: ``--before REF`` (default ``db7696c``, the code before the contract) is checked out into a temporary
-git worktree. The script then alternates short ``clss train`` runs between that tree and the current tree,
-each in its own Python process whose ``clss`` and ``clss_cli`` packages come from that tree (the process
-asserts it). Every run: the operator-sde preset (MLP 241-100-100, full batch of the paper's 1/5 protocol:
-200 labelled and 200 unlabelled rows), ``--method`` (default gclss), ``--steps`` steps, validation off
-(``--eval-every 0``), no plots, one torch thread (``OMP_NUM_THREADS=1``, ``--threads 1``). Data: the published
-operator-sde files in ``../shared/data/operator_sde`` when present, else the built-in generator's data. The
-time per step is the run's training-loop seconds (``summary.json``: no start-up, no final evaluation)
-divided by its steps. One untimed 3-step run per tree comes first (numba compiles its kernels into the
-fresh tree's cache). The report gives the per-tree median over ``--reps`` alternations and the ratio of
-medians.
+git worktree. After one untimed 3-step run per tree (numba compiles its kernels into the fresh tree's
+cache), the script alternates short ``clss train`` runs between that tree and the current tree (swapping
+which goes first), each in its own Python process whose ``clss`` and ``clss_cli`` packages come from that
+tree (the process asserts it). Every run: the operator-sde preset (MLP 241-100-100, full batch of the
+paper's 1/5 protocol: 200 labelled and 200 unlabelled rows), ``--method`` (default gclss), ``--steps``
+steps, validation off (``--eval-every 0``), no plots, one torch thread (``OMP_NUM_THREADS=1``,
+``--threads 1``). Data: the published operator-sde files in ``../shared/data/operator_sde`` when present,
+else the built-in generator's data. The time per step is the run's training-loop seconds
+(``summary.json``: no start-up, no final evaluation) divided by its steps. The report gives the per-tree
+median over ``--reps`` alternations and the ratio of medians.
 
 Usage: ``python benchmarks/contract_step_time.py [--before REF] [--reps 7] [--steps 300] [--method gclss]``.
 Writes ``benchmarks/results/contract_step_time.json``.
@@ -83,7 +83,8 @@ def main() -> None:
                 _run(tree, Path(tmp) / f"warmup-{name}", argparse.Namespace(**{**vars(args), "steps": 3}))
             times: dict[str, list[float]] = {"before": [], "after": []}
             for rep in range(args.reps):
-                for name, tree in (("before", before), ("after", ROOT)):
+                pair = [("before", before), ("after", ROOT)]
+                for name, tree in pair if rep % 2 == 0 else pair[::-1]:  # neither tree always goes first
                     times[name].append(_run(tree, Path(tmp) / f"{name}-{rep}", args))
                 print(f"rep {rep + 1}/{args.reps}: before {times['before'][-1]:.3f} ms/step, "
                       f"after {times['after'][-1]:.3f} ms/step", flush=True)

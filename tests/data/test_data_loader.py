@@ -156,3 +156,27 @@ def test_a_pipeline_that_changes_the_shape_is_named_in_one_line_even_from_a_work
                                          r"of shape \(1, 8, 8\) into shape \(1, 4, 8\)") as info:
         next(iter(loader))
     assert "\n" not in str(info.value)
+
+
+def test_sampler_state_at_rebuilds_past_positions_and_the_end_of_the_previous_epoch() -> None:
+    def fresh() -> SemiSupervisedSampler:
+        return SemiSupervisedSampler(np.arange(6), np.arange(6, 12), batch_size=2, seed=3)  # 3 steps/epoch
+
+    def pairs(sampler: SemiSupervisedSampler, n: int) -> list:
+        out: list = []
+        while len(out) < n:
+            out += list(sampler)
+        return out[:n]
+
+    reference = pairs(fresh(), 9)
+    live = fresh()
+    it = iter(live)
+    next(it), next(it), next(it)  # epoch 0 done
+    end_of_0 = live.state_at(0, 3)
+    next(iter(live))  # the next epoch is drawn (what a prefetching loader does)
+    for state, done in ((live.state_at(0, 3), 3), (end_of_0, 3), (live.state_at(1, 1), 4)):
+        again = fresh()
+        again.load_state_dict(state)
+        got = pairs(again, 9 - done)
+        assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+                   for a, b in zip(got, reference[done:], strict=True))
