@@ -337,3 +337,18 @@ def test_val_protocol_test_validates_image_splits_on_the_test_split(tmp_path):
     cfg = _image_config(val_protocol="test", steps=4)
     result = train(cfg, tmp_path / "run", data=dataclasses.replace(_images(), val=_images().test))
     assert result.summary["val"]["mae"] == pytest.approx(result.summary["test"]["mae"], rel=1e-9)
+
+
+def test_cli_workers_flag_is_recorded_and_may_change_on_resume(tmp_path):
+    import yaml
+
+    run = tmp_path / "run"
+    args = ["train", "--dataset", "diabetes", "--method", "supervised", "--steps", "2", "--eval-every", "1",
+            "--threads", "1", "--no-progress", "--set", "plots=false", "--out", str(run)]
+    result = CliRunner().invoke(main, [*args, "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((run / "config.yaml").read_text())["workers"] == 0
+    result = CliRunner().invoke(main, ["train", "--resume", str(run), "--steps", "3", "--workers", "auto"])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((run / "config.yaml").read_text())["workers"] == "auto"
+    assert json.loads((run / "summary.json").read_text())["workers"] == 0  # auto: in-memory table
