@@ -28,6 +28,20 @@ class _PositiveIntOrAll(click.ParamType):
         self.fail(f"{value!r} is not a positive integer or 'all'", param, ctx)
 
 
+class _WorkersOrAuto(click.ParamType):
+    """DataLoader workers: an integer >= 0, or ``auto``."""
+
+    name = "INTEGER|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | str:
+        text = str(value).strip()
+        if text == "auto":
+            return text
+        if text.lstrip("+").isdigit():
+            return int(text)
+        self.fail(f"{value!r} is not an integer >= 0 or 'auto'", param, ctx)
+
+
 class _PositiveFloat(click.ParamType):
     """A finite float > 0 (a learning rate)."""
 
@@ -73,6 +87,9 @@ class _PositiveFloat(click.ParamType):
 @click.option("--device", help="auto, cpu or cuda.")
 @click.option("--threads", type=click.IntRange(min=1),
               help="torch CPU threads (default: auto, one thread for small models).")
+@click.option("--workers", type=_WorkersOrAuto(),
+              help="Processes that decode and augment inputs (default auto: 0 for in-memory tables, up to "
+                   "8 for image files); results do not depend on it.")
 @click.option("--val-protocol", type=click.Choice(["holdout", "test"]),
               help="test reproduces the official code's (optimistic) selection on the test set.")
 @click.option("--standardize", type=click.Choice(["xy", "y", "x", "none"]),
@@ -90,7 +107,7 @@ class _PositiveFloat(click.ParamType):
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (new or empty).")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path),
               help="Continue the run in this directory with its saved configuration; only --steps (extend), "
-                   "--device, --threads and --no-progress may change it.")
+                   "--device, --threads, --workers and --no-progress may change it.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @fail_cleanly
 def train_command(dataset: str | None, target: str | None, data_dir: Path | None, data_root: Path | None,
@@ -99,7 +116,8 @@ def train_command(dataset: str | None, target: str | None, data_dir: Path | None
                   unlabeled: str | None, seed: int | None,
                   split_seed: int | None, steps: int | None, batch_size: int | str | None,
                   unlabeled_batch_size: int | str | None, lr: float | None, eval_every: int | None,
-                  device: str | None, threads: int | None, val_protocol: str | None,
+                  device: str | None, threads: int | None, workers: int | str | None,
+                  val_protocol: str | None,
                   standardize: str | None, features: str | None, exclude: str | None,
                   missing: str | None, categorical: str | None, config_file: Path | None,
                   sets: tuple[str, ...], out: Path | None, resume_dir: Path | None,
@@ -127,7 +145,7 @@ def train_command(dataset: str | None, target: str | None, data_dir: Path | None
             "run": run_index, "method": method, "labeled": labeled, "unlabeled": unlabeled, "seed": seed,
             "split_seed": split_seed, "steps": steps, "batch_size": batch_size,
             "unlabeled_batch_size": unlabeled_batch_size, "eval_every": eval_every, "device": device,
-            "threads": threads, "val_protocol": val_protocol, "standardize": standardize,
+            "threads": threads, "workers": workers, "val_protocol": val_protocol, "standardize": standardize,
             "features": features, "exclude": exclude, "missing": missing, "categorical": categorical}
         if lr is not None:
             flags["optimizer"] = {"lr": lr}
@@ -142,7 +160,8 @@ def train_command(dataset: str | None, target: str | None, data_dir: Path | None
 
 
 # Flags that may accompany --resume (the run keeps the rest of its config.yaml), by parameter name.
-_RESUME_FLAGS = {"steps": "steps", "device": "device", "threads": "threads", "no_progress": "progress"}
+_RESUME_FLAGS = {"steps": "steps", "device": "device", "threads": "threads", "workers": "workers",
+                 "no_progress": "progress"}
 
 
 def _resume_overrides(ctx: click.Context) -> dict[str, Any]:

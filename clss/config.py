@@ -56,7 +56,11 @@ class TrainConfig:
     (``"auto"``, ``"cpu"``, ``"cuda"``), ``threads`` (torch intra-op threads during the run: ``"auto"``
     picks one thread for small models, see :mod:`clss.engine.threads`; an int is used as given; ``None``
     keeps the process's setting), ``precision`` (the model's forward passes in training: ``"fp32"``,
-    ``"bf16"`` or ``"fp16"``, CUDA only; see :class:`clss.methods.Method`), ``hidden_truth`` (pass unlabelled
+    ``"bf16"`` or ``"fp16"``, CUDA only; see :class:`clss.methods.Method`), ``workers`` (DataLoader worker
+    processes that decode and augment inputs: ``"auto"`` is 0 for in-memory data and
+    ``min(8, cpu_count - 1)`` for file-backed data; an int >= 0 is used as given; results do not depend on
+    it), ``pin_memory`` (pinned host batches: ``"auto"`` pins when training on CUDA, or true / false),
+    ``hidden_truth`` (pass unlabelled
     targets to methods, for diagnostics only), ``progress``, ``plots`` (draw the run's figures).
 
     Every key is checked on construction against its declared type and range (:mod:`clss.schema`), as
@@ -97,6 +101,8 @@ class TrainConfig:
                         describe="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
     threads: int | str | None = param("auto", "int", ge=1, words=("auto",), optional=True)
     precision: str = param("fp32", "str", choices=PRECISIONS)
+    workers: int | str = param("auto", "int", ge=0, words=("auto",))
+    pin_memory: bool | str = param("auto", "bool", words=("auto",))
     hidden_truth: bool = param(True, "bool")
     progress: bool = param(True, "bool")
     plots: bool = param(True, "bool")

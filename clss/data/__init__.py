@@ -1,11 +1,13 @@
 """Datasets, labeled/unlabeled splits and semi-supervised samplers.
 
-``load_dataset(name, ...)`` returns a :class:`RegressionData`; ``list_datasets()`` describes the built-ins
+``load_dataset(name, ...)`` returns a :class:`RegressionData` (in-memory tables) or a :class:`DataSplits`
+(file-backed datasets); ``list_datasets()`` describes the built-ins
 (``operator-sde``, ``diabetes``) and the ``csv:PATH`` form. See ``docs/data.md``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from clss.data.encoding import ColumnEncoding, TabularEncoding
 from clss.data.faces import load_face_dataset
 from clss.data.imagecsv import load_image_csv
 from clss.data.images import ArrayImageDataset, ImageDataset, ImagePreprocessing, ImageReadError
+from clss.data.loader import SemiSupervisedLoader, predict_dataset
 from clss.data.operator_sde import generate_operator_sde, load_operator_sde, paper_run_indices
 from clss.data.samplers import SemiSupervisedSampler
 from clss.data.splits import LabeledSpec, Splits, parse_labeled, split_labeled
@@ -41,6 +44,7 @@ __all__ = [
     "LabeledSpec",
     "RegressionData",
     "RegressionDataset",
+    "SemiSupervisedLoader",
     "SemiSupervisedSampler",
     "Splits",
     "Standardizer",
@@ -55,6 +59,7 @@ __all__ = [
     "load_image_csv",
     "paper_run_indices",
     "parse_labeled",
+    "predict_dataset",
     "read_csv_table",
     "split_labeled",
     "view_pipeline",
@@ -73,7 +78,7 @@ class DatasetInfo:
     """
 
     description: str
-    loader: Callable[..., RegressionData]
+    loader: Callable[..., RegressionData | DataSplits]
     has_runs: bool = False
 
 
@@ -139,7 +144,7 @@ def load_dataset(
     fraction: float | None = None,
     val_protocol: str = "holdout",
     **kw: Any,
-) -> RegressionData:
+) -> RegressionData | DataSplits:
     """Load a dataset by name.
 
     Parameters
@@ -167,7 +172,10 @@ def load_dataset(
 
     Returns
     -------
-    RegressionData
+    RegressionData or DataSplits
+        In-memory tables come as :class:`RegressionData` (``.as_splits()`` gives their datasets);
+        file-backed datasets as :class:`DataSplits`. With ``val_protocol="test"`` the validation split is
+        the test split in both.
 
     Raises
     ------
@@ -212,6 +220,10 @@ def load_dataset(
     if info.has_runs:
         return info.loader(*args, seed=seed, val_protocol=val_protocol, **options, **kw)
     data = info.loader(*args, seed=seed, **options, **kw)
+    if isinstance(data, DataSplits):
+        protocol = "test split (optimistic)" if val_protocol == "test" else "holdout"
+        return dataclasses.replace(data, val=data.test if val_protocol == "test" else data.val,
+                                   meta={**data.meta, "val_protocol": protocol})
     if val_protocol == "test":
         data.x_val, data.y_val = data.x_test, data.y_test
         data.meta["val_protocol"] = "test split (optimistic)"

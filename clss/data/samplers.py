@@ -168,6 +168,32 @@ class SemiSupervisedSampler:
                 ub = self.unlabeled_batch_size
                 yield lab[i * self.batch_size : (i + 1) * self.batch_size], unl[i * ub : (i + 1) * ub]
 
+    @property
+    def position(self) -> int:
+        """Batches of the current epoch handed out so far (the next one is at this position)."""
+        return self._position
+
+    def state_at(self, epoch: int, position: int) -> dict[str, Any]:
+        """The :meth:`state_dict` as it was right after batch ``position - 1`` of ``epoch`` was handed out.
+
+        A loader that prefetches draws batches ahead of the training loop; checkpointing this state (the
+        last batch *consumed*) instead of the live one keeps a resume exact. ``epoch`` must be the current
+        epoch, or the previous one at its end (the next epoch drawn but none of it consumed).
+
+        Raises
+        ------
+        ValueError
+            Any other ``(epoch, position)``.
+        """
+        n_iter = self.iterations_per_epoch
+        started = self._lab_order is not None
+        if started and epoch == self.epoch and 0 <= position <= self._position:
+            return {**self.state_dict(), "position": int(position)}
+        if started and epoch == self.epoch - 1 and position == n_iter:  # as if the next epoch were not drawn
+            return {**self.state_dict(), "epoch_started": False, "position": 0}
+        raise ValueError(f"no state at epoch {epoch}, position {position}: the sampler is at epoch "
+                         f"{self.epoch}, position {self._position}")
+
     def _config(self) -> dict[str, Any]:
         return {
             "n_labeled": self.labeled.numel(),

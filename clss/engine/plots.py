@@ -20,7 +20,7 @@ from clss.metrics import mae, r2
 from clss.plotting import plot_seriation
 from clss.seriation import ComponentInfo, Seriation, ranks_from_order
 
-__all__ = ["plot_learning_curves", "plot_predictions", "plot_similarity_reordering"]
+__all__ = ["loss_terms", "plot_learning_curves", "plot_predictions", "plot_similarity_reordering"]
 
 #: Above this many points :func:`plot_predictions` draws a hexbin density instead of a scatter.
 HEXBIN_THRESHOLD = 5000
@@ -69,16 +69,64 @@ def _draw_curves(ax: Any, records: Sequence[Mapping[str, Any]], keys: Sequence[s
         ax.legend(fontsize="small")
 
 
+#: Most scalars :func:`loss_terms` searches for the terms of the logged loss (2**N subsets are tried).
+MAX_TERM_SEARCH = 16
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def loss_terms(records: Sequence[Mapping[str, Any]], total: str = "loss") -> list[str]:
+    """The logged scalars that add up to the logged ``total`` loss: the loss terms, as opposed to
+    diagnostics.
+
+    A method logs its total loss, its (weighted) terms and diagnostics under names of its own; the terms
+    are found by their values, not their names: the smallest set of scalars whose sum equals ``total`` in
+    every record (a scalar missing from a record counts 0 there). Empty when no set does, when
+    ``total`` is not logged, or when more than :data:`MAX_TERM_SEARCH` scalars accompany it.
+
+    Parameters
+    ----------
+    records : sequence of mappings
+        ``metrics.jsonl`` records (validation keys, ``"val_*"``, are ignored).
+    total : str, default "loss"
+
+    Returns
+    -------
+    list of str
+        In order of first appearance.
+    """
+    rows = [r for r in records if _numeric(r.get(total)) and math.isfinite(r[total])][:64]
+    keys = _keys(rows, lambda k: k != total and not k.startswith(("val_", "val/")))
+    keys = [k for k in keys if all(not _numeric(r.get(k)) or math.isfinite(r[k]) for r in rows)]
+    if not rows or not keys or len(keys) > MAX_TERM_SEARCH:
+        return []
+    values = np.array([[float(r[k]) if _numeric(r.get(k)) else 0.0 for k in keys] for r in rows])
+    target = np.array([float(r[total]) for r in rows])
+    subsets = (np.arange(1, 2 ** len(keys))[:, None] >> np.arange(len(keys))) & 1  # [2^n - 1, n]
+    sums = subsets @ values.T  # [subsets, records]
+    tol = 1e-5 * (subsets @ np.abs(values).T + np.abs(target)) + 1e-7  # float32 logging noise
+    match = np.flatnonzero((np.abs(sums - target) <= tol).all(axis=1))
+    if match.size == 0:
+        return []
+    best = match[np.argmin(subsets[match].sum(axis=1))]  # the first of the smallest
+    return [k for k, used in zip(keys, subsets[best], strict=True) if used]
+
+
 def plot_learning_curves(records: Iterable[Mapping[str, Any]], path: str | Path, *,
                          loss_keys: Sequence[str] | None = None,
                          metric_keys: Sequence[str] | None = None, title: str | None = None,
-                         metric_label: str = "validation metric") -> Path:
-    """Loss terms and validation metrics against the step, from ``metrics.jsonl`` records.
+                         metric_label: str = "validation metric",
+                         diagnostic_keys: Sequence[str] | None = None) -> Path:
+    """Every logged scalar against the step, from ``metrics.jsonl`` records.
 
-    One panel per loss key, each on its own y axis (log scale when all its values are positive), so
-    that a term weighted by 1e-3 is as readable as the regression loss; then one panel with every
-    validation metric. Every axis is labelled. NaN/inf values break the line; records lacking a key
-    (or holding a non-number) are skipped.
+    Panels in three groups, each scalar on its own y axis (log scale when all its values are positive),
+    so that a term weighted by 1e-3 is as readable as the regression loss: the loss and its terms
+    ("training loss: NAME"), then the other scalars the method or the engine logged ("diagnostic: NAME",
+    e.g. the learning rate or a pseudo-label statistic), then one panel with every validation metric.
+    Every axis is labelled. NaN/inf values break the line; records lacking a key (or holding a
+    non-number) are skipped.
 
     Parameters
     ----------
@@ -87,38 +135,50 @@ def plot_learning_curves(records: Iterable[Mapping[str, Any]], path: str | Path,
     path : str or Path
         Output PNG; missing parent folders are created.
     loss_keys : sequence of str, optional
-        Default: the keys containing ``"loss"``, in order of first appearance.
+        Default: ``"loss"`` and its terms (:func:`loss_terms`), when ``"loss"`` is logged.
     metric_keys : sequence of str, optional
         Default: the keys starting with ``"val_"`` or ``"val/"``, in order of first appearance.
     title : str, optional
         Figure title, e.g. ``"gclss on diabetes, 2026-01-31"``.
     metric_label : str, default "validation metric"
         y label of the metrics panel, e.g. ``"error (target units)"``.
+    diagnostic_keys : sequence of str, optional
+        Default: every other numeric key except ``"step"`` and the validation keys.
 
     Returns
     -------
     Path
         ``path``.
     """
-    return _save(_learning_curves_figure(list(records), loss_keys, metric_keys, title, metric_label), path)
+    return _save(_learning_curves_figure(list(records), loss_keys, metric_keys, title, metric_label,
+                                         diagnostic_keys), path)
 
 
 def _learning_curves_figure(recs: list[Mapping[str, Any]], loss_keys: Sequence[str] | None,
-                            metric_keys: Sequence[str] | None, title: str | None, metric_label: str) -> Any:
+                            metric_keys: Sequence[str] | None, title: str | None, metric_label: str,
+                            diagnostic_keys: Sequence[str] | None = None) -> Any:
     from matplotlib.figure import Figure
 
+    validation = ("val_", "val/")
     if loss_keys is None:
-        loss_keys = _keys(recs, lambda k: "loss" in k)
+        loss_keys = ["loss", *loss_terms(recs)] if any("loss" in r for r in recs) else []
     if metric_keys is None:
-        metric_keys = _keys(recs, lambda k: k.startswith(("val_", "val/")))
-    panels = max(len(loss_keys), 1) + 1
-    cols = min(panels, 3)
+        metric_keys = _keys(recs, lambda k: k.startswith(validation))
+    if diagnostic_keys is None:
+        diagnostic_keys = [k for k in _keys(recs, lambda k: not k.startswith(validation))
+                           if k not in loss_keys and any(_numeric(r.get(k)) for r in recs)]
+    curves = [(k, f"training loss: {k}", "weighted value") for k in loss_keys]
+    curves += [(k, f"diagnostic: {k}", "learning rate" if k == "lr" else "value") for k in diagnostic_keys]
+    panels = max(len(curves), 1) + 1
+    cols = min(panels, 4)
     rows = math.ceil(panels / cols)
     fig = Figure(figsize=(4.2 * cols, 3.4 * rows + 0.4), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax, key in zip(axes, loss_keys or [None], strict=False):
-        _draw_curves(ax, recs, [key] if key else [], f"training: {key}" if key else "training losses",
-                     "weighted value", log_if_positive=True)
+    for ax, curve in zip(axes, curves or [None], strict=False):
+        if curve is None:
+            _draw_curves(ax, recs, [], "training losses", "weighted value", log_if_positive=True)
+        else:
+            _draw_curves(ax, recs, [curve[0]], curve[1], curve[2], log_if_positive=True)
     _draw_curves(axes[panels - 1], recs, metric_keys, "validation", metric_label, log_if_positive=False)
     for ax in axes[panels:]:
         ax.set_visible(False)

@@ -32,7 +32,7 @@ from clss.engine.rundir import RunDir
 from clss.methods import Method
 
 __all__ = ["UNLABELED_PREDICTIONS", "Predictor", "load_predictor", "predict_array", "predict_file",
-           "write_predictions_csv", "write_unlabeled_predictions"]
+           "write_predictions_csv"]
 
 UNLABELED_PREDICTIONS = "predictions_unlabeled.csv"
 
@@ -149,7 +149,7 @@ def load_predictor(run_dir: str | os.PathLike[str], *, checkpoint: Literal["best
         No such directory, or it lacks ``config.yaml`` or the checkpoint.
     ValueError
         ``run_dir`` is a file; unknown ``checkpoint`` or ``device``; a checkpoint without weights or
-        standardisation.
+        standardisation; a run trained on inputs other than table rows (images).
     """
     from clss.engine.trainer import WEIGHTS_KEYS, _build_method, _device
 
@@ -171,10 +171,14 @@ def load_predictor(run_dir: str | os.PathLike[str], *, checkpoint: Literal["best
         others = [p.name for p in (run.checkpoint_path("best"), run.checkpoint_path("last")) if p.is_file()]
         hint = f"; it has {', '.join(others)}" if others else " (the run stopped before its first checkpoint)"
         raise FileNotFoundError(f"{run_path} has no {path.name} checkpoint{hint}")
+    split_info = run.read_splits() if (run_path / RunDir.SPLITS).is_file() else {}
+    kind = split_info.get("input", {}).get("kind", "tabular")  # runs before the input record: tables
+    if kind != "tabular":
+        raise ValueError(f"{run_path} was trained on {kind} inputs; clss predict reads tables only "
+                         f"(.npy or CSV rows), prediction for {kind} files is not available yet")
     dev = _device(device)
     state = load_checkpoint(path, map_location=dev, kind=("train", "weights"), keys=WEIGHTS_KEYS)
     std = Standardizer.from_state_dict(state["standardizer"])
-    split_info = run.read_splits() if (run_path / RunDir.SPLITS).is_file() else {}
     features = split_info.get("features")
     if "encoding" in split_info:
         encoding: TabularEncoding | None = TabularEncoding.from_dict(split_info["encoding"])
@@ -313,29 +317,3 @@ def predict_file(run_dir: str | os.PathLike[str], input: str | os.PathLike[str],
     if out is None:
         return pred, None
     return pred, write_predictions_csv(out, index, pred, ids=ids, id_column=id_column)
-
-
-def write_unlabeled_predictions(run_dir: str | os.PathLike[str], method: Method, standardizer: Standardizer,
-                                x_train: np.ndarray, rows: np.ndarray) -> Path:
-    """Write the predictions of a run's unlabelled training rows to ``predictions_unlabeled.csv``.
-
-    Parameters
-    ----------
-    run_dir : str or PathLike
-    method : clss.methods.Method
-        The trained network (the selected weights).
-    standardizer : clss.data.Standardizer
-    x_train : ndarray of shape (n_train, d)
-        The raw training inputs.
-    rows : ndarray of int, shape (m,)
-        The unlabelled rows (indices into the training split, as in ``splits.json``).
-
-    Returns
-    -------
-    Path
-        The file, columns ``index,y_pred`` (``index``: the training row; ``y_pred`` in target units).
-    """
-    device = next(method.parameters()).device
-    predictor = Predictor(Path(run_dir), "", method, standardizer, None, None, device)
-    return write_predictions_csv(Path(run_dir) / UNLABELED_PREDICTIONS, rows,
-                                 predictor.predict(x_train[rows]))

@@ -19,7 +19,7 @@ import os
 import secrets
 import shutil
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,7 +32,7 @@ from clss.atomic import atomic_write_text, fsync_dir
 __all__ = ["RunDir"]
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-_PREDICTION_COLUMNS = ["split", "index", "y_true", "y_pred"]
+_PREDICTION_COLUMNS = ["split", "index", "source", "y_true", "y_pred"]
 
 
 def _float_to_json(x: float) -> float | str:
@@ -455,8 +455,9 @@ class RunDir:
         """The summary written by :meth:`write_summary`."""
         return _read_json(self.path / self.SUMMARY)
 
-    def write_predictions(self, split: str, index: Any, y_true: Any, y_pred: Any) -> Path:
-        """Write one split's predictions to ``predictions.csv`` (columns ``split,index,y_true,y_pred``).
+    def write_predictions(self, split: str, index: Any, y_true: Any, y_pred: Any, *,
+                          source: Sequence[str] | None = None) -> Path:
+        """Write one split's predictions to ``predictions.csv`` (``split,index,source,y_true,y_pred``).
 
         Rows of other splits already in the file are kept; rows of the same split are replaced. Floats
         are written with full precision (``nan``/``inf`` for non-finite values).
@@ -469,6 +470,9 @@ class RunDir:
             Sample indices in the dataset.
         y_true, y_pred : array-like or torch.Tensor, shape ``(n,)``
             Targets and predictions, in the original target units.
+        source : sequence of str, optional
+            Where each row comes from (:meth:`RegressionDataset.source <clss.data.RegressionDataset.source>`:
+            an image's file path, a table's row number); default: the index.
 
         Returns
         -------
@@ -485,13 +489,14 @@ class RunDir:
         idx = _vector(index, "index", np.int64)
         t = _vector(y_true, "y_true", np.float64)
         p = _vector(y_pred, "y_pred", np.float64)
-        if not len(idx) == len(t) == len(p):
-            raise ValueError(f"index, y_true and y_pred must have the same length, got {len(idx)}, {len(t)} "
-                             f"and {len(p)}")
+        src = [str(i) for i in idx.tolist()] if source is None else [str(x) for x in source]
+        if not len(idx) == len(t) == len(p) == len(src):
+            raise ValueError(f"index, source, y_true and y_pred must have the same length, got {len(idx)}, "
+                             f"{len(src)}, {len(t)} and {len(p)}")
         path = self.path / self.PREDICTIONS
         rows = [row for row in self._prediction_rows(path) if row[0] != split]
-        rows += [[split, str(i), repr(float(a)), repr(float(b))]
-                 for i, a, b in zip(idx.tolist(), t.tolist(), p.tolist(), strict=True)]
+        rows += [[split, str(i), f, repr(float(a)), repr(float(b))]
+                 for i, f, a, b in zip(idx.tolist(), src, t.tolist(), p.tolist(), strict=True)]
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(_PREDICTION_COLUMNS)

@@ -28,14 +28,28 @@ import numpy as np
 import torch
 
 from clss.config import TrainConfig
-from clss.data import InputSpec, RegressionData, SemiSupervisedSampler, Splits, load_dataset, split_labeled
+from clss.data import (
+    DataSplits,
+    InputSpec,
+    RegressionData,
+    RegressionDataset,
+    SemiSupervisedLoader,
+    SemiSupervisedSampler,
+    Splits,
+    Standardizer,
+    TabularDataset,
+    load_dataset,
+    predict_dataset,
+    split_labeled,
+)
+from clss.data.loader import TABULAR_BATCH, resolve_pin_memory, resolve_workers
 from clss.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from clss.engine.plots import plot_learning_curves, plot_predictions, plot_similarity_reordering
-from clss.engine.predict import write_unlabeled_predictions
+from clss.engine.predict import UNLABELED_PREDICTIONS, write_predictions_csv
 from clss.engine.progress import TrainingProgress
 from clss.engine.rundir import RunDir, run_status
 from clss.engine.threads import restores_torch_threads, run_threads
-from clss.methods import Batch, Method, NonFiniteLossError, OptimizerConfig, build_method
+from clss.methods import Method, NonFiniteLossError, OptimizerConfig, build_method
 from clss.metrics import regression_metrics
 from clss.models import build_model
 
@@ -92,7 +106,7 @@ def _standardize_sides(spec: str) -> dict[str, bool]:
     return {"inputs": "x" in spec, "targets": "y" in spec}
 
 
-def _load_data(cfg: TrainConfig) -> RegressionData:
+def _load_data(cfg: TrainConfig) -> DataSplits:
     fraction = None
     if cfg.unlabeled == "paper":
         if cfg.labeled is None:
@@ -102,12 +116,20 @@ def _load_data(cfg: TrainConfig) -> RegressionData:
         if not 0 < fraction <= 0.5:
             raise ValueError("unlabeled='paper' takes labeled as a fraction in (0, 0.5] (the paper's "
                              "protocol uses as many unlabelled as labelled rows)")
-    return load_dataset(cfg.dataset, seed=cfg.seed if cfg.split_seed is None else cfg.split_seed,
-                        data_dir=cfg.data_dir, target=cfg.target, run=cfg.run, fraction=fraction,
-                        val_protocol=cfg.val_protocol, **cfg.data_options())
+    return _as_splits(load_dataset(cfg.dataset, seed=cfg.seed if cfg.split_seed is None else cfg.split_seed,
+                                   data_dir=cfg.data_dir, target=cfg.target, run=cfg.run, fraction=fraction,
+                                   val_protocol=cfg.val_protocol, **cfg.data_options()))
 
 
-def _splits(cfg: TrainConfig, data: RegressionData, semi: bool) -> Splits:
+def _as_splits(data: RegressionData | DataSplits) -> DataSplits:
+    if isinstance(data, RegressionData):
+        return data.as_splits()
+    if isinstance(data, DataSplits):
+        return data
+    raise TypeError(f"data must be a RegressionData or a DataSplits, got {type(data).__name__}")
+
+
+def _splits(cfg: TrainConfig, data: DataSplits, semi: bool) -> Splits:
     if cfg.unlabeled == "paper":
         if data.labeled is None or data.unlabeled is None:
             raise ValueError(f"dataset {cfg.dataset!r} has no fixed paper protocol; use unlabeled='rest'")
@@ -116,7 +138,7 @@ def _splits(cfg: TrainConfig, data: RegressionData, semi: bool) -> Splits:
     if isinstance(unlabeled, str) and unlabeled != "rest":
         unlabeled = float(unlabeled) if "." in unlabeled else int(unlabeled)
     seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
-    return split_labeled(data.x_train.shape[0], cfg.labeled, seed=seed, unlabeled=unlabeled,
+    return split_labeled(len(data.train), cfg.labeled, seed=seed, unlabeled=unlabeled,
                          require_unlabeled=semi, no_target=data.no_target)
 
 
@@ -148,16 +170,40 @@ def _schedule(cfg: TrainConfig) -> Callable[[int], float]:
     raise ValueError(f"schedule name must be 'constant', 'step' or 'cosine', got {name!r}")
 
 
-def predict_batched(method: Method, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
-    """Standardised predictions ``[n]`` of ``method`` on ``x``, ``batch_size`` rows per forward pass."""
+def _fit_standardizer(data: DataSplits, y_rows: np.ndarray, *, inputs: bool, targets: bool) -> Standardizer:
+    """Target statistics on ``y_rows`` (the labelled rows); input statistics on every training row of a
+    table. Other inputs are normalised by their dataset's preprocessing: their input side is empty."""
+    y = data.train.targets[y_rows]
+    if isinstance(data.train, TabularDataset):
+        return Standardizer.fit(data.train.x, y, inputs=inputs, targets=targets)
+    return Standardizer.fit(np.zeros((y.shape[0], 0)), y, inputs=False, targets=targets)
+
+
+def _network_inputs(ds: RegressionDataset, std: Standardizer) -> RegressionDataset:
+    """``ds`` as the network sees it: a table's rows standardised, other inputs as given."""
+    if isinstance(ds, TabularDataset):
+        return TabularDataset(std.transform_x(ds.x), ds.targets, ds.input.feature_names)
+    return ds
+
+
+def predict_batched(method: Method, x: torch.Tensor, batch_size: int = TABULAR_BATCH) -> torch.Tensor:
+    """Standardised predictions ``[n]`` of ``method`` on in-memory inputs ``x``, ``batch_size`` rows per
+    forward pass."""
     return torch.cat([method.predict(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
 
 
-def evaluate(method: Method, x: torch.Tensor, y_true: np.ndarray,
-             inverse: Callable[[np.ndarray], np.ndarray],
-             batch_size: int = 4096) -> tuple[dict[str, float], np.ndarray]:
-    """Metrics of ``method`` on ``x`` in the original target units, and its predictions."""
-    y_pred = inverse(predict_batched(method, x, batch_size).double().cpu().numpy())
+def evaluate(method: Method, dataset: RegressionDataset, inverse: Callable[[np.ndarray], np.ndarray], *,
+             device: torch.device, rows: np.ndarray | None = None, workers: int = 0,
+             pin_memory: bool = False) -> tuple[dict[str, float], np.ndarray]:
+    """Metrics of ``method`` on ``dataset`` (network inputs; ``rows`` of it when given) in the original
+    target units, and its predictions ``[n]``."""
+    y_true = dataset.targets if rows is None else dataset.targets[rows]
+    pred = predict_dataset(method.predict, dataset, device=device, rows=rows, workers=workers,
+                           pin_memory=pin_memory)
+    return _scored(y_true, inverse(pred.double().cpu().numpy()))
+
+
+def _scored(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
     if not np.all(np.isfinite(y_pred)):
         return {"mae": math.nan, "mse": math.nan, "rmse": math.nan, "r2": math.nan}, y_pred
     return regression_metrics(y_true, y_pred), y_pred
@@ -165,7 +211,8 @@ def evaluate(method: Method, x: torch.Tensor, y_true: np.ndarray,
 
 # Settings that a resumed run may change (the rest define the run and stay as in config.yaml). eval_every is
 # not among them: it decides which weights best.pt holds and which lines metrics.jsonl has.
-RESUME_OVERRIDES = ("steps", "device", "threads", "progress")
+# Neither do workers nor pin_memory: augmentation draws do not depend on them.
+RESUME_OVERRIDES = ("steps", "device", "threads", "progress", "workers", "pin_memory")
 # What the trainer's last.pt holds (format marker "train") and what best.pt holds ("weights").
 TRAIN_KEYS = ("step", "best", "method", "optimizers", "schedulers", "sampler", "rng", "standardizer")
 WEIGHTS_KEYS = ("method", "standardizer")
@@ -176,14 +223,27 @@ class _Session:
     """Everything a run needs in memory, built and validated before anything is written."""
 
     cfg: TrainConfig
-    data: RegressionData
+    data: DataSplits
     device: torch.device
     method: Method
     splits: Splits
-    std: Any
+    std: Standardizer
     optimizers: list[torch.optim.Optimizer]
     schedulers: list[torch.optim.lr_scheduler.LRScheduler]
     sampler: SemiSupervisedSampler
+    loader: SemiSupervisedLoader
+    workers: int  # resolved DataLoader workers
+    pin_memory: bool
+
+    def inputs(self, split: str) -> RegressionDataset:
+        """A split (``"train"``, ``"val"``, ``"test"``) as the network sees it."""
+        return _network_inputs(getattr(self.data, split), self.std)
+
+    def predict(self, split: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """Predictions (target units) on a split (``rows`` of it), through the loader."""
+        pred = predict_dataset(self.method.predict, self.inputs(split), device=self.device, rows=rows,
+                               workers=self.workers, pin_memory=self.pin_memory)
+        return self.std.inverse_y(pred.double().cpu().numpy())
 
     def state(self, step: int, best: float, seconds: float) -> dict[str, Any]:
         """The training state after ``step`` (for ``last.pt``)."""
@@ -191,7 +251,7 @@ class _Session:
                 "method": self.method.state_dict(),
                 "optimizers": [o.state_dict() for o in self.optimizers],
                 "schedulers": [s.state_dict() for s in self.schedulers],
-                "sampler": self.sampler.state_dict(), "rng": capture_rng_state(),
+                "sampler": self.loader.sampler_state(), "rng": capture_rng_state(),
                 "standardizer": self.std.state_dict()}
 
     def restore(self, state: dict[str, Any], path: Path) -> tuple[int, float, float]:
@@ -250,7 +310,7 @@ def _load_best(run: RunDir, s: _Session) -> int:
     return int(state["step"])
 
 
-def _prepare(cfg: TrainConfig, data: RegressionData | None, *, resume: bool = False) -> _Session:
+def _prepare(cfg: TrainConfig, data: RegressionData | DataSplits | None, *, resume: bool = False) -> _Session:
     """Check the configuration, load the data, build the splits, method, optimisers and sampler.
 
     Writes nothing, so a refused configuration leaves no trace on disk (the configuration's own keys were
@@ -259,16 +319,18 @@ def _prepare(cfg: TrainConfig, data: RegressionData | None, *, resume: bool = Fa
     sides = _standardize_sides(cfg.standardize)
     lr_lambda = _schedule(cfg)
     device = _device(cfg.device)
-    data = _load_data(cfg) if data is None else data
+    pin_memory = resolve_pin_memory(cfg.pin_memory, device)
+    data = _load_data(cfg) if data is None else _as_splits(data)
+    workers = resolve_workers(cfg.workers, in_memory=isinstance(data.train, TabularDataset))
     torch.manual_seed(cfg.seed)  # model initialisation and dropout draw from the global torch RNG
-    method = _build_method(cfg, data.as_splits().input, pretrained=not resume).to(device)
+    method = _build_method(cfg, data.input, pretrained=not resume).to(device)
     splits = _splits(cfg, data, method.semi_supervised)
     torch.set_num_threads(run_threads(cfg.threads, method,
                                       labeled_rows=_rows_per_step(cfg.batch_size, len(splits.labeled)),
                                       unlabeled_rows=_rows_per_step(cfg.unlabeled_batch_size,
                                                                     len(splits.unlabeled))
                                       if method.semi_supervised else 0))
-    std = data.standardizer(y_rows=splits.labeled, **sides)
+    std = _fit_standardizer(data, splits.labeled, **sides)
     optimizers = method.configure_optimizers()
     schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda) for opt in optimizers]
     unlabeled = splits.unlabeled if method.semi_supervised else np.empty(0, dtype=np.int64)
@@ -278,13 +340,21 @@ def _prepare(cfg: TrainConfig, data: RegressionData | None, *, resume: bool = Fa
                                                           if cfg.unlabeled_batch_size is not None else "all"),
                                     ssl_mult=cfg.ssl_mult, seed=cfg.seed,
                                     full_batch=cfg.batch_size is None)
-    return _Session(cfg, data, device, method, splits, std, optimizers, schedulers, sampler)
+    hidden_truth = cfg.hidden_truth and data.no_target.size == 0  # empty target cells have no truth
+    loader = SemiSupervisedLoader(_network_inputs(data.train, std), sampler,
+                                  labeled_views=method.labeled_views, unlabeled_views=method.unlabeled_views,
+                                  targets=torch.as_tensor(std.transform_y(data.train.targets)),
+                                  hidden_truth=hidden_truth, pipelines=data.pipelines, seed=cfg.seed,
+                                  device=device, workers=workers, pin_memory=pin_memory)
+    return _Session(cfg, data, device, method, splits, std, optimizers, schedulers, sampler, loader, workers,
+                    pin_memory)
 
 
-def _preprocessing(data: RegressionData) -> dict[str, Any]:
-    """What ``clss predict`` needs to turn new files into this run's inputs: feature names, target name and
-    the fitted CSV encoding (when the data set has one)."""
-    out: dict[str, Any] = {"features": data.feature_names, "target": data.target_name}
+def _preprocessing(data: DataSplits) -> dict[str, Any]:
+    """What ``clss predict`` needs to turn new files into this run's inputs: the input description, feature
+    names, target name and the fitted CSV encoding (when the data set has one)."""
+    out: dict[str, Any] = {"input": data.input.to_dict(), "features": list(data.input.feature_names),
+                           "target": data.target_name}
     if data.encoding is not None:
         out["encoding"] = data.encoding.to_dict()
     return out
@@ -314,7 +384,7 @@ def _resume_config(saved: dict[str, Any], overrides: dict[str, Any]) -> tuple[Tr
 def train(config: TrainConfig | dict[str, Any] | None, out: str | Path, *, resume: bool = False,
           overrides: dict[str, Any] | None = None,
           callback: Callable[[int, dict[str, float]], None] | None = None,
-          data: RegressionData | None = None) -> TrainResult:
+          data: RegressionData | DataSplits | None = None) -> TrainResult:
     """Train a method as configured and write a run directory at ``out``.
 
     Everything (configuration, data, splits, method parameters, device, checkpoint) is checked before
@@ -335,8 +405,9 @@ def train(config: TrainConfig | dict[str, Any] | None, out: str | Path, *, resum
         are saved to ``config.yaml`` and listed in ``resumes.jsonl``.
     callback : called as ``callback(step, logs)`` after every step (progress hooks, early stops; an
         exception raised there interrupts the run like Ctrl-C: a checkpoint is written first).
-    data : train on these arrays instead of loading ``config.dataset`` (in-memory use, e.g. the
-        scikit-learn estimator); ``config.dataset`` then only labels the run. Pass it again to resume.
+    data : train on these data (a :class:`RegressionData` of arrays or a :class:`DataSplits` of datasets)
+        instead of loading ``config.dataset`` (in-memory use, e.g. the scikit-learn estimator);
+        ``config.dataset`` then only labels the run. Pass it again to resume.
 
     Returns
     -------
@@ -438,18 +509,15 @@ def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,
     log fsynced before them, so a checkpoint never covers a step whose line could be lost; on resume the
     log is cut back to the checkpoint's step.
     """
-    cfg, device, method = s.cfg, s.device, s.method
-    x_train = torch.as_tensor(s.std.transform_x(s.data.x_train), device=device)
-    y_train = torch.as_tensor(s.std.transform_y(s.data.y_train), dtype=x_train.dtype, device=device)
-    x_val = torch.as_tensor(s.std.transform_x(s.data.x_val), device=device)
+    cfg, method = s.cfg, s.method
+    val = s.inputs("val")
     started = time.perf_counter()
 
     def checkpoint(step: int) -> None:
         elapsed = seconds + time.perf_counter() - started
         save_checkpoint(run.checkpoint_path("last"), s.state(step, best, elapsed), kind="train")
 
-    batches = iter(s.sampler)
-    hidden_truth = cfg.hidden_truth and s.data.no_target.size == 0  # empty target cells have no truth
+    batches = iter(s.loader)
     step = saved = start
     logged = True  # False from the start of a step until its line is written: no checkpoint may cover it
     bar = TrainingProgress(cfg.steps, enabled=cfg.progress, start=start)
@@ -457,20 +525,7 @@ def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,
         try:
             while step < cfg.steps:
                 logged = False
-                pair = next(batches, None)
-                if pair is None:  # the sampler yields one epoch at a time
-                    batches = iter(s.sampler)
-                    pair = next(batches)
-                l_idx, u_idx = pair
-                l_idx, u_idx = l_idx.to(device), u_idx.to(device)
-                x_l = x_train[l_idx]
-                lab = Batch(dict.fromkeys(method.labeled_views, x_l), l_idx, y_train[l_idx])
-                if u_idx.numel():
-                    x_u = x_train[u_idx]
-                    ulb = Batch(dict.fromkeys(method.unlabeled_views, x_u), u_idx,
-                                y_train[u_idx] if hidden_truth else None)
-                else:
-                    ulb = None
+                lab, ulb = next(batches)
                 try:
                     logs = method.training_step(lab, ulb, step)
                 except NonFiniteLossError as exc:
@@ -485,7 +540,8 @@ def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,
                 evaluates = cfg.eval_every > 0 and (step % cfg.eval_every == 0 or step == cfg.steps)
                 improved = False
                 if evaluates:
-                    metrics, _ = evaluate(method, x_val, s.data.y_val, s.std.inverse_y)
+                    metrics, _ = evaluate(method, val, s.std.inverse_y, device=s.device, workers=s.workers,
+                                          pin_memory=s.pin_memory)
                     record.update({f"val_{k}": v for k, v in metrics.items()})
                     improved = metrics[cfg.select_metric] < best
                     best = min(best, metrics[cfg.select_metric])
@@ -516,58 +572,66 @@ def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,
     return best, seconds + time.perf_counter() - started
 
 
+def _sources(ds: RegressionDataset, rows: np.ndarray) -> list[str]:
+    """Where each of ``rows`` comes from (file paths; row numbers of in-memory tables)."""
+    return [ds.source(int(i)) for i in rows]
+
+
 def _finish(run: RunDir, s: _Session, best: float, seconds: float) -> dict[str, Any]:
     """Reload the best weights, evaluate every split, write predictions, plots and (last, marking the run
     finished) ``summary.json``."""
-    cfg, method, data, std, splits, device = s.cfg, s.method, s.data, s.std, s.splits, s.device
+    cfg, data, splits = s.cfg, s.data, s.splits
     weights_step = _load_best(run, s)
     summary: dict[str, Any] = {"status": "finished", "method": cfg.method, "dataset": cfg.dataset,
                                "labeled": len(splits.labeled), "unlabeled": len(splits.unlabeled),
                                "steps": cfg.steps, "seconds": seconds, "threads": torch.get_num_threads(),
-                               "best_val_" + cfg.select_metric: best,
+                               "workers": s.workers, "best_val_" + cfg.select_metric: best,
                                "selection": (f"best validation {cfg.select_metric} ({cfg.val_protocol} "
                                              f"protocol)" if cfg.eval_every else "final weights")}
     for split in ("val", "test"):
-        x = torch.as_tensor(std.transform_x(getattr(data, f"x_{split}")), device=device)
-        y = getattr(data, f"y_{split}")
-        metrics, pred = evaluate(method, x, y, std.inverse_y)
+        ds = getattr(data, split)
+        metrics, pred = _scored(ds.targets, s.predict(split))
         summary[split] = metrics
-        run.write_predictions(split, np.arange(len(y)), y, pred)
+        rows = np.arange(len(ds))
+        run.write_predictions(split, rows, ds.targets, pred, source=_sources(ds, rows))
         if split == "test" and cfg.plots:
-            plot_predictions(y, pred, run.plot_path("test_predictions"),
+            plot_predictions(ds.targets, pred, run.plot_path("test_predictions"),
                              title=f"{cfg.method} on {cfg.dataset}: test")
     if cfg.plots:
         _plot_run(run, s, weights_step)
     if len(splits.unlabeled):
-        write_unlabeled_predictions(run.path, method, std, data.x_train, splits.unlabeled)
+        write_predictions_csv(run.path / UNLABELED_PREDICTIONS, splits.unlabeled,
+                              s.predict("train", splits.unlabeled),
+                              ids=_sources(data.train, splits.unlabeled), id_column="source")
     run.write_summary(summary)
     return summary
 
 
 def _plot_run(run: RunDir, s: _Session, weights_step: int) -> None:
-    records = run.read_log()
-    # Every loss term the method logged, and validation errors in target units (one scale).
-    terms = [k for k in ("loss", "regression", "contrastive", "unlabeled_rank", "unlabeled_consistency")
-             if any(k in r for r in records)]
     source = f"{s.cfg.method} on {s.cfg.dataset}"
-    plot_learning_curves(records, run.plot_path("learning_curves"), loss_keys=terms,
+    # Every scalar the method logged (loss terms and diagnostics on panels of their own), and validation
+    # errors in target units (one scale).
+    plot_learning_curves(run.read_log(), run.plot_path("learning_curves"),
                          metric_keys=["val_mae", "val_rmse"], metric_label="error (target units)",
                          title=f"{source}: learning curves, {datetime.now(UTC).date().isoformat()}")
     if s.method.semi_supervised and len(s.splits.unlabeled) >= 3:
-        rows = s.splits.unlabeled[:300]
-        _plot_unlabeled_similarity(run, s.method, s.std.transform_x(s.data.x_train[rows]), s.device,
-                                   title=source, step=weights_step)
+        _plot_unlabeled_similarity(run, s, s.splits.unlabeled[:300], title=source, step=weights_step)
 
 
-def _plot_unlabeled_similarity(run: RunDir, method: Method, x: np.ndarray, device: torch.device, *,
-                               title: str, step: int) -> None:
+def _plot_unlabeled_similarity(run: RunDir, s: _Session, rows: np.ndarray, *, title: str, step: int) -> None:
     """Cosine similarity of the final features of (up to 300) unlabelled rows, before/after seriation."""
     from clss.losses.pairwise import feature_similarity
     from clss.seriation import SeriationWarning, seriate
 
-    method.model.eval()
-    with torch.no_grad():
-        feat = method.model(torch.as_tensor(x, device=device))["feat"]
+    model = s.method.model
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            feat = predict_dataset(lambda x: model(x)["feat"], s.inputs("train"), device=s.device, rows=rows,
+                                   workers=s.workers, pin_memory=s.pin_memory)
+    finally:
+        model.train(was_training)
     sim = feature_similarity(feat.double(), "cosine").cpu().numpy()
     with warnings.catch_warnings():  # for a picture, components side by side are the right reading
         warnings.simplefilter("ignore", SeriationWarning)
@@ -597,8 +661,6 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *,
     ValueError
         Bad ``split``/``checkpoint``, or weights that do not fit the run's model.
     """
-    from clss.data import Standardizer
-
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
     if checkpoint not in ("best", "last"):
@@ -613,11 +675,13 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *,
     state = load_checkpoint(ckpt, kind=("train", "weights"), keys=WEIGHTS_KEYS)
     device = _device(cfg.device)
     data = _load_data(cfg)
-    method = _build_method(cfg, data.as_splits().input)
+    method = _build_method(cfg, data.input, pretrained=False)
     _load_weights(method, state, ckpt, cfg)
     method.to(device)
     std = Standardizer.from_state_dict(state["standardizer"])
-    scored = ~np.isnan(getattr(data, f"y_{split}"))  # training rows without a target have no score
-    x = torch.as_tensor(std.transform_x(getattr(data, f"x_{split}")[scored]), device=device)
-    metrics, _ = evaluate(method, x, getattr(data, f"y_{split}")[scored], std.inverse_y)
+    ds = _network_inputs(getattr(data, split), std)
+    scored = np.flatnonzero(~np.isnan(ds.targets))  # training rows without a target have no score
+    workers = resolve_workers(cfg.workers, in_memory=isinstance(ds, TabularDataset))
+    metrics, _ = evaluate(method, ds, std.inverse_y, device=device, rows=scored, workers=workers,
+                          pin_memory=resolve_pin_memory(cfg.pin_memory, device))
     return metrics

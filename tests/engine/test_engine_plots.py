@@ -109,12 +109,12 @@ def test_learning_curves_label_every_axis_and_give_each_term_its_scale() -> None
     assert len(axes) == 4
     assert all(ax.get_xlabel() == "step" and ax.get_ylabel() for ax in axes)
     by_title = {ax.get_title(): ax for ax in axes}
-    assert by_title["training: regression"].get_yscale() == "log"
-    rank = by_title["training: unlabeled_rank"]
+    assert by_title["training loss: regression"].get_yscale() == "log"
+    rank = by_title["training loss: unlabeled_rank"]
     assert rank.get_yscale() == "log"
     low, high = rank.get_ylim()
     assert low < 1e-4 < 1e-3 < high  # its own range, not the regression loss's
-    assert by_title["training: contrastive"].get_yscale() == "linear"  # negative values
+    assert by_title["training loss: contrastive"].get_yscale() == "linear"  # negative values
     assert by_title["validation"].get_ylabel() == "error (target units)"
     assert fig._suptitle.get_text() == "gclss on diabetes: learning curves, 2026-01-31"
 
@@ -128,3 +128,43 @@ def test_similarity_title_says_whose_features_which_step_and_how_many_rows() -> 
         "before/after seriation")
     assert _similarity_title(None, "similarity", 5, "items", None) == (
         "similarity, 5 items, before/after seriation")
+
+
+def _method_records() -> list[dict]:
+    """A method with names of its own: two terms adding up to the loss (one exactly 0 at some steps),
+    diagnostics (one constant 0, one logged every 5 steps) and the engine's learning rate."""
+    rng = np.random.default_rng(0)
+    records = []
+    for s in range(1, 31):
+        a = float(np.float32(rng.uniform(0.5, 2.0)))
+        b = 0.0 if s % 3 == 0 else float(np.float32(rng.uniform(-0.5, -0.1)))
+        records.append({"step": s, "lr": 1e-3, "loss": float(np.float32(a + b)), "fit_term": a,
+                        "pull_term": b, "kept_rows": 12.0, "guaranteed": 0.0,
+                        **({"order_tau": float(rng.uniform())} if s % 5 == 0 else {}),
+                        **({"val_mae": 10.0 / s} if s % 10 == 0 else {})})
+    return records
+
+
+def test_loss_terms_are_the_scalars_that_add_up_to_the_loss() -> None:
+    from clss.engine.plots import loss_terms
+
+    records = _method_records()
+    assert loss_terms(records) == ["fit_term", "pull_term"]
+    assert loss_terms([{k: v for k, v in r.items() if k != "loss"} for r in records]) == []
+    # a total no set of scalars adds up to: no terms, everything is a diagnostic
+    assert loss_terms([{**r, "loss": r["loss"] + 5.0} for r in records]) == []
+
+
+def test_learning_curves_plot_every_scalar_grouped_and_labelled() -> None:
+    """No list of names: every logged scalar gets a panel, loss terms first, then diagnostics."""
+    from clss.engine.plots import _learning_curves_figure
+
+    fig = _learning_curves_figure(_method_records(), None, None, "custom method", "error (target units)")
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    titles = [ax.get_title() for ax in axes]
+    assert titles == ["training loss: loss", "training loss: fit_term", "training loss: pull_term",
+                      "diagnostic: lr", "diagnostic: kept_rows", "diagnostic: guaranteed",
+                      "diagnostic: order_tau", "validation"]
+    assert all(ax.get_xlabel() == "step" and ax.get_ylabel() for ax in axes)
+    assert axes[3].get_ylabel().startswith("learning rate")
+    assert axes[-1].get_ylabel() == "error (target units)"

@@ -47,7 +47,8 @@ def _scale(y):
 
 def test_predict_array_reproduces_the_runs_test_predictions_in_target_units(run, data):
     rows = _read(run / "predictions.csv")
-    expected = np.array([float(r[3]) for r in rows[1:] if r[0] == "test"])
+    assert rows[0] == ["split", "index", "source", "y_true", "y_pred"]
+    expected = np.array([float(r[4]) for r in rows[1:] if r[0] == "test"])
     pred = predict_array(run, data.x_test)
     assert pred.shape == (len(data.y_test),) and pred.dtype == np.float64
     np.testing.assert_allclose(pred, expected, rtol=1e-6, atol=_scale(expected))
@@ -86,11 +87,12 @@ def test_unlabelled_training_rows_are_predicted_into_the_run_directory(run, data
     splits = json.loads((run / "splits.json").read_text())
     assert splits["features"] == data.feature_names and splits["target"] == data.target_name
     table = _read(run / UNLABELED_PREDICTIONS)
-    assert table[0] == ["index", "y_pred"]
+    assert table[0] == ["index", "source", "y_pred"]
     index = [int(r[0]) for r in table[1:]]
     assert index == splits["unlabeled"] and len(index) > 0
+    assert [r[1] for r in table[1:]] == [str(i) for i in index]  # a table's source is its row number
     expected = predict_array(run, data.x_train[index])  # the selected (best) weights
-    got = np.array([float(r[1]) for r in table[1:]])
+    got = np.array([float(r[2]) for r in table[1:]])
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=_scale(expected))
 
 

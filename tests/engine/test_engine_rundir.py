@@ -141,15 +141,17 @@ def test_predictions_csv_appends_and_replaces_splits(tmp_path: Path) -> None:
     run.write_predictions("val", [4, 7], np.array([1.0, 2.0]), torch.tensor([1.5, float("nan")]))
     run.write_predictions("test", np.array([0, 1, 2]), [0.1, 0.2, 1 / 3], [0.0, 0.25, 0.5])
     rows = _read_csv(run.path / "predictions.csv")
-    assert list(rows[0]) == ["split", "index", "y_true", "y_pred"]
+    assert list(rows[0]) == ["split", "index", "source", "y_true", "y_pred"]
+    assert [r["source"] for r in rows] == ["4", "7", "0", "1", "2"]  # the index when no source is given
     assert [(r["split"], int(r["index"])) for r in rows] == [("val", 4), ("val", 7), ("test", 0), ("test", 1),
                                                              ("test", 2)]
     assert float(rows[4]["y_true"]) == 1 / 3  # full precision
     assert math.isnan(float(rows[1]["y_pred"]))
-    run.write_predictions("val", [9], [5.0], [6.0])
+    run.write_predictions("val", [9], [5.0], [6.0], source=["images/a, b.png"])
     rows = _read_csv(run.path / "predictions.csv")
     assert [(r["split"], r["index"]) for r in rows] == [("test", "0"), ("test", "1"), ("test", "2"),
                                                         ("val", "9")]
+    assert rows[3]["source"] == "images/a, b.png"  # quoted by the CSV writer
 
 
 def test_predictions_errors(tmp_path: Path) -> None:

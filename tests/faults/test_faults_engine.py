@@ -560,7 +560,7 @@ def test_cli_resume_refuses_other_flags_in_one_line(reference, tmp_path, flags):
     assert out.exit_code == 2 and "Traceback" not in out.output
     for flag in flags[::2]:
         assert flag in out.output.splitlines()[-1]
-    assert "allowed: --steps, --device, --threads, --no-progress" in out.output
+    assert "allowed: --steps, --device, --threads, --workers, --no-progress" in out.output
 
 
 def test_resuming_a_finished_run_changes_nothing(reference, tmp_path):

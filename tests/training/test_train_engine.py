@@ -10,9 +10,11 @@ import torch
 from click.testing import CliRunner
 
 from clss.config import PRESETS, TrainConfig, resolve_config
+from clss.data import DataSplits, InputSpec, RegressionDataset
 from clss.data.operator_sde import generate_split
-from clss.engine import TrainingDiverged, evaluate_run, train
+from clss.engine import TrainingDiverged, TrainingInterrupted, evaluate_run, train
 from clss.engine.checkpoint import load_checkpoint
+from clss.engine.predict import load_predictor
 from clss_cli.main import main
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "operator_sde"
@@ -46,7 +48,7 @@ def test_every_method_trains_and_writes_a_run_directory(tmp_path, method, params
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 20 and json.loads(lines[9])["val_mae"] > 0
     preds = (run / "predictions.csv").read_text().splitlines()
-    assert preds[0] == "split,index,y_true,y_pred" and len(preds) == 1 + 88 + 88
+    assert preds[0] == "split,index,source,y_true,y_pred" and len(preds) == 1 + 88 + 88
     # checkpoints load with weights_only=True
     state = load_checkpoint(run / "last.pt")
     assert state["step"] == 20
@@ -222,3 +224,131 @@ def test_cli_errors_are_one_line(tmp_path):
     out = runner.invoke(main, ["train", "--dataset", "diabetes", "--set", "steps",
                                "--out", str(tmp_path / "s")])
     assert out.exit_code == 2 and "KEY=VALUE" in out.output
+
+
+def test_tabular_fast_path_reproduces_the_metrics_from_before_the_loader():
+    """Tabular rows still train on the in-memory fast path, to the same numbers as before the loader.
+
+    Reference numbers recorded at commit a3acad8 (before the loader) with
+    ``clss train --dataset diabetes --method gclss --labeled 20% --steps 30 --eval-every 10 --seed 3
+    --threads 1 --device cpu --no-progress --out RUN``: first loss 0.8291724920272827, test MAE
+    48.93513974931439, validation MAE 51.20359235407934.
+    """
+    import tempfile
+
+    cfg = resolve_config({}, {"dataset": "diabetes", "method": "gclss", "labeled": "20%", "steps": 30,
+                              "eval_every": 10, "seed": 3, "threads": 1, "device": "cpu", "progress": False,
+                              "plots": False})
+    with tempfile.TemporaryDirectory() as out:
+        result = train(cfg, Path(out) / "run")
+        first = json.loads((result.run_dir / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["loss"] == pytest.approx(0.8291724920272827, rel=1e-5)
+    assert result.summary["test"]["mae"] == pytest.approx(48.93513974931439, rel=1e-5)
+    assert result.summary["val"]["mae"] == pytest.approx(51.20359235407934, rel=1e-5)
+
+
+class ColourImages(RegressionDataset):
+    """``n`` random 3x6x6 images in memory standing in for files (target: their mean brightness)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.images = torch.rand(n, 3, 6, 6, generator=torch.Generator().manual_seed(seed))
+        self.targets = self.images.mean(dim=(1, 2, 3)).double().numpy() * 10
+        self.input = InputSpec("image", (3, 6, 6))
+
+    def __getitem__(self, i):
+        return self.images[i].clone()
+
+    def source(self, i):
+        return f"faces/img_{i:03d}.jpg"
+
+
+def noise(x):
+    return x + 0.05 * torch.randn_like(x)
+
+
+def _images():
+    return DataSplits("colour", ColourImages(48, 0), ColourImages(10, 1), ColourImages(10, 2), "brightness",
+                      pipelines={"weak": noise})
+
+
+def _image_config(**overrides):
+    return resolve_config({}, {"dataset": "colour", "method": "clss", "labeled": "25%", "steps": 12,
+                               "eval_every": 4, "batch_size": 6, "unlabeled_batch_size": 6, "seed": 1,
+                               "threads": 1, "device": "cpu", "progress": False,
+                               "model": {"name": "mlp", "hidden": [16, 8]}, **overrides})
+
+
+def _log(run):
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_image_run_with_worker_processes_resumes_exactly(tmp_path):
+    """An uninterrupted run loading in-process equals a run with 2 worker processes interrupted at step 6
+    and resumed: augmentations depend on the seed and the batch, never on the workers or prefetching."""
+    full = train(_image_config(workers=0), tmp_path / "full", data=_images())
+
+    def interrupt(step, logs):
+        if step == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted):
+        train(_image_config(workers=2), tmp_path / "cut", data=_images(), callback=interrupt)
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["step"] == 6
+    resumed = train({}, tmp_path / "cut", resume=True, data=_images())
+    expected = _log(full.run_dir)
+    got = _log(resumed.run_dir)
+    assert [r["step"] for r in got] == list(range(1, 13))
+    for a, b in zip(got, expected, strict=True):
+        assert a == pytest.approx(b, rel=1e-6, abs=1e-9)
+    for split in ("val", "test"):
+        assert resumed.summary[split]["mae"] == pytest.approx(full.summary[split]["mae"], rel=1e-6)
+
+
+def test_image_run_records_its_input_and_sources_and_predict_refuses_it(tmp_path):
+    run = train(_image_config(workers=1, steps=4), tmp_path / "run", data=_images()).run_dir
+    splits = json.loads((run / "splits.json").read_text())
+    assert splits["input"] == {"kind": "image", "shape": [3, 6, 6], "feature_names": []}
+    rows = (run / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "split,index,source,y_true,y_pred"
+    assert rows[1].startswith("val,0,faces/img_000.jpg,") and len(rows) == 1 + 10 + 10
+    unlabeled = (run / "predictions_unlabeled.csv").read_text().splitlines()
+    assert unlabeled[0] == "index,source,y_pred"
+    index, source, _ = unlabeled[1].split(",")
+    assert source == f"faces/img_{int(index):03d}.jpg" and len(unlabeled) == 1 + 36
+    assert (run / "plots" / "unlabeled_similarity.png").is_file()
+    with pytest.raises(ValueError, match="trained on image inputs; clss predict reads tables only"):
+        load_predictor(run)
+
+
+def test_val_protocol_test_validates_image_splits_on_the_test_split(tmp_path):
+    import dataclasses
+
+    from clss.data import DATASETS, DatasetInfo, load_dataset
+
+    DATASETS["colour-test"] = DatasetInfo("test images", lambda *, seed: _images())
+    try:
+        data = load_dataset("colour-test", val_protocol="test")
+        assert isinstance(data, DataSplits) and data.val is data.test
+        assert data.meta["val_protocol"] == "test split (optimistic)"
+        held = load_dataset("colour-test")
+        assert held.val is not held.test and held.meta["val_protocol"] == "holdout"
+    finally:
+        del DATASETS["colour-test"]
+    cfg = _image_config(val_protocol="test", steps=4)
+    result = train(cfg, tmp_path / "run", data=dataclasses.replace(_images(), val=_images().test))
+    assert result.summary["val"]["mae"] == pytest.approx(result.summary["test"]["mae"], rel=1e-9)
+
+
+def test_cli_workers_flag_is_recorded_and_may_change_on_resume(tmp_path):
+    import yaml
+
+    run = tmp_path / "run"
+    args = ["train", "--dataset", "diabetes", "--method", "supervised", "--steps", "2", "--eval-every", "1",
+            "--threads", "1", "--no-progress", "--set", "plots=false", "--out", str(run)]
+    result = CliRunner().invoke(main, [*args, "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((run / "config.yaml").read_text())["workers"] == 0
+    result = CliRunner().invoke(main, ["train", "--resume", str(run), "--steps", "3", "--workers", "auto"])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((run / "config.yaml").read_text())["workers"] == "auto"
+    assert json.loads((run / "summary.json").read_text())["workers"] == 0  # auto: in-memory table
