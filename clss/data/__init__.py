@@ -50,6 +50,7 @@ __all__ = [
     "Standardizer",
     "TabularDataset",
     "TabularEncoding",
+    "dataset_info",
     "generate_operator_sde",
     "list_datasets",
     "load_csv",
@@ -74,12 +75,14 @@ class DatasetInfo:
     """A registered dataset: its one-line description and its loader.
 
     ``has_runs`` marks datasets whose paper protocol has run slices and fixes the labeled rows from
-    ``fraction``; for the others ``run`` must be 0 and ``fraction`` unset.
+    ``fraction``; for the others ``run`` must be 0 and ``fraction`` unset. ``label_files`` marks datasets
+    whose published split files fix the labelled rows, chosen by their count (the loader's ``labels``).
     """
 
     description: str
     loader: Callable[..., RegressionData | DataSplits]
     has_runs: bool = False
+    label_files: bool = False
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -111,22 +114,39 @@ DATASETS: dict[str, DatasetInfo] = {
         "UTKFace, CLSS/GCLSS/UCVME protocol (ages 21-60, 10518/2629/3287; labels=333|500|1000 split files; "
         "200 px BGR) from --data-root",
         partial(load_face_dataset, "utkface"),
+        label_files=True,
     ),
     "utkface-rankup": DatasetInfo(
         "UTKFace, RankUp protocol (all ages, 18964 train / 4741 test, validation = test; 40 px RGB) from "
         "--data-root",
         partial(load_face_dataset, "utkface-rankup"),
+        label_files=True,
     ),
     "agedb-dir": DatasetInfo(
         "AgeDB-DIR (12208/2140/2140; labels=407|488|610|814 CLSS split files; 224 px BGR as CLSS) from "
         "--data-root",
         partial(load_face_dataset, "agedb-dir"),
+        label_files=True,
     ),
     "agedb-dir-rgb": DatasetInfo(
         "AgeDB-DIR with the DIR/Rank-N-Contrast preprocessing (224 px RGB, mean=std=0.5) from --data-root",
         partial(load_face_dataset, "agedb-dir-rgb"),
+        label_files=True,
     ),
 }
+
+
+def _keyword_options(loader: Callable[..., Any]) -> set[str]:
+    """The keyword-only parameters of a dataset loader (its options)."""
+    return {p.name for p in inspect.signature(loader).parameters.values() if p.kind is p.KEYWORD_ONLY}
+
+
+def dataset_info(name: str) -> DatasetInfo | None:
+    """The registered entry of a dataset name (``csv:PATH`` forms map to their pattern); None if unknown."""
+    for prefix in ("csv:", "image-csv:"):
+        if name.startswith(prefix):
+            return DATASETS[f"{prefix}PATH"]
+    return None if name.endswith(":PATH") else DATASETS.get(name)
 
 
 def list_datasets() -> dict[str, str]:
@@ -183,12 +203,13 @@ def load_dataset(
         Unknown dataset or option, or an option that does not apply to the dataset (``target``,
         ``data_dir``, ``run != 0``, ``fraction``).
     """
-    if name.startswith("csv:"):
-        key, options = "csv:PATH", {"target": target}
-        path = name[len("csv:") :]
+    prefix = next((p for p in ("csv:", "image-csv:") if name.startswith(p)), None)
+    if prefix is not None:
+        key, path = f"{prefix}PATH", name[len(prefix):]
+        options = {"target": target} if target is not None or prefix == "csv:" else {}
         if not path:
-            raise ValueError("csv dataset needs a path: 'csv:PATH'")
-    elif name in DATASETS and name != "csv:PATH":
+            raise ValueError(f"the {prefix[:-1]} dataset needs a path: '{prefix}PATH'")
+    elif name in DATASETS and not name.endswith(":PATH"):
         key, options, path = name, {}, None
         if target is not None:
             raise ValueError(f"{name} has a fixed target; target= is only for csv:PATH datasets")
@@ -207,10 +228,11 @@ def load_dataset(
             "training rows with split_labeled (--labeled)"
         )
     csv_only = sorted(set(kw) & CSV_OPTIONS) if key != "csv:PATH" else []
+    if "data_root" in kw and "data_root" not in _keyword_options(info.loader):
+        raise ValueError(f"{name} does not read files under a data root: leave --data-root unset")
     if csv_only:
         raise ValueError(f"{name}: {csv_only} apply to csv:PATH datasets only")
-    params = inspect.signature(info.loader).parameters.values()
-    accepted = {p.name for p in params if p.kind is p.KEYWORD_ONLY} - {"seed", "val_protocol", *options}
+    accepted = _keyword_options(info.loader) - {"seed", "val_protocol", *options}
     unknown = sorted(set(kw) - accepted)
     if unknown:
         raise ValueError(f"{name}: unknown options {unknown}; accepted: {sorted(accepted)}")

@@ -101,6 +101,8 @@ class RegressionDataset(torch.utils.data.Dataset):
 
     input: InputSpec
     targets: np.ndarray
+    #: True when every input is already decoded in memory (worker processes would only add overhead).
+    in_memory: bool = False
 
     def __len__(self) -> int:
         return int(self.targets.shape[0])
@@ -120,6 +122,8 @@ class TabularDataset(RegressionDataset):
     The trainer's fast path reads ``x`` directly (one device tensor, gathered by index), so a tabular step
     costs what it did before datasets existed; ``self[i]`` serves the general loader.
     """
+
+    in_memory = True
 
     def __init__(self, x: np.ndarray, y: np.ndarray, feature_names: tuple[str, ...] | list[str] = ()) -> None:
         self.x = np.ascontiguousarray(x, dtype=np.float32)

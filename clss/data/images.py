@@ -393,6 +393,8 @@ class ArrayImageDataset(RegressionDataset):
         Per-row source labels (default: the row number).
     """
 
+    in_memory = True
+
     def __init__(self, images: Any, targets: Any, preprocessing: ImagePreprocessing, *,
                  sources: Sequence[str] | None = None) -> None:
         x = torch.as_tensor(np.asarray(images, dtype=np.float32))

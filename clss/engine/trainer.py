@@ -38,6 +38,7 @@ from clss.data import (
     Splits,
     Standardizer,
     TabularDataset,
+    dataset_info,
     load_dataset,
     predict_dataset,
     split_labeled,
@@ -107,18 +108,25 @@ def _standardize_sides(spec: str) -> dict[str, bool]:
 
 
 def _load_data(cfg: TrainConfig) -> DataSplits:
-    fraction = None
+    fraction, options = None, cfg.data_options()
     if cfg.unlabeled == "paper":
-        if cfg.labeled is None:
-            raise ValueError("unlabeled='paper' needs the paper's labelled fraction, e.g. --labeled 20%")
+        info = dataset_info(cfg.dataset)
         spec = str(cfg.labeled).strip()
-        fraction = float(spec[:-1]) / 100 if spec.endswith("%") else float(spec)
-        if not 0 < fraction <= 0.5:
-            raise ValueError("unlabeled='paper' takes labeled as a fraction in (0, 0.5] (the paper's "
-                             "protocol uses as many unlabelled as labelled rows)")
+        if info is not None and info.label_files:  # a published split file, chosen by its label count
+            if not spec.isdigit():
+                raise ValueError(f"unlabeled='paper' on {cfg.dataset} takes the label count of a published "
+                                 f"split file, e.g. --labeled 500; got {cfg.labeled!r}")
+            options["labels"] = int(spec)
+        else:
+            if cfg.labeled is None:
+                raise ValueError("unlabeled='paper' needs the paper's labelled fraction, e.g. --labeled 20%")
+            fraction = float(spec[:-1]) / 100 if spec.endswith("%") else float(spec)
+            if not 0 < fraction <= 0.5:
+                raise ValueError("unlabeled='paper' takes labeled as a fraction in (0, 0.5] (the paper's "
+                                 "protocol uses as many unlabelled as labelled rows)")
     return _as_splits(load_dataset(cfg.dataset, seed=cfg.seed if cfg.split_seed is None else cfg.split_seed,
                                    data_dir=cfg.data_dir, target=cfg.target, run=cfg.run, fraction=fraction,
-                                   val_protocol=cfg.val_protocol, **cfg.data_options()))
+                                   val_protocol=cfg.val_protocol, **options))
 
 
 def _as_splits(data: RegressionData | DataSplits) -> DataSplits:
@@ -321,7 +329,7 @@ def _prepare(cfg: TrainConfig, data: RegressionData | DataSplits | None, *, resu
     device = _device(cfg.device)
     pin_memory = resolve_pin_memory(cfg.pin_memory, device)
     data = _load_data(cfg) if data is None else _as_splits(data)
-    workers = resolve_workers(cfg.workers, in_memory=isinstance(data.train, TabularDataset))
+    workers = resolve_workers(cfg.workers, in_memory=data.train.in_memory)
     torch.manual_seed(cfg.seed)  # model initialisation and dropout draw from the global torch RNG
     method = _build_method(cfg, data.input, pretrained=not resume).to(device)
     splits = _splits(cfg, data, method.semi_supervised)
@@ -681,7 +689,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *,
     std = Standardizer.from_state_dict(state["standardizer"])
     ds = _network_inputs(getattr(data, split), std)
     scored = np.flatnonzero(~np.isnan(ds.targets))  # training rows without a target have no score
-    workers = resolve_workers(cfg.workers, in_memory=isinstance(ds, TabularDataset))
+    workers = resolve_workers(cfg.workers, in_memory=ds.in_memory)
     metrics, _ = evaluate(method, ds, std.inverse_y, device=device, rows=scored, workers=workers,
                           pin_memory=resolve_pin_memory(cfg.pin_memory, device))
     return metrics
