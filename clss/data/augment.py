@@ -5,7 +5,7 @@ and a small translation; a rotation angle survives a translation but not a flip 
 pipeline builders refuse any geometric op outside that declaration, so no configuration can silently
 change the labels. Photometric ops and cutout change no geometry and are always allowed.
 
-- **weak**: zero-pad by ``pad`` pixels and crop back at a random offset (a translation of up to ``pad``
+- **weak**: pad by ``pad`` pixels and crop back at a random offset (a translation of up to ``pad``
   pixels), then a horizontal flip with probability 1/2 when ``hflip``.
 - **strong**: the weak ops, then ``num_ops`` photometric ops drawn uniformly from
   :data:`PHOTOMETRIC_OPS` (RandAugment-style, each with a random magnitude in ``[0, magnitude]``), then
@@ -25,8 +25,17 @@ import torch
 
 from clss.data.images import ImagePreprocessing
 
-__all__ = ["GEOMETRIC_OPS", "PHOTOMETRIC_OPS", "ViewPipeline", "build_pipelines", "check_invariances",
-           "default_pad", "strong_pipeline", "weak_pipeline"]
+__all__ = [
+    "GEOMETRIC_OPS",
+    "PAD_MODES",
+    "PHOTOMETRIC_OPS",
+    "ViewPipeline",
+    "build_pipelines",
+    "check_invariances",
+    "default_pad",
+    "strong_pipeline",
+    "weak_pipeline",
+]
 
 #: Geometric ops a dataset may declare its target invariant to (only the first two are used by the views).
 GEOMETRIC_OPS = ("translate", "hflip", "vflip", "rotate", "shear", "scale")
@@ -73,11 +82,11 @@ class ViewPipeline:
 
     def __init__(self, name: str, preprocessing: ImagePreprocessing, *, pad: int, hflip: bool,
                  photometric: tuple[str, ...] = (), num_ops: int = 0, magnitude: float = 0.0,
-                 cutout: float = 0.0) -> None:
+                 cutout: float = 0.0, pad_mode: str = "zeros") -> None:
         if not preprocessing.resolved:
             raise ValueError("the preprocessing's normalisation is not estimated yet; pass the training "
                              "dataset's preprocessing")
-        self.name, self.pad, self.hflip = name, pad, hflip
+        self.name, self.pad, self.hflip, self.pad_mode = name, pad, hflip, pad_mode
         self.photometric, self.num_ops, self.magnitude, self.cutout = photometric, num_ops, magnitude, cutout
         self.mean = torch.tensor(preprocessing.mean, dtype=torch.float32).view(-1, 1, 1)
         self.std = torch.tensor(preprocessing.std, dtype=torch.float32).view(-1, 1, 1)
@@ -90,7 +99,7 @@ class ViewPipeline:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = (x * self.std + self.mean).clamp(0, 1)
         if self.pad:
-            x = _translate(x, self.pad)
+            x = _translate(x, self.pad, self.pad_mode, self.mean)
         if self.hflip and bool(torch.rand(()) < 0.5):
             x = x.flip(-1)
         for _ in range(self.num_ops):
@@ -101,10 +110,16 @@ class ViewPipeline:
         return (x.clamp(0, 1) - self.mean) / self.std
 
 
-def _translate(x: torch.Tensor, pad: int) -> torch.Tensor:
-    """Zero-pad by ``pad`` and crop the original size at a random offset."""
+def _translate(x: torch.Tensor, pad: int, mode: str, mean: torch.Tensor) -> torch.Tensor:
+    """Pad by ``pad`` (:data:`PAD_MODES`) and crop the original size at a random offset."""
     h, w = x.shape[-2:]
-    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    sides = (pad, pad, pad, pad)
+    if mode == "reflect":
+        padded = torch.nn.functional.pad(x[None], sides, mode="reflect")[0]
+    elif mode == "mean":
+        padded = torch.nn.functional.pad(x - mean, sides) + mean
+    else:
+        padded = torch.nn.functional.pad(x, sides)
     top, left = (int(v) for v in torch.randint(2 * pad + 1, (2,)))
     return padded[..., top:top + h, left:left + w]
 
@@ -154,16 +169,24 @@ def _cutout(x: torch.Tensor, fraction: float) -> torch.Tensor:
 _HOW = {"translate": "pass pad=0", "hflip": "pass hflip=False"}
 
 
-def _check_common(invariant_to: Iterable[str], pad: int, hflip: bool) -> tuple[str, ...]:
+#: How a translation fills the border: black pixels, the mean colour (what zero-padding a normalised tensor
+#: does, as the CLSS image code), or the mirrored image (as USB/RankUp's random crops).
+PAD_MODES = ("zeros", "mean", "reflect")
+
+
+def _check_common(invariant_to: Iterable[str], pad: int, hflip: bool, pad_mode: str = "zeros"
+                  ) -> tuple[str, ...]:
     inv = check_invariances(invariant_to)
     if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
         raise ValueError(f"pad must be an integer >= 0 (pixels), got {pad!r}")
+    if pad_mode not in PAD_MODES:
+        raise ValueError(f"pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
     _allowed((("translate",) if pad else ()) + (("hflip",) if hflip else ()), inv, _HOW)
     return inv
 
 
 def weak_pipeline(invariant_to: Iterable[str], preprocessing: ImagePreprocessing, *, pad: int,
-                  hflip: bool = False) -> ViewPipeline:
+                  hflip: bool = False, pad_mode: str = "zeros") -> ViewPipeline:
     """The weak view: a random translation of up to ``pad`` pixels (zero padding), optionally a random
     horizontal flip.
 
@@ -176,6 +199,9 @@ def weak_pipeline(invariant_to: Iterable[str], preprocessing: ImagePreprocessing
     pad : int
         Translation range in pixels (0: none).
     hflip : bool, default False
+    pad_mode : {"zeros", "mean", "reflect"}, default "zeros"
+        The border a translation shows (:data:`PAD_MODES`); a reflected border needs ``pad`` smaller than
+        the image sides.
 
     Raises
     ------
@@ -183,18 +209,18 @@ def weak_pipeline(invariant_to: Iterable[str], preprocessing: ImagePreprocessing
         An op the target is not invariant to (``pad > 0`` without ``"translate"``, ``hflip`` without
         ``"hflip"``), a negative pad, unknown invariance names.
     """
-    _check_common(invariant_to, pad, hflip)
-    return ViewPipeline("weak", preprocessing, pad=pad, hflip=hflip)
+    _check_common(invariant_to, pad, hflip, pad_mode)
+    return ViewPipeline("weak", preprocessing, pad=pad, hflip=hflip, pad_mode=pad_mode)
 
 
 def strong_pipeline(invariant_to: Iterable[str], preprocessing: ImagePreprocessing, *, pad: int,
-                    hflip: bool = False, ops: Sequence[str] | None = None, num_ops: int = 2,
-                    magnitude: float = 1.0, cutout: float = 0.5) -> ViewPipeline:
+                    hflip: bool = False, pad_mode: str = "zeros", ops: Sequence[str] | None = None,
+                    num_ops: int = 2, magnitude: float = 1.0, cutout: float = 0.5) -> ViewPipeline:
     """The strong view: the weak view's ops, ``num_ops`` random photometric ops, then cutout.
 
     Parameters
     ----------
-    invariant_to, preprocessing, pad, hflip
+    invariant_to, preprocessing, pad, hflip, pad_mode
         As :func:`weak_pipeline`.
     ops : sequence of str, optional
         Photometric ops to draw from (default :data:`PHOTOMETRIC_OPS`, without ``saturation`` for
@@ -212,7 +238,7 @@ def strong_pipeline(invariant_to: Iterable[str], preprocessing: ImagePreprocessi
         As :func:`weak_pipeline`; a geometric op (or any unknown name) in ``ops``; out-of-range
         ``num_ops``, ``magnitude`` or ``cutout``.
     """
-    _check_common(invariant_to, pad, hflip)
+    _check_common(invariant_to, pad, hflip, pad_mode)
     if ops is None:
         ops = tuple(op for op in PHOTOMETRIC_OPS if preprocessing.channels == 3 or op != "saturation")
     ops = tuple(ops)
@@ -230,7 +256,7 @@ def strong_pipeline(invariant_to: Iterable[str], preprocessing: ImagePreprocessi
     if not 0 <= cutout <= 1:
         raise ValueError(f"cutout must lie in [0, 1] (a fraction of the image side), got {cutout!r}")
     return ViewPipeline("strong", preprocessing, pad=pad, hflip=hflip, photometric=ops, num_ops=num_ops,
-                        magnitude=float(magnitude), cutout=float(cutout))
+                        magnitude=float(magnitude), cutout=float(cutout), pad_mode=pad_mode)
 
 
 def default_pad(size: tuple[int, ...]) -> int:
@@ -240,7 +266,7 @@ def default_pad(size: tuple[int, ...]) -> int:
 
 def build_pipelines(invariant_to: Iterable[str], preprocessing: ImagePreprocessing,
                     size: tuple[int, ...], *, pad: int | None = None, hflip: bool | None = None,
-                    **strong: object) -> dict[str, ViewPipeline]:
+                    pad_mode: str = "zeros", **strong: object) -> dict[str, ViewPipeline]:
     """A dataset's ``{"weak": ..., "strong": ...}`` pipelines (:attr:`DataSplits.pipelines`).
 
     Parameters
@@ -255,11 +281,13 @@ def build_pipelines(invariant_to: Iterable[str], preprocessing: ImagePreprocessi
         Default: :func:`default_pad` when the target is invariant to ``"translate"``, else 0.
     hflip : bool, optional
         Default: whether the target is invariant to ``"hflip"``.
+    pad_mode : {"zeros", "mean", "reflect"}, default "zeros"
     **strong
         Options of :func:`strong_pipeline` (``ops``, ``num_ops``, ``magnitude``, ``cutout``).
     """
     inv = check_invariances(invariant_to)
     pad = (default_pad(size) if "translate" in inv else 0) if pad is None else pad
     hflip = ("hflip" in inv) if hflip is None else hflip
-    return {"weak": weak_pipeline(inv, preprocessing, pad=pad, hflip=hflip),
-            "strong": strong_pipeline(inv, preprocessing, pad=pad, hflip=hflip, **strong)}  # type: ignore[arg-type]
+    return {"weak": weak_pipeline(inv, preprocessing, pad=pad, hflip=hflip, pad_mode=pad_mode),
+            "strong": strong_pipeline(inv, preprocessing, pad=pad, hflip=hflip, pad_mode=pad_mode,
+                                      **strong)}  # type: ignore[arg-type]

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from clss.data.augment import build_pipelines
 from clss.data.dataset import DataSplits
 from clss.data.face_files import IndexTable, read_index, write_clss_split_file
 from clss.data.manifest import Manifest, check_data, load_manifest, manifest_from_dict
@@ -60,7 +61,9 @@ class FaceProtocol:
     preprocessing : dict
         :class:`clss.data.images.ImagePreprocessing` keywords.
     augment : dict
-        The weak view: random crop after ``pad`` pixels of ``pad_mode`` padding, and a horizontal flip.
+        The views' translation: ``pad`` pixels with a ``pad_mode`` border (``"mean"``: the CLSS code pads
+        normalised tensors with zeros; ``"reflect"``: USB/RankUp; ``"zeros"``: black, DIR/RnC's PIL crops);
+        flips keep the age, so both views flip at random too (:func:`clss.data.augment.build_pipelines`).
     validation : {"val", "test"}
         The split used for validation ("test": the protocol has no validation split).
     notes : str
@@ -129,7 +132,7 @@ FACE_DATASETS: dict[str, FaceProtocol] = {
         base_files=("FileList_ssl_333_0.csv",),
         preprocessing={"channels": 3, "order": "bgr", "resize": (200, 200), "normalize": "estimate",
                        "estimate_images": 128},
-        augment={"pad": 5, "pad_mode": "constant"},
+        augment={"pad": 5, "pad_mode": "mean"},
         validation="val", notes=_UTK_NOTES),
     "utkface-rankup": FaceProtocol(
         "utkface-rankup", _utk_rankup_manifest(), label_files={},
@@ -146,7 +149,7 @@ FACE_DATASETS: dict[str, FaceProtocol] = {
         label_files={n: f"FileList_ssl_{n}_0.csv" for n in (407, 488, 610, 814)},
         base_files=("agedb.csv",),
         preprocessing={**_AGEDB_ESTIMATE, "order": "bgr"},
-        augment={"pad": 12, "pad_mode": "constant"},
+        augment={"pad": 12, "pad_mode": "mean"},
         validation="val", notes="CLSS preprocessing (OpenCV decoding: BGR)"),
     "agedb-dir-rgb": FaceProtocol(
         "agedb-dir-rgb", _agedb_manifest(),
@@ -154,7 +157,7 @@ FACE_DATASETS: dict[str, FaceProtocol] = {
         base_files=("agedb.csv",),
         preprocessing={"channels": 3, "order": "rgb", "resize": (224, 224), "normalize": "none",
                        "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)},
-        augment={"pad": 16, "pad_mode": "constant"},
+        augment={"pad": 16, "pad_mode": "zeros"},
         validation="val", notes="DIR / Rank-N-Contrast preprocessing (PIL decoding: RGB)"),
 }
 
@@ -261,22 +264,14 @@ def _face_splits(proto: FaceProtocol, data_root: str | os.PathLike[str],
         "label_offsets": {str(t.path): off for t, off in tables},
         "labels": labels, "validation": ("test split (the protocol has no validation split)"
                                          if proto.validation == "test" else "val split"),
-        "preprocessing": prep.to_dict(), "augment": {"weak": {**proto.augment, "crop": list(size),
-                                                              "hflip": True}},
+        "preprocessing": prep.to_dict(), "augment": {**proto.augment, "hflip": True, "crop": list(size),
+                                                 "views": ["weak", "strong"]},
         "notes": proto.notes,
     }
     return DataSplits(name=proto.name, train=train_ds, val=val_ds, test=test_ds, target_name="age",
                       meta=meta, labeled=fixed_labeled, unlabeled=fixed_unlabeled,
-                      pipelines={"weak": _weak_pipeline(size, **proto.augment)})
-
-
-def _weak_pipeline(size: tuple[int, ...], *, pad: int, pad_mode: str) -> Any:
-    """Random crop back to ``size`` after padding ``pad`` pixels, and a random horizontal flip (both
-    preserve the age)."""
-    from torchvision.transforms import v2
-
-    return v2.Compose([v2.RandomCrop(list(size), padding=pad, padding_mode=pad_mode),
-                       v2.RandomHorizontalFlip()])
+                      pipelines=build_pipelines(("translate", "hflip"), train_ds.preprocessing,
+                                                train_ds.input.shape, **proto.augment))
 
 
 def write_agedb_split_files(data_root: str | os.PathLike[str], *, overwrite: bool = False,

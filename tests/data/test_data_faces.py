@@ -231,8 +231,9 @@ def test_weak_view_keeps_the_shape_and_changes_the_pixels(tmp_path):
     views = [splits.pipelines["weak"](x) for _ in range(4)]
     assert all(v.shape == x.shape for v in views)
     assert any(not torch.equal(v, x) for v in views)
-    assert splits.meta["augment"]["weak"] == {"pad": 16, "pad_mode": "constant", "crop": [224, 224],
-                                              "hflip": True}
+    assert splits.meta["augment"] == {"pad": 16, "pad_mode": "zeros", "crop": [224, 224], "hflip": True,
+                                      "views": ["weak", "strong"]}
+    assert set(splits.pipelines) == {"weak", "strong"}
 
 
 def test_a_data_root_under_the_home_folder(tmp_path, monkeypatch):

@@ -137,3 +137,29 @@ def test_pipelines_pickle_for_workers():
     a = p(x)
     torch.manual_seed(5)
     torch.testing.assert_close(q(x), a)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "mean", "reflect"])
+def test_the_border_a_translation_shows_follows_pad_mode(mode):
+    # A 4x4 gradient image shifted by the largest offset: the new border column is black, the mean colour
+    # (normalised zero, as padding a normalised tensor) or the mirror of the image's second column.
+    prep = ImagePreprocessing(channels=1, mean=(0.25,), std=(0.5,))
+    pixels = torch.linspace(0.1, 0.9, 16).view(1, 4, 4)
+    weak = weak_pipeline(("translate",), prep, pad=1, pad_mode=mode)
+    x = prep.normalise(pixels)
+    torch.manual_seed(0)
+    for _ in range(100):
+        v = weak(x)
+        shown = v * 0.5 + 0.25  # back to pixels
+        if torch.allclose(shown[0, 1:, 1:], pixels[0, :3, :3], atol=1e-6):  # shifted down-right by one
+            border = shown[0, 1:, 0]
+            expect = {"zeros": torch.zeros(3), "mean": torch.full((3,), 0.25),
+                      "reflect": pixels[0, :3, 1]}[mode]
+            torch.testing.assert_close(border, expect, atol=1e-6, rtol=0)
+            return
+    pytest.fail("the down-right shift never occurred in 100 draws")
+
+
+def test_an_unknown_pad_mode_is_refused():
+    with pytest.raises(ValueError, match=r"pad_mode must be one of \('zeros', 'mean', 'reflect'\)"):
+        weak_pipeline(("translate",), PREP1, pad=1, pad_mode="edge")
