@@ -27,11 +27,10 @@ def datasets_command(data_dir: Path | None, as_json: bool) -> None:
 
     for e in entries:
         rows = ", ".join(f"{k} {v}" for k, v in e.rows.items()) or "from the file"
-        width = "from the file" if e.features is None else str(e.features)
         preset = "; ".join(f"{k}={_flat(v)}" for k, v in e.preset.items()) or "none (the defaults)"
         where = {True: "yes, ", False: "no, ", None: ""}[e.available] + e.location
         console.print(f"[bold cyan]{escape(e.name)}[/bold cyan]  {escape(e.description)}")
-        console.print(f"  rows      {rows}; features {width}; target {escape(e.target)}")
+        console.print(f"  rows      {rows}; inputs {escape(e.inputs)}; target {escape(e.target)}")
         console.print(f"  preset    {escape(preset)}")
         for method, extra in e.method_presets.items():
             console.print(f"  {escape(method)} also  {escape(_flat(extra))}")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from clss.data import DATASETS
+from clss.data.faces import FACE_DATASETS
 from clss.data.operator_sde import GENERATOR_VERSION, SPLITS, _cache_root
 
 __all__ = ["DatasetEntry", "describe_datasets"]
@@ -33,7 +34,7 @@ class DatasetEntry:
     description : str
         One line: what the data is.
     features : int or None
-        Input columns (None: depends on the file).
+        Input columns of a table (None: images, or depends on the file).
     target : str
         Target column.
     rows : dict of str to int
@@ -46,6 +47,8 @@ class DatasetEntry:
         Whether the data is on this machine (None: a file the user names).
     location : str
         Where the data is, or what happens on first use.
+    inputs : str
+        What one input is (e.g. "241 features", "1x8x8 grayscale images").
     """
 
     name: str
@@ -57,6 +60,7 @@ class DatasetEntry:
     method_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     available: bool | None = None
     location: str = ""
+    inputs: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict of the fields."""
@@ -82,6 +86,15 @@ def _operator_sde_location(data_dir: str | os.PathLike[str] | None) -> tuple[boo
         return False, (f"not generated yet: the first run generates it into {folder} (minutes, once), or "
                        f"point --data-dir or $CLSS_OPERATOR_SDE_DIR at the published files")
     return True, f"generated files in {folder}"
+
+
+def _face_layout(name: str) -> dict[str, Any]:
+    proto = FACE_DATASETS[name]
+    size = "x".join(str(s) for s in proto.preprocessing["resize"])
+    return dict(features=None, inputs=f"3x{size} face images ({proto.preprocessing['order'].upper()})",
+                target="age (years)", rows=dict(proto.manifest["splits"]), available=None,
+                location=f"your copy (--data-root DIR); check it first: clss data check {name} "
+                         "--data-root DIR")
 
 
 def _diabetes_location() -> tuple[bool, str]:
@@ -115,19 +128,30 @@ def describe_datasets(data_dir: str | os.PathLike[str] | None = None) -> list[Da
     diabetes_available, diabetes_location = _diabetes_location()
     layout = {
         "operator-sde": dict(
-            features=241, target="mean_solution",
+            features=241, inputs="241 features", target="mean_solution",
             # Per run: the train file's slice, the next run's slice as validation, the whole test file.
             rows={"runs": 10, "train": 1000, "val": 1000, "test": 10000},
             available=sde_available, location=sde_location),
-        "diabetes": dict(features=10, target="progression", rows={"train": 266, "val": 88, "test": 88},
+        "diabetes": dict(features=10, inputs="10 features", target="progression",
+                         rows={"train": 266, "val": 88, "test": 88},
                          available=diabetes_available, location=diabetes_location),
-        "csv:PATH": dict(features=None, target="the column named by --target", rows={}, available=None,
+        "csv:PATH": dict(features=None, inputs="the file's feature columns",
+                         target="the column named by --target", rows={}, available=None,
                          location="your file; seeded 60/20/20 split unless it has a 'split' column"),
+        # digits-rotation: 1797 images cut 60/20/20 by the split seed (1079/359/359).
+        "digits-rotation": dict(features=None, inputs="1x8x8 grayscale images",
+                                target="rotation angle (degrees)",
+                                rows={"train": 1079, "val": 359, "test": 359}, available=True,
+                                location="generated in memory from scikit-learn's bundled digits"),
+        "image-csv:PATH": dict(features=None, inputs="your images (RGB, resized to 224 unless smaller)",
+                               target="the CSV's target column", rows={}, available=None,
+                               location="your CSV of path,target rows and the images under --data-root"),
+        **{name: _face_layout(name) for name in FACE_DATASETS},
     }
     unknown = dict(features=None, target="", rows={}, available=None, location="")
     entries = []
     for name, info in DATASETS.items():
-        preset, method_presets = presets("csv" if name == "csv:PATH" else name)
+        preset, method_presets = presets(name.removesuffix(":PATH"))
         entries.append(DatasetEntry(name=name, description=info.description, preset=preset,
                                     method_presets=method_presets, **layout.get(name, unknown)))
     return entries

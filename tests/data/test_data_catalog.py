@@ -35,6 +35,17 @@ def test_the_diabetes_sizes_are_those_the_loader_gives():
     assert entry.features == data.n_features and entry.target == data.target_name
 
 
+def test_image_datasets_show_their_sizes_inputs_and_presets():
+    entries = _by_name(describe_datasets())
+    digits = load_dataset("digits-rotation", seed=0)
+    entry = entries["digits-rotation"]
+    assert entry.rows == {"train": len(digits.train), "val": len(digits.val), "test": len(digits.test)}
+    assert entry.inputs.startswith("x".join(map(str, digits.input.shape))) and entry.available is True
+    assert entries["image-csv:PATH"].preset == PRESETS["image-csv"]
+    assert entries["utkface"].rows == {"train": 10518, "val": 2629, "test": 3287}
+    assert "clss data check utkface" in entries["utkface"].location and entries["utkface"].available is None
+
+
 def test_operator_sde_files_in_data_dir_or_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("CLSS_OPERATOR_SDE_DIR", raising=False)
     (tmp_path / "train_sde.npz").write_bytes(b"")
