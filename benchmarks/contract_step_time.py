@@ -15,7 +15,10 @@ else the built-in generator's data. The time per step is the run's training-loop
 (``summary.json``: no start-up, no final evaluation) divided by its steps. The report gives the per-tree
 median over ``--reps`` alternations and the ratio of medians.
 
-Usage: ``python benchmarks/contract_step_time.py [--before REF] [--reps 7] [--steps 300] [--method gclss]``.
+``--after REF`` measures another commit instead of the current tree (e.g. to attribute a difference).
+
+Usage: ``python benchmarks/contract_step_time.py [--before REF] [--after REF] [--reps 7] [--steps 300]
+[--method gclss]``.
 Writes ``benchmarks/results/contract_step_time.json``.
 """
 
@@ -70,32 +73,38 @@ def _run(tree: Path, out: Path, args: argparse.Namespace) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="db7696c", help="git ref of the code before (default db7696c)")
+    parser.add_argument("--after", help="git ref of the code after (default: the current tree as it is)")
     parser.add_argument("--reps", type=int, default=7, help="alternations (each runs both trees once)")
     parser.add_argument("--steps", type=int, default=300, help="training steps per run")
     parser.add_argument("--method", default="gclss", help="training method (default gclss)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="clss-contract-") as tmp:
-        before = Path(tmp) / "before"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before), args.before],
-                       check=True, capture_output=True)
+        trees = {"before": args.before, "after": args.after}
+        made = [Path(tmp) / name for name, ref in trees.items() if ref is not None]
+        for tree in made:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree),
+                            trees[tree.name]], check=True, capture_output=True)
+        before, after = Path(tmp) / "before", (Path(tmp) / "after" if args.after else ROOT)
         try:
-            for name, tree in (("before", before), ("after", ROOT)):  # compiles and caches numba kernels
+            for name, tree in (("before", before), ("after", after)):  # compiles and caches numba kernels
                 _run(tree, Path(tmp) / f"warmup-{name}", argparse.Namespace(**{**vars(args), "steps": 3}))
             times: dict[str, list[float]] = {"before": [], "after": []}
             for rep in range(args.reps):
-                pair = [("before", before), ("after", ROOT)]
+                pair = [("before", before), ("after", after)]
                 for name, tree in pair if rep % 2 == 0 else pair[::-1]:  # neither tree always goes first
                     times[name].append(_run(tree, Path(tmp) / f"{name}-{rep}", args))
                 print(f"rep {rep + 1}/{args.reps}: before {times['before'][-1]:.3f} ms/step, "
                       f"after {times['after'][-1]:.3f} ms/step", flush=True)
         finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)],
-                           check=False, capture_output=True)
+            for tree in made:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                               check=False, capture_output=True)
     medians = {k: statistics.median(v) for k, v in times.items()}
     ratio = medians["after"] / medians["before"]
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                           text=True, check=False).stdout.strip()
-    result = {"before": args.before, "after": head + (" (+ uncommitted changes)" if _dirty() else ""),
+    result = {"before": args.before,
+              "after": args.after or head + (" (+ uncommitted changes)" if _dirty() else ""),
               "method": args.method, "steps": args.steps, "reps": args.reps,
               "data": str(SHARED) if SHARED.is_dir() else "built-in generator", "ms_per_step": times,
               "median_ms_per_step": medians, "ratio_after_over_before": ratio, "target": 1.1,
