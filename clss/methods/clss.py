@@ -16,10 +16,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from clss.losses import PseudoRankPredictionLoss, PseudoRankSimilarityLoss
 from clss.methods.base import Batch, Method, OptimizerConfig, register_method
 from clss.methods.common import CONTRASTIVE_LOSSES, contrastive_loss, diagnose, kendall_tau
-from clss.methods.parts import draw_rows, pseudo_rank_terms, seriation_ranks, supervised_terms
+from clss.methods.parts import (
+    draw_rows,
+    pseudo_rank_terms,
+    pseudo_target_losses,
+    seriation_ranks,
+    supervised_terms,
+)
 from clss.methods.supervised import SupervisedParams
 from clss.schema import param
 
@@ -64,10 +69,8 @@ class CLSS(Method):
         p = self.params
         self.labeled_contrastive = contrastive_loss(p.contrastive, oe_variant=p.oe_variant,
                                                     lambda_val=p.lambda_val)
-        self.rank_loss = (PseudoRankSimilarityLoss(lambda_val=p.lambda_val) if p.unlabeled_loss == "rank"
-                          else contrastive_loss(p.unlabeled_loss, oe_variant=p.oe_variant,
-                                                lambda_val=p.lambda_val))
-        self.consistency_loss = PseudoRankPredictionLoss(lambda_val=p.lambda_val)
+        self.rank_loss, self.consistency_loss = pseudo_target_losses(
+            p.unlabeled_loss, lambda_val=p.lambda_val, oe_variant=p.oe_variant)
         self.generator = torch.Generator().manual_seed(p.seed)
 
     def training_step(self, labeled: Batch, unlabeled: Batch | None, step: int) -> dict[str, float]:

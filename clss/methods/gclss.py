@@ -30,7 +30,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from clss.losses import PseudoRankPredictionLoss, PseudoRankSimilarityLoss
 from clss.methods.base import Batch, Method, OptimizerConfig, register_method
 from clss.methods.clss import CLSSParams
 from clss.methods.common import contrastive_loss, diagnose, kendall_tau
@@ -39,6 +38,7 @@ from clss.methods.parts import (
     anchored_targets,
     draw_rows,
     pseudo_rank_terms,
+    pseudo_target_losses,
     reachable,
     recovery_diagnostics,
     stable_subset,
@@ -90,10 +90,8 @@ class GCLSS(Method):
         p = self.params
         self.labeled_contrastive = contrastive_loss(p.contrastive, oe_variant=p.oe_variant,
                                                     lambda_val=p.lambda_val)
-        self.rank_loss = (PseudoRankSimilarityLoss(lambda_val=p.lambda_val) if p.unlabeled_loss == "rank"
-                          else contrastive_loss(p.unlabeled_loss, oe_variant=p.oe_variant,
-                                                lambda_val=p.lambda_val))
-        self.consistency_loss = PseudoRankPredictionLoss(lambda_val=p.lambda_val)
+        self.rank_loss, self.consistency_loss = pseudo_target_losses(
+            p.unlabeled_loss, lambda_val=p.lambda_val, oe_variant=p.oe_variant)
         self.generator = torch.Generator().manual_seed(p.seed)
 
     @property

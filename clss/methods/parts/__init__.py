@@ -6,7 +6,8 @@ modules, the seeded generator), so its state-dict keys stay where they are:
 - :func:`supervised_terms`: regression and the labelled contrastive term on a seeded row subsample;
 - :func:`draw_rows`: the unlabelled rows of a step, drawn before any forward;
 - :func:`seriation_ranks`: CLSS's pseudo-ranks, the spectral seriation of the features' cosine similarities;
-- :func:`pseudo_rank_terms`: L_UR and L_UC (or a contrastive loss) against pseudo-targets;
+- :func:`pseudo_target_losses`, :func:`pseudo_rank_terms`: L_UR and L_UC (or a contrastive loss) against
+  pseudo-targets;
 - :func:`stable_subset`, :func:`anchored_targets`, :func:`reachable`, :func:`anchored_contrastive_terms`:
   GCLSS's stable-subset selection, label-anchored pseudo-values, the drop of unreachable rows and the joint
   labelled + pseudo-valued contrastive term;
@@ -26,7 +27,12 @@ from clss.methods.parts.anchored import (
     stable_subset,
 )
 from clss.methods.parts.draw import draw_rows
-from clss.methods.parts.pseudo_ranks import pseudo_rank_terms, ranks_of, seriation_ranks
+from clss.methods.parts.pseudo_ranks import (
+    pseudo_rank_terms,
+    pseudo_target_losses,
+    ranks_of,
+    seriation_ranks,
+)
 from clss.methods.parts.supervised import supervised_terms
 
 __all__ = [
@@ -36,6 +42,7 @@ __all__ = [
     "kept_count",
     "perturbation_norm",
     "pseudo_rank_terms",
+    "pseudo_target_losses",
     "ranks_of",
     "reachable",
     "recovery_diagnostics",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from clss.losses import PseudoRankPredictionLoss, PseudoRankSimilarityLoss
 from clss.losses.pairwise import feature_similarity
+from clss.methods.common import contrastive_loss
 from clss.seriation import seriate_batch
 
 
@@ -22,6 +24,16 @@ def seriation_ranks(feat: torch.Tensor) -> torch.Tensor:
 def ranks_of(values: torch.Tensor) -> torch.Tensor:
     """Ranks 0..k-1 of ``values`` ``[k]`` (ties in index order), in the values' dtype."""
     return torch.argsort(torch.argsort(values, stable=True)).to(values.dtype)
+
+
+def pseudo_target_losses(unlabeled_loss: str, *, lambda_val: float, oe_variant: str
+                         ) -> tuple[nn.Module, nn.Module]:
+    """The loss modules that train on pseudo-targets: L_UR (``unlabeled_loss="rank"``, the papers) or a
+    contrastive loss of :mod:`clss.losses` by name fed the pseudo-targets, and L_UC."""
+    rank = (PseudoRankSimilarityLoss(lambda_val=lambda_val) if unlabeled_loss == "rank"
+            else contrastive_loss(unlabeled_loss, oe_variant=oe_variant, lambda_val=lambda_val))
+    assert rank is not None  # the parameter's choices exclude "none"
+    return rank, PseudoRankPredictionLoss(lambda_val=lambda_val)
 
 
 def pseudo_rank_terms(pred: torch.Tensor, feat: torch.Tensor, targets: torch.Tensor, *,
