@@ -293,7 +293,10 @@ def _load_weights(method: Method, state: dict[str, Any], path: Path, cfg: TrainC
     saved = state.get("config")  # absent in checkpoints of older clss versions
     if saved is not None:
         current = _identity(cfg)
-        diff = [k for k in sorted(set(saved) | set(current))  # compared as JSON text: NaN equals NaN
+        # A key added to clss after the checkpoint was written had its default then (older runs ran as
+        # the default does); saved values are compared as JSON text: NaN equals NaN.
+        saved = {**_identity(TrainConfig()), **saved}
+        diff = [k for k in sorted(set(saved) | set(current))
                 if json.dumps(saved.get(k), sort_keys=True) != json.dumps(current.get(k), sort_keys=True)]
         if diff:
             shown = ", ".join(f"{k}={saved.get(k)!r} (config.yaml: {current.get(k)!r})" for k in diff[:3])

@@ -352,3 +352,25 @@ def test_cli_workers_flag_is_recorded_and_may_change_on_resume(tmp_path):
     assert result.exit_code == 0, result.output
     assert yaml.safe_load((run / "config.yaml").read_text())["workers"] == "auto"
     assert json.loads((run / "summary.json").read_text())["workers"] == 0  # auto: in-memory table
+
+
+def test_a_run_written_before_a_configuration_key_existed_still_resumes(tmp_path):
+    # Runs of older clss versions lack the keys added since (here precision, workers, pin_memory, data_root)
+    # in config.yaml and in the checkpoint; they ran as those keys' defaults do, so they resume.
+    import yaml
+
+    from clss.engine.checkpoint import save_checkpoint
+
+    cfg = tiny(method="clss", steps=10)
+    full = train(tiny(method="clss", steps=20), tmp_path / "full").summary
+    train(cfg, tmp_path / "old")
+    newer = ("precision", "workers", "pin_memory", "data_root")
+    config = yaml.safe_load((tmp_path / "old" / "config.yaml").read_text())
+    (tmp_path / "old" / "config.yaml").write_text(yaml.safe_dump({k: v for k, v in config.items()
+                                                                  if k not in newer}))
+    for name in ("last", "best"):
+        state = load_checkpoint(tmp_path / "old" / f"{name}.pt")
+        state["config"] = {k: v for k, v in state["config"].items() if k not in newer}
+        save_checkpoint(tmp_path / "old" / f"{name}.pt", state, kind="train" if name == "last" else "weights")
+    resumed = train(None, tmp_path / "old", resume=True, overrides={"steps": 20}).summary
+    assert resumed["test"]["mae"] == pytest.approx(full["test"]["mae"], rel=1e-6)
