@@ -37,7 +37,10 @@ class TrainConfig:
 
     Data: ``dataset`` (``"diabetes"``, ``"operator-sde"``, ``"csv:PATH"``, ``"digits-rotation"``,
     ``"image-csv:PATH"``), ``target`` (CSV column), ``data_dir``, ``data_root`` (image datasets: the folder
-    image paths are resolved under; ``image-csv`` defaults to the CSV file's folder), ``run`` (operator-sde
+    image paths are resolved under; ``image-csv`` defaults to the CSV file's folder), ``preprocessing``
+    (``image-csv``: changes to its image preprocessing, keys of :class:`clss.data.ImagePreprocessing`, e.g.
+    ``{"resize": [64, 64], "order": "bgr"}``), ``invariant_to`` (``image-csv``: the geometric ops that keep
+    the target, e.g. ``["translate", "hflip"]``; default translation only), ``run`` (operator-sde
     1000-row run), ``labeled`` (``"10%"``, ``0.1``, ``250`` or ``"all"``;
     ``None``: every row with a target when some rows have an empty target cell, else ``"20%"``),
     ``unlabeled`` (``"rest"``, a fraction or a count; ``"paper"`` for a dataset's fixed protocol),
@@ -73,6 +76,8 @@ class TrainConfig:
     target: str | None = param(None, "str", optional=True)
     data_dir: str | None = param(None, "str", optional=True)
     data_root: str | None = param(None, "str", optional=True)
+    preprocessing: dict[str, Any] = field(default_factory=dict, metadata=_MAPPING)
+    invariant_to: list[str] | str | None = param(None, "names", optional=True)  # noqa: RUF009 (a field, not a call)
     run: int = param(0, "int", ge=0)
     labeled: str | None = None  # checked by clss.data.parse_labeled (None: see data.md)
     unlabeled: str = "rest"  # checked by _check_unlabeled
@@ -131,10 +136,11 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def data_options(self) -> dict[str, Any]:
-        """The CSV feature options and ``data_root`` where they differ from their defaults (keyword
-        arguments of ``load_dataset``)."""
+        """The CSV feature options, ``data_root`` and the image options where they differ from their defaults
+        (keyword arguments of ``load_dataset``)."""
         defaults = TrainConfig()
-        return {k: getattr(self, k) for k in ("features", "exclude", "missing", "categorical", "data_root")
+        return {k: getattr(self, k) for k in ("features", "exclude", "missing", "categorical", "data_root",
+                                              "preprocessing", "invariant_to")
                 if getattr(self, k) != getattr(defaults, k)}
 
     @classmethod

@@ -118,7 +118,8 @@ def load_image_csv(
         The target column.
     preprocessing : ImagePreprocessing or dict, optional
         Default :func:`default_preprocessing` (RGB, 224x224 unless the images are smaller, ImageNet
-        normalisation).
+        normalisation); a dict changes some of its settings (``{"resize": [64, 64]}``; CLI:
+        ``--set preprocessing.resize=[64,64]``).
     invariant_to : sequence of str, default ("translate",)
         Geometric ops that keep the target (see :mod:`clss.data.augment`); add ``"hflip"`` when a
         mirror image has the same target (ages, sizes; not angles or left/right quantities).
@@ -157,10 +158,12 @@ def load_image_csv(
     train, val, test = _split_rows(table, labelled, unlabelled, split_col, seed=seed, val_size=val_size,
                                    test_size=test_size)
     train = np.sort(np.concatenate([train, unlabelled]))
-    if isinstance(preprocessing, dict):
-        preprocessing = ImagePreprocessing.from_dict(preprocessing)
-    prep = (preprocessing if preprocessing is not None
-            else default_preprocessing(os.path.join(root, cells[train[0]])))
+    if preprocessing is None or isinstance(preprocessing, dict):  # a dict changes the default's settings
+        default = default_preprocessing(os.path.join(root, cells[train[0]]))
+        settings = {"channels": default.channels, "order": default.order, "resize": default.resize,
+                    "normalize": default.normalize}
+        preprocessing = ImagePreprocessing.from_dict({**settings, **(preprocessing or {})})
+    prep = preprocessing
 
     def dataset(rows: np.ndarray, p: ImagePreprocessing) -> ImageDataset:
         return ImageDataset(root, cells[rows].tolist(), y[rows], p)

@@ -56,7 +56,8 @@ def test_digits_rotation_resume_is_exact(tmp_path):
     assert (tmp_path / "cut" / log).read_text() == (tmp_path / "full" / log).read_text()
 
 
-def test_image_csv_trains_and_names_each_file_in_the_predictions(tmp_path):
+def _image_folder(tmp_path: Path) -> Path:
+    """40 small JPEG/PNG images and a path,target CSV (every fifth target empty: unlabelled rows)."""
     rng = np.random.default_rng(0)
     (tmp_path / "img").mkdir()
     lines = ["path,target"]
@@ -65,8 +66,13 @@ def test_image_csv_trains_and_names_each_file_in_the_predictions(tmp_path):
         pixels = (rng.uniform(0, 255, (12, 10, 3)) * t).astype(np.uint8)
         name = f"img/{i}.{'jpg' if i % 2 else 'png'}"
         Image.fromarray(pixels).save(tmp_path / name)
-        lines.append(f"{name},{'' if i % 5 == 0 else round(10 * t, 4)}")  # empty target: unlabelled
+        lines.append(f"{name},{'' if i % 5 == 0 else round(10 * t, 4)}")
     (tmp_path / "data.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path / "data.csv"
+
+
+def test_image_csv_trains_and_names_each_file_in_the_predictions(tmp_path):
+    _image_folder(tmp_path)
     cfg = resolve_config({}, {"dataset": f"image-csv:{tmp_path / 'data.csv'}", "method": "clss",
                               "model": {"name": "cnn"}, "labeled": "50%", "steps": 3, "eval_every": 3,
                               "batch_size": 4, "unlabeled_batch_size": 4, "workers": 1, **FAST})
@@ -102,3 +108,25 @@ def test_face_protocols_take_the_label_count_of_a_split_file(tmp_path):
         _load_data(resolve_config({}, {**base, "labeled": "10%"}))
     with pytest.raises(ValueError, match=r"labels=334 has no published split file; available: \[333, 500"):
         _load_data(resolve_config({}, {**base, "labeled": "334"}))
+
+
+def test_image_csv_preprocessing_and_invariances_are_set_from_the_command_line(tmp_path):
+    from click.testing import CliRunner
+
+    from clss_cli.main import main
+
+    csv_file = _image_folder(tmp_path)
+    args = ["train", "--dataset", f"image-csv:{csv_file}", "--method", "supervised", "--steps", "1",
+            "--batch-size", "8", "--set", "model.name=cnn", "--set", "preprocessing.resize=[8,6]",
+            "--set", "preprocessing.order=bgr", "--set", "invariant_to=translate,hflip", "--no-progress",
+            "--out"]
+    result = CliRunner().invoke(main, [*args, str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    splits = json.loads((tmp_path / "run" / "splits.json").read_text())
+    assert splits["input"]["shape"] == [3, 8, 6]
+    bad = CliRunner().invoke(main, [*args[:-1], "--set", "preprocessing.resize=[0,6]", "--out",
+                                    str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and not (tmp_path / "bad").exists(), bad.output
+    other = CliRunner().invoke(main, ["train", "--dataset", "digits-rotation", "--set",
+                                      "preprocessing.resize=[8,8]", "--out", str(tmp_path / "other")])
+    assert other.exit_code == 2 and "unknown options ['preprocessing']" in other.output, other.output
