@@ -132,14 +132,17 @@ class _ViewItems(torch.utils.data.Dataset):
                 stacked[view] = shared
                 continue
             drawn = []
-            for slot, (row, x) in enumerate(zip(index, plain, strict=True)):
-                with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left untouched
-                    torch.manual_seed(_draw_seed(self.seed, epoch, position, role, view, slot, row))
+            with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left untouched
+                for slot, (row, x) in enumerate(zip(index, plain, strict=True)):
+                    # The CPU generator alone: torch.manual_seed would also queue a seed for every lazy
+                    # accelerator backend, with a stack trace each time (most of the cost of a small step).
+                    torch.default_generator.manual_seed(_draw_seed(self.seed, epoch, position, role, view,
+                                                                   slot, row))
                     drawn.append(pipeline(x))
-                if drawn[-1].shape != x.shape:
-                    raise ValueError(f"augmentation pipeline {view_pipeline(view)!r} turned the input of "
-                                     f"{self.dataset.source(row)} of shape {tuple(x.shape)} into shape "
-                                     f"{tuple(drawn[-1].shape)}; a pipeline must keep the input's shape")
+                    if drawn[-1].shape != x.shape:
+                        raise ValueError(f"augmentation pipeline {view_pipeline(view)!r} turned the input of "
+                                         f"{self.dataset.source(row)} of shape {tuple(x.shape)} into shape "
+                                         f"{tuple(drawn[-1].shape)}; a pipeline must keep the input's shape")
             stacked[view] = torch.stack(drawn)
         return stacked
 
