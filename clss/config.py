@@ -386,7 +386,7 @@ def resolve_config(file_values: dict[str, Any] | None = None,
 def _preset_key(dataset: str) -> str:
     """The :data:`PRESETS` key of a dataset name: ``csv:PATH`` → ``csv``, ``image-csv:PATH`` →
     ``image-csv``."""
-    for prefix in ("csv", "image-csv"):
-        if dataset.startswith(f"{prefix}:"):
-            return prefix
-    return dataset
+    from clss.data import dataset_key
+
+    key = dataset_key(dataset)
+    return dataset if key is None else key.removesuffix(":PATH")

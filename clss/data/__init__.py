@@ -32,6 +32,7 @@ from clss.data.tabular import load_csv, load_diabetes
 __all__ = [
     "CSV_OPTIONS",
     "DATASETS",
+    "PATH_PREFIXES",
     "ArrayImageDataset",
     "ColumnEncoding",
     "CsvTable",
@@ -51,6 +52,7 @@ __all__ = [
     "TabularDataset",
     "TabularEncoding",
     "dataset_info",
+    "dataset_key",
     "generate_operator_sde",
     "list_datasets",
     "load_csv",
@@ -141,12 +143,22 @@ def _keyword_options(loader: Callable[..., Any]) -> set[str]:
     return {p.name for p in inspect.signature(loader).parameters.values() if p.kind is p.KEYWORD_ONLY}
 
 
+#: Dataset families named by a file: ``csv:data.csv`` is registered as ``csv:PATH``.
+PATH_PREFIXES = ("csv:", "image-csv:")
+
+
+def dataset_key(name: str) -> str | None:
+    """The :data:`DATASETS` key of a dataset name (``csv:data.csv`` → ``csv:PATH``); None if unknown."""
+    for prefix in PATH_PREFIXES:
+        if name.startswith(prefix):
+            return f"{prefix}PATH"
+    return name if name in DATASETS and not name.endswith(":PATH") else None
+
+
 def dataset_info(name: str) -> DatasetInfo | None:
     """The registered entry of a dataset name (``csv:PATH`` forms map to their pattern); None if unknown."""
-    for prefix in ("csv:", "image-csv:"):
-        if name.startswith(prefix):
-            return DATASETS[f"{prefix}PATH"]
-    return None if name.endswith(":PATH") else DATASETS.get(name)
+    key = dataset_key(name)
+    return None if key is None else DATASETS[key]
 
 
 def list_datasets() -> dict[str, str]:
@@ -203,18 +215,19 @@ def load_dataset(
         Unknown dataset or option, or an option that does not apply to the dataset (``target``,
         ``data_dir``, ``run != 0``, ``fraction``).
     """
-    prefix = next((p for p in ("csv:", "image-csv:") if name.startswith(p)), None)
-    if prefix is not None:
-        key, path = f"{prefix}PATH", name[len(prefix):]
+    key = dataset_key(name)
+    if key is None:
+        raise ValueError(f"unknown dataset {name!r}; available: {sorted(list_datasets())}")
+    if key.endswith(":PATH"):
+        prefix = key.removesuffix("PATH")
+        path: str | None = name[len(prefix):]
         options = {"target": target} if target is not None or prefix == "csv:" else {}
         if not path:
-            raise ValueError(f"the {prefix[:-1]} dataset needs a path: '{prefix}PATH'")
-    elif name in DATASETS and not name.endswith(":PATH"):
-        key, options, path = name, {}, None
+            raise ValueError(f"the {prefix[:-1]} dataset needs a path: '{key}'")
+    else:
+        options, path = {}, None
         if target is not None:
             raise ValueError(f"{name} has a fixed target; target= is only for csv:PATH datasets")
-    else:
-        raise ValueError(f"unknown dataset {name!r}; available: {sorted(list_datasets())}")
     info = DATASETS[key]
     if data_dir is not None and key != "operator-sde":
         raise ValueError(f"{name}: data_dir is only used by operator-sde")
