@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from clss.seriation import robust
 from clss.seriation._validation import (
     Matrix,
     apply_negative_policy,
@@ -24,16 +25,17 @@ from clss.seriation._validation import (
 )
 from clss.seriation.anchored import anchored_positions
 from clss.seriation.compare import ranks_from_order
-from clss.seriation.laplacian import check_laplacian_kind, component_labels
+from clss.seriation.laplacian import check_laplacian_kind, component_labels, degrees
 from clss.seriation.result import ComponentInfo, Seriation
 from clss.seriation.spectral import (
     SeriationWarning,
     davis_kahan_radius,
     fiedler,
+    multiple_fiedler_message,
     orient,
     stable_order,
     tie_groups,
-    warn_if_multiple,
+    tie_tolerance,
 )
 
 METHODS = {
@@ -62,8 +64,8 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
             bandwidth: float | None = None, laplacian: str = "unnormalized",
             negative: str = "raise", symmetrize: bool | str = False, weight: str | None = "weight",
             nodelist: Sequence[Any] | None = None, isolated: str = "raise", ridge: float = 1e-3,
-            components: str = "concatenate", solver: str = "auto", tol: float | None = None,
-            maxiter: int | None = None, seed: int = 0) -> Seriation:
+            components: str = "concatenate", weak: str = "peel", solver: str = "auto",
+            tol: float | None = None, maxiter: int | None = None, seed: int = 0) -> Seriation:
     """Order the items of a similarity matrix from one end to the other.
 
     Parameters
@@ -105,6 +107,14 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
         Spectral: a disconnected graph is ordered component by component, and the orders are
         concatenated in ascending order of each component's smallest item index (with a
         :class:`SeriationWarning`); ``"raise"`` makes it an error instead.
+    weak : {"peel", "keep"}
+        Spectral only. Weakly attached items (degree far below the median and at the scale of λ2, or
+        the few items a localised Fiedler vector lives on: outliers of a global-bandwidth kernel,
+        dangling trees) make the Fiedler vector isolate them instead of ordering the rest.
+        ``"peel"`` (default): when that is detected, set them aside (up to 3 rounds, at most a quarter
+        of a component), order the rest, and place them by harmonic extension (the weighted average of
+        their neighbours' positions); recorded in ``info["peeled"]`` and ``warnings``. ``"keep"``: the
+        plain spectral order, with the same warnings.
     solver : str
         ``"auto"`` follows the measured policy of docs/seriation.md (Solver policy): LAPACK ``?syevr`` for one
         eigenpair below 1000 dense items, dense LOBPCG above; for sparse graphs above 2000 items,
@@ -143,6 +153,8 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
         raise ValueError(f"kind must be 'similarity' or 'distance', got {kind!r}")
     if components not in ("concatenate", "raise"):
         raise ValueError(f"components must be 'concatenate' or 'raise', got {components!r}")
+    if weak not in ("peel", "keep"):
+        raise ValueError(f"weak must be 'peel' or 'keep', got {weak!r}")
     allowed = ANCHORED_SOLVERS if method == "anchored" else SPECTRAL_SOLVERS
     if solver not in allowed:
         raise ValueError(f"solver {solver!r} does not apply to method {method!r}; expected one of {allowed}")
@@ -179,7 +191,9 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
         res = _combinatorial(w, labels, laplacian, _enumerate_order(w), "enumerate")
     else:
         res = _spectral(w, labels, laplacian, anchor_idx, anchor_vals, components, solver, tol,
-                        maxiter, seed)
+                        maxiter, seed, weak)
+    for message in res.warnings:
+        warnings.warn(message, SeriationWarning, stacklevel=2)
     return _in_input_units(res, exponent)
 
 
@@ -208,17 +222,119 @@ def _in_input_units(res: Seriation, exponent: int) -> Seriation:
 
 def _spectral(w: Matrix, labels: list[Any] | None, kind: str, anchors: NDArray[np.int64] | None,
               values: NDArray[np.float64] | None, components: str, solver: str,
-              tol: float | None, maxiter: int | None, seed: int) -> Seriation:
+              tol: float | None, maxiter: int | None, seed: int, weak: str) -> Seriation:
+    """Spectral order with diagnostics; ``weak="peel"`` sets weak/localised items aside and re-solves."""
+    n = w.shape[0]
+    d = degrees(w)
+    core = np.arange(n, dtype=np.int64)
+    rounds = 0
+    first: tuple[Seriation, list[robust.Finding]] | None = None
+    while True:
+        sub_w = w if core.size == n else (w[core][:, core] if sp.issparse(w)
+                                          else w[np.ix_(core, core)])
+        sub_anchor, sub_vals = _restrict_anchors(anchors, values, core)
+        res, found = _spectral_pass(sub_w, kind, sub_anchor, sub_vals, components, solver, tol,
+                                    maxiter, seed, rounds == 0)
+        first = first or (res, found)
+        if weak != "peel" or rounds == robust.PEEL_ROUNDS:
+            break
+        peel = robust.peel_set(found, degrees(sub_w), res.components)
+        if peel.size == 0:
+            break
+        core = np.delete(core, peel)
+        rounds += 1
+    if core.size < n:
+        # Weak items at an end of the order (a Robinson matrix's last item, say) localise the vector
+        # without harming the order of the rest: keep the plain order when the core agrees with it.
+        # The set-aside items must also sit where their neighbours put them.
+        res0, found0 = first
+        agreement = robust.rank_agreement(res0.ranks[core], res.ranks)
+        peeled = _with_peeled(w, d, core, res, found, labels, rounds, agreement)
+        if not robust.same_placement(w, res0.ranks, core, peeled.info["peeled"], agreement):
+            return peeled
+        res, found = res0, [f for f in found0 if f.code not in ("weak_items", "localized")]
+        res = replace(res, info=dict(res.info, peel_check=agreement))
+    return replace(res, labels=labels, warnings=tuple(f.message for f in found))
+
+
+def _restrict_anchors(anchors: NDArray[np.int64] | None, values: NDArray[np.float64] | None,
+                      core: NDArray[np.int64]) -> tuple[NDArray[np.int64] | None,
+                                                        NDArray[np.float64] | None]:
+    if anchors is None or values is None:
+        return anchors, values
+    inside = np.isin(anchors, core)
+    return np.searchsorted(core, anchors[inside]).astype(np.int64), values[inside]
+
+
+def _with_peeled(w: Matrix, d: NDArray[np.float64], core: NDArray[np.int64], res: Seriation,
+                 found: list[robust.Finding], labels: list[Any] | None, rounds: int,
+                 agreement: float) -> Seriation:
+    """Insert the set-aside items into the core's order by harmonic extension of its ranks."""
+    n = w.shape[0]
+    peeled = np.setdiff1d(np.arange(n), core)
+    key = np.empty(n)
+    key[core] = res.ranks
+    key[peeled], beside = robust.insertion_keys(w, core, res.ranks, peeled)
+    positions = np.empty(n)
+    positions[core] = res.positions
+    # An inserted item shares the position of the item it sits beside (a tie), or takes the
+    # harmonic extension of the positions when it has no kept neighbour.
+    near = beside >= 0
+    local = np.searchsorted(core, beside[near])
+    positions[peeled[near]] = res.positions[local]
+    if not near.all():
+        positions[peeled[~near]] = robust.harmonic_extension(w, core, res.positions,
+                                                             peeled)[~near]
+    order = stable_order(key)
+    n_comp, comp = component_labels(w)
+    ties = [core[g] for g in res.tie_groups]
+    has_peeled = np.zeros(n, dtype=bool)
+    has_peeled[peeled] = True
+    scale = float(np.nanmax(np.abs(positions))) if n else 0.0
+    ties += [g for g in tie_groups(positions, order, 1e-12 * scale) if has_peeled[g].any()]
+    infos = []
+    for c in range(n_comp):
+        items = np.flatnonzero(comp == c)
+        inside = res.components[np.searchsorted(core, np.intersect1d(items, core))]
+        main = res.component_info[int(np.bincount(inside).argmax())] if inside.size else None
+        infos.append(ComponentInfo(items=items) if main is None
+                     else replace(main, items=items))
+    msg = (f"{peeled.size} weakly attached item(s) were set aside ({rounds} round(s)), the other "
+           f"{core.size} ordered, and the set-aside items inserted beside their most similar kept "
+           f"item (or at their attachment point): with them, the order of the rest "
+           f"changed (Spearman {agreement:.3f} against the plain spectral order); pass weak='keep' "
+           f"for the plain spectral order")
+    notes = [f.message for f in found] + [msg]
+    info = dict(res.info, peeled=peeled, inserted_beside=beside, peel_rounds=rounds,
+                core_components=res.n_components, peel_check=agreement)
+    connected = n_comp == 1
+    return replace(res, order=order, ranks=ranks_from_order(order), positions=positions,
+                   components=comp, component_info=tuple(infos),
+                   lambda2=infos[0].lambda2 if connected else 0.0,
+                   lambda3=infos[0].lambda3 if connected else math.nan,
+                   eigengap=infos[0].eigengap if connected else math.nan,
+                   safe_radius=math.nan, tie_groups=tuple(ties), labels=labels,
+                   warnings=tuple(notes), info=info)
+
+
+def _spectral_pass(w: Matrix, kind: str, anchors: NDArray[np.int64] | None,
+                   values: NDArray[np.float64] | None, components: str, solver: str,
+                   tol: float | None, maxiter: int | None, seed: int, first: bool
+                   ) -> tuple[Seriation, list[robust.Finding]]:
+    """One spectral solve of every component, and the problems found in it."""
     n = w.shape[0]
     n_comp, comp = component_labels(w)
+    found: list[robust.Finding] = []
     if n_comp > 1:
-        if components == "raise":
+        if components == "raise" and first:
             raise ValueError(f"the similarity graph is disconnected ({n_comp} components); the "
                              f"spectral order between components is undefined. Pass "
                              f"components='concatenate' to order each component separately")
-        warnings.warn(f"the similarity graph has {n_comp} connected components: each is ordered "
-                      f"separately and the orders are concatenated by smallest item index",
-                      SeriationWarning, stacklevel=3)
+        found.append(robust.Finding(
+            "disconnected", f"the similarity graph has {n_comp} connected components: each is "
+            f"ordered separately and the orders are concatenated by smallest item index",
+            np.empty(0, np.int64)))
+    d = degrees(w)
     positions = np.zeros(n)
     order_parts: list[NDArray[np.int64]] = []
     infos: list[ComponentInfo] = []
@@ -232,7 +348,9 @@ def _spectral(w: Matrix, labels: list[Any] | None, kind: str, anchors: NDArray[n
         sub = w if n_comp == 1 else (w[items][:, items] if sp.issparse(w)
                                      else w[np.ix_(items, items)])
         v, sol = fiedler(sub, kind=kind, solver=solver, tol=tol, maxiter=maxiter, seed=seed)
-        warn_if_multiple(sol.values, items.size)
+        multiple = multiple_fiedler_message(sol.values, items.size)
+        if multiple:
+            found.append(robust.Finding("multiple", multiple, items))
         local_anchor = local_vals = None
         if anchors is not None:
             inside = np.isin(anchors, items)
@@ -245,8 +363,11 @@ def _spectral(w: Matrix, labels: list[Any] | None, kind: str, anchors: NDArray[n
         gamma = min(lam[1] - lam[0], lam[2] - lam[1]) if lam.shape[0] >= 3 else lam[1] - lam[0]
         residual = float(sol.residuals[:2].max())
         radius = davis_kahan_radius(lam, v) if kind != "random_walk" else math.nan
-        tie_tol = 1e-10 + (residual / gamma if gamma > 0 else math.inf)
-        ties.extend(items[g] for g in tie_groups(v, local_order, min(tie_tol, 1e-6)))
+        groups = tie_groups(v, local_order, tie_tolerance(v, residual, gamma))
+        ties.extend(items[g] for g in groups)
+        found.extend(robust.diagnose_component(
+            items, v, d[items] if n_comp > 1 else d, float(lam[1]), sol.converged,
+            max((g.size for g in groups), default=0), kind))
         positions[items] = v
         order_parts.append(items[local_order])
         infos.append(ComponentInfo(items=items, lambda2=float(lam[1]), lambda3=l3,
@@ -256,9 +377,9 @@ def _spectral(w: Matrix, labels: list[Any] | None, kind: str, anchors: NDArray[n
     order = np.concatenate(order_parts).astype(np.int64)
     main = infos[0]
     connected = n_comp == 1
-    return Seriation(
-        order=order, ranks=ranks_from_order(order), positions=positions, method="spectral", laplacian=kind,
-        components=comp, component_info=tuple(infos),
+    res = Seriation(
+        order=order, ranks=ranks_from_order(order), positions=positions, method="spectral",
+        laplacian=kind, components=comp, component_info=tuple(infos),
         lambda2=main.lambda2 if connected else 0.0,
         lambda3=main.lambda3 if connected else math.nan,
         eigengap=main.eigengap if connected else math.nan,
@@ -266,16 +387,20 @@ def _spectral(w: Matrix, labels: list[Any] | None, kind: str, anchors: NDArray[n
         safe_radius=main.safe_radius if connected else 0.0,
         converged=all(i.converged for i in infos),
         solver=",".join(sorted({i.solver for i in infos if i.solver != "trivial"})) or "trivial",
-        tie_groups=tuple(ties), labels=labels,
+        tie_groups=tuple(ties),
+        info={"participation_ratio": robust.participation_ratio(positions) if connected
+              else math.nan},
     )
+    return res, found
 
 
 def _anchored(w: Matrix, anchors: NDArray[np.int64], values: NDArray[np.float64],
               labels: list[Any] | None, kind: str, isolated: str, ridge: float, solver: str,
               tol: float | None, maxiter: int | None, seed: int) -> Seriation:
+    notes = ()
     if np.ptp(values) == 0:
-        warnings.warn("all anchor values are equal: every anchored position equals that value and "
-                      "the order among unknowns is arbitrary", SeriationWarning, stacklevel=3)
+        notes = ("all anchor values are equal: every anchored position equals that value and "
+                 "the order among unknowns is arbitrary",)
     positions, comp, infos, diag = anchored_positions(
         w, anchors, values, isolated=isolated, ridge=ridge, solver=solver, tol=tol,
         maxiter=maxiter, seed=seed)
@@ -288,7 +413,7 @@ def _anchored(w: Matrix, anchors: NDArray[np.int64], values: NDArray[np.float64]
         components=comp, component_info=tuple(infos), residual=max(i.residual for i in infos),
         converged=all(i.converged for i in infos),
         solver=",".join(sorted({i.solver for i in infos})), tie_groups=tuple(ties),
-        conditioning=cond, labels=labels, info=dict(diag),
+        conditioning=cond, labels=labels, info=dict(diag), warnings=notes,
     )
 
 

@@ -98,15 +98,21 @@ def permute_matrix(s: NDArray, perm: NDArray[np.intp]) -> NDArray:
 
 
 def noisy_curve(n: int, *, noise: float = 0.01, dim: int = 3, amplitude: float = 0.25,
-                rng: RngLike = None) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+                rng: RngLike = None, stratified: bool = False
+                ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Points on an open 1-D curve in ``R^dim`` with Gaussian noise; returns ``(X [n, dim], t [n])``.
 
     The curve is ``c(t) = (t, a sin 2πt, a cos 2πt, 0, ...)`` with ``t ~ U(0, 1)``; ``t`` is the latent order.
+    ``stratified=True`` draws one ``t`` uniformly in each of ``n`` equal cells (no large gaps, so a
+    k-NN graph is connected), in random row order.
     """
     if dim < 1:
         raise ValueError("dim must be >= 1")
     g = _rng(rng)
-    t = g.uniform(0.0, 1.0, n)
+    cells = np.arange(n) if stratified else np.zeros(n)
+    t = (cells + g.uniform(0.0, 1.0, n)) / (n if stratified else 1)
+    if stratified:
+        t = g.permutation(t)
     x = np.zeros((n, dim))
     x[:, 0] = t
     if dim > 1:
@@ -147,6 +153,42 @@ def knn_graph(x: NDArray, k: int = 10, *, weights: str = "local",
     rows = np.repeat(np.arange(n), k)
     g = sp.csr_matrix((w.ravel(), (rows, idx.ravel())), shape=(n, n))
     return g.maximum(g.T).tocsr()
+
+
+def with_dangling_trees(w: sp.spmatrix, *, n_trees: int = 5, size: int = 20, eps: float = 1e-6,
+                        rng: RngLike = None) -> tuple[sp.csr_matrix, NDArray[np.int64]]:
+    """Attach ``n_trees`` random trees of ``size`` items, each by one edge of weight ``eps``.
+
+    Tree edges weigh 1. Returns ``(W [n + n_trees·size], root)`` where ``root[i]`` is the original
+    item a tree item hangs from (``i`` itself for original items): a test family for weakly attached
+    parts, whose cut is far cheaper than any cut of the original graph.
+    """
+    g = _rng(rng)
+    base = sp.coo_matrix(w)
+    n = base.shape[0]
+    roots = g.integers(0, n, n_trees)
+    new = np.arange(n, n + n_trees * size).reshape(n_trees, size)
+    # Item j of a tree hangs from a random earlier item of the same tree; item 0 from the root.
+    parent = np.empty((n_trees, size), np.int64)
+    parent[:, 0] = roots
+    for j in range(1, size):
+        parent[:, j] = new[np.arange(n_trees), g.integers(0, j, n_trees)]
+    weight = np.ones((n_trees, size))
+    weight[:, 0] = eps
+    child, par, wt = new.ravel(), parent.ravel(), weight.ravel()
+    m = n + n_trees * size
+    tree = sp.coo_matrix((np.concatenate([wt, wt]), (np.concatenate([child, par]),
+                                                    np.concatenate([par, child]))), shape=(m, m))
+    out = sp.bmat([[base, None], [None, sp.csr_matrix((m - n, m - n))]]).tocsr() + tree.tocsr()
+    root = np.concatenate([np.arange(n), np.repeat(roots, size)]).astype(np.int64)
+    return out.tocsr(), root
+
+
+def scale_items(w: sp.spmatrix, factors: NDArray[np.float64]) -> sp.csr_matrix:
+    """``W_ij · f_i · f_j``: near-isolated items (a few tiny ``f``) or heavy-tailed degrees
+    (log-normal ``f``); the order of the graph is unchanged."""
+    f = sp.diags(np.asarray(factors, dtype=np.float64))
+    return (f @ sp.csr_matrix(w) @ f).tocsr()
 
 
 EXAMPLES = {

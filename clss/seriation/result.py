@@ -83,8 +83,14 @@ class Seriation:
         Anchored only: 2-norm condition number of the reduced Laplacian ``L_uu`` (NaN when not computed).
     labels : list or None
         Item labels (networkx nodes, DataFrame index) in index order, when the input carried them.
+    warnings : tuple of str
+        Every :class:`~clss.seriation.SeriationWarning` raised for this result, each naming the cause
+        and the remedy (disconnected graph, multiple λ2, weak or localised items, large tie groups,
+        non-convergence, items set aside by ``weak="peel"``); empty when the order is clean.
     info : dict
-        Further solver details.
+        Further solver details: ``participation_ratio`` of the spectral vector (about 0.67 when the
+        order is spread over all items, about m/n when m items carry it); with ``weak="peel"``,
+        ``peeled`` (the set-aside items), ``peel_rounds`` and ``core_components``.
     """
 
     order: NDArray[np.int64]
@@ -105,6 +111,7 @@ class Seriation:
     conditioning: float = math.nan
     labels: list[Any] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     @property
     def n(self) -> int:
@@ -176,6 +183,7 @@ class Seriation:
             "solver": self.solver,
             "conditioning": num(self.conditioning),
             "tie_groups": [g.tolist() for g in self.tie_groups],
+            "warnings": list(self.warnings),
             "component_info": [
                 {"size": c.size, "lambda2": num(c.lambda2), "lambda3": num(c.lambda3),
                  "eigengap": num(c.eigengap), "residual": num(c.residual),

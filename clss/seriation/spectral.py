@@ -7,7 +7,6 @@ Robinson similarity whose Fiedler value is simple (Atkins, Boman & Hendrickson, 
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -113,10 +112,23 @@ def davis_kahan_radius(values: NDArray[np.float64], vector: NDArray[np.float64])
     return float(gamma * g / (4 * math.sqrt(2)))
 
 
-def warn_if_multiple(values: NDArray[np.float64], size: int) -> None:
-    """Warn when λ2 is (numerically) repeated: the Fiedler vector, hence the order, is not unique."""
+def multiple_fiedler_message(values: NDArray[np.float64], size: int) -> str:
+    """A warning text when λ2 is (numerically) repeated (the order is then not unique), else ``""``."""
     if values.shape[0] >= 3 and values[2] - values[1] <= 1e-8 * max(abs(values[2]), 1e-300):
-        warnings.warn(f"the Fiedler value of a {size}-item component is (nearly) multiple "
-                      f"(λ2 = {values[1]:.6g}, λ3 = {values[2]:.6g}): the spectral order is not "
-                      f"unique and may change under tiny perturbations", SeriationWarning,
-                      stacklevel=4)
+        return (f"the Fiedler value of a {size}-item component is (nearly) multiple "
+                f"(λ2 = {values[1]:.6g}, λ3 = {values[2]:.6g}): the spectral order is not "
+                f"unique and may change under tiny perturbations")
+    return ""
+
+
+def tie_tolerance(vector: NDArray[np.float64], residual: float, gamma: float) -> float:
+    """Entries of a unit eigenvector closer than this are reported as tied.
+
+    ``residual / γ`` bounds the 2-norm error of the whole vector (Davis–Kahan); spread over ``m``
+    entries, a typical entry is off by that over ``√m``. Floor: 64 ulps of the largest entry; cap
+    ``1e-6``.
+    """
+    m = max(vector.shape[0], 1)
+    top = float(np.abs(vector).max()) if vector.size else 0.0
+    spread = residual / gamma / math.sqrt(m) if gamma > 0 else math.inf
+    return float(min(max(spread, 64 * np.finfo(np.float64).eps * top), 1e-6))
