@@ -128,7 +128,8 @@ def _as_tensor(similarity: Any) -> torch.Tensor:
         if np.iscomplexobj(coo.data):
             raise TypeError("similarity must be real-valued, got complex entries")
         idx = torch.as_tensor(np.vstack([coo.row, coo.col]).astype(np.int64))
-        return torch.sparse_coo_tensor(idx, torch.as_tensor(coo.data.astype(np.float64)), coo.shape)
+        return torch.sparse_coo_tensor(idx, torch.as_tensor(coo.data.astype(np.float64)), coo.shape,
+                                       check_invariants=False)
     try:
         arr = np.asarray(similarity)
     except Exception as exc:

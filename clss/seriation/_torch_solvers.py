@@ -35,7 +35,7 @@ _MAX_LEVELS = 25
 
 def csr(row: torch.Tensor, col: torch.Tensor, val: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     """A torch sparse CSR matrix from COO triplets (duplicates summed)."""
-    coo = torch.sparse_coo_tensor(torch.stack([row, col]), val, shape).coalesce()
+    coo = torch.sparse_coo_tensor(torch.stack([row, col]), val, shape, check_invariants=False).coalesce()
     return coo.to_sparse_csr()
 
 

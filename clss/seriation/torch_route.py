@@ -83,6 +83,19 @@ def seriate_torch(similarity: Any, *, method: str, anchors: Any, anchor_values: 
     if solver not in allowed:
         raise ValueError(f"solver {solver!r} runs on the numpy route only; with backend='torch' (or a "
                          f"CUDA tensor) use one of {allowed}, or pass backend='numpy'")
+    with warnings.catch_warnings():  # torch's notice that sparse CSR support is in beta
+        warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support.*")
+        res, g, exponent = _solve(similarity, method, anchors, anchor_values, kind, kernel, bandwidth,
+                                  laplacian, negative, symmetrize, isolated, ridge, components_policy,
+                                  solver, tol, maxiter, seed)
+    res.info["device"] = str(g.device)
+    return res, exponent
+
+
+def _solve(similarity: Any, method: str, anchors: Any, anchor_values: Any, kind: str, kernel: Any,
+           bandwidth: float | None, laplacian: str, negative: str, symmetrize: bool | str,
+           isolated: str, ridge: float, components_policy: str, solver: str, tol: float | None,
+           maxiter: int | None, seed: int) -> tuple[Seriation, Graph, int]:
     name = "distance" if kind == "distance" else "similarity"
     g, exponent = as_graph(similarity, symmetrize=symmetrize, name=name, kind=kind, kernel=kernel,
                            bandwidth=bandwidth, negative=negative)
@@ -96,22 +109,19 @@ def seriate_torch(similarity: Any, *, method: str, anchors: Any, anchor_values: 
         if anchors is None:
             raise ValueError("anchor_values were given without anchors")
         anchor_idx, anchor_vals = as_anchors(anchors, anchor_values, g.n, None)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Ss]parse.*support is in beta.*")
-        if method == "anchored":
-            if anchor_idx is None:
-                raise ValueError("method='anchored' needs anchors and anchor_values")
-            if laplacian == "symmetric":
-                raise ValueError("the anchored (harmonic) solution is defined for the 'unnormalized' "
-                                 "(= 'random_walk') Laplacian, not laplacian='symmetric' (with "
-                                 "anchor values the method is 'anchored' unless method='spectral')")
-            res = _anchored(g, anchor_idx, anchor_vals, laplacian, isolated, ridge, solver, tol,
-                            maxiter, seed)
-        else:
-            res = _spectral(g, laplacian, anchor_idx, anchor_vals, components_policy, solver, tol,
-                            maxiter, seed)
-    res.info["device"] = str(g.device)
-    return res, exponent
+    if method == "anchored":
+        if anchor_idx is None:
+            raise ValueError("method='anchored' needs anchors and anchor_values")
+        if laplacian == "symmetric":
+            raise ValueError("the anchored (harmonic) solution is defined for the 'unnormalized' "
+                             "(= 'random_walk') Laplacian, not laplacian='symmetric' (with "
+                             "anchor values the method is 'anchored' unless method='spectral')")
+        res = _anchored(g, anchor_idx, anchor_vals, laplacian, isolated, ridge, solver, tol,
+                        maxiter, seed)
+    else:
+        res = _spectral(g, laplacian, anchor_idx, anchor_vals, components_policy, solver, tol,
+                        maxiter, seed)
+    return res, g, exponent
 
 
 # --------------------------------------------------------------------------------------------------
@@ -231,7 +241,7 @@ def _spectral(g: Graph, kind: str, anchors: NDArray[np.int64] | None, values: ND
                              f"components='concatenate' to order each component separately")
         warnings.warn(f"the similarity graph has {n_comp} connected components: each is ordered "
                       f"separately and the orders are concatenated by smallest item index",
-                      SeriationWarning, stacklevel=4)
+                      SeriationWarning, stacklevel=5)
     positions = np.zeros(n)
     order_parts: list[NDArray[np.int64]] = []
     infos: list[ComponentInfo] = []
@@ -392,7 +402,7 @@ def _anchored(g: Graph, anchors: NDArray[np.int64], values: NDArray[np.float64],
         raise ValueError(f"isolated must be one of {ISOLATED_POLICIES}, got {isolated!r}")
     if np.ptp(values) == 0:
         warnings.warn("all anchor values are equal: every anchored position equals that value and "
-                      "the order among unknowns is arbitrary", SeriationWarning, stacklevel=4)
+                      "the order among unknowns is arbitrary", SeriationWarning, stacklevel=5)
     n = g.n
     n_comp, comp_t = components(g)
     comp = comp_t.cpu().numpy().astype(np.int64)
@@ -469,3 +479,21 @@ def _anchored(g: Graph, anchors: NDArray[np.int64], values: NDArray[np.float64],
         solver=",".join(sorted({i.solver for i in infos})), tie_groups=tuple(ties),
         conditioning=cond, info=dict(diag),
     )
+
+
+def reachable_harmonic(w: torch.Tensor, is_anchor: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Harmonic positions of one dense graph ``w`` ``(n, n)`` on its device, NaN for the items of
+    components without an anchor (``isolated="nan"``): the device-side fall-back of
+    :func:`clss.seriation.seriate_batch` when a batched Cholesky fails. ``is_anchor``: bool ``(n,)``;
+    ``y``: ``(n,)``, the values on the anchors. Returns float64 ``(n,)``."""
+    g = Graph(w.shape[0], w.device, dense=w.double())
+    n_comp, comp = components(g)
+    has = torch.zeros(n_comp, dtype=torch.bool, device=w.device)
+    has[comp[is_anchor]] = True
+    keep = has[comp].nonzero().squeeze(-1)
+    y = y.double()
+    pos = torch.full((g.n,), math.nan, dtype=torch.float64, device=w.device)
+    pos[is_anchor] = y[is_anchor]
+    unknown, sol = harmonic_torch(g.subgraph(keep), is_anchor[keep], y[keep])
+    pos[keep[unknown]] = sol.x
+    return pos
