@@ -26,7 +26,6 @@ from clss.seriation.anchored import anchored_positions
 from clss.seriation.compare import ranks_from_order
 from clss.seriation.laplacian import check_laplacian_kind, component_labels
 from clss.seriation.result import ComponentInfo, Seriation
-from clss.seriation.torch_route import seriate_torch, use_torch_route
 from clss.seriation.spectral import (
     SeriationWarning,
     davis_kahan_radius,
@@ -36,6 +35,7 @@ from clss.seriation.spectral import (
     tie_groups,
     warn_if_multiple,
 )
+from clss.seriation.torch_route import seriate_torch, use_torch_route
 
 METHODS = {
     "spectral": "Fiedler vector of the graph Laplacian (Atkins, Boman & Hendrickson 1998); "

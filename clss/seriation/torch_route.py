@@ -398,11 +398,11 @@ def _anchored(g: Graph, anchors: NDArray[np.int64], values: NDArray[np.float64],
               seed: int) -> Seriation:
     from clss.seriation.anchored import ISOLATED_POLICIES, _diagnostics
 
-    if isolated not in ISOLATED_POLICIES:
-        raise ValueError(f"isolated must be one of {ISOLATED_POLICIES}, got {isolated!r}")
     if np.ptp(values) == 0:
         warnings.warn("all anchor values are equal: every anchored position equals that value and "
                       "the order among unknowns is arbitrary", SeriationWarning, stacklevel=5)
+    if isolated not in ISOLATED_POLICIES:
+        raise ValueError(f"isolated must be one of {ISOLATED_POLICIES}, got {isolated!r}")
     n = g.n
     n_comp, comp_t = components(g)
     comp = comp_t.cpu().numpy().astype(np.int64)

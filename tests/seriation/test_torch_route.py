@@ -67,7 +67,7 @@ def test_noisy_curve_kernel_same_as_numpy(laplacian):
 
 
 def test_dense_lobpcg_route_matches_numpy():
-    s, t = curve_kernel(1200, 3)
+    s, _ = curve_kernel(1200, 3)
     a = seriate(s)
     b = seriate(torch.tensor(s), backend="torch")
     assert b.solver == "torch-lobpcg" and b.converged
