@@ -49,7 +49,7 @@ from clss.seriation.spectral import (
 
 BACKENDS = ("auto", "numpy", "torch")
 # Dense components below this size are solved by a full eigh (see docs/seriation.md, Devices).
-EIGH_MAX = 1000
+EIGH_MAX = 600
 TORCH_SPECTRAL_SOLVERS = ("auto", "evr", "lobpcg", "multilevel")
 TORCH_ANCHORED_SOLVERS = ("auto", "dense", "amg-cg", "jacobi-cg")
 _EIG_MAXITER = 500

@@ -347,3 +347,23 @@ def test_graph_validation_costs_one_pass_dense():
                     kernel="inverse", bandwidth=None, negative="raise")
     assert e == 0 and not g.is_sparse
     assert float(g.dense.diagonal().abs().max()) == 0.0
+
+
+def test_gpu_benchmark_script_runs_on_cpu(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_seriate.py"
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(script), "--device", "cpu", "--dense", "200",
+                           "--sparse", "2500", "--batch", "4x12", "--json", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    dense = {r["route"]: r for r in result["dense"]}
+    assert dense["torch-cpu"]["agree"] == 1.0 and dense["torch-cpu"]["device"] == "cpu"
+    sparse = {r["route"]: r for r in result["sparse"]}
+    assert sparse["torch-cpu"]["solver"] == "torch-multilevel" and sparse["torch-cpu"]["converged"]
+    assert {r["dtype"] for r in result["batched"]} == {"float32", "float64"}
