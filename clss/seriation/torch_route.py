@@ -155,13 +155,14 @@ def fiedler_torch(g: Graph, kind: str, solver: str = "auto", tol: float | None =
 
     null = torch.ones_like(d) if s is None else d.sqrt()
     null = null / torch.linalg.vector_norm(null)
-    sparse_route = g.is_sparse and n > DENSE_MAX and solver in ("auto", "multilevel")
-    if sparse_route and n >= 5 * k:
+    if solver == "multilevel" and not (g.is_sparse and n > DENSE_MAX):
+        solver = "auto"  # as on the numpy route: small or dense graphs take the dense solvers
+    if solver in ("auto", "multilevel") and g.is_sparse and n > DENSE_MAX:
         vec, converged, iterations, name = _sparse_fiedler(g, d, lap_kind, k - 1, tol, maxiter, seed)
     elif (solver == "lobpcg" or (solver == "auto" and n >= EIGH_MAX)) and n >= 5 * k:
         vec, converged, iterations, name = _dense_lobpcg(op, d, s, null, k, tol, maxiter, seed)
-        if not converged:
-            vec, name = None, "torch-eigh"
+        if not converged:  # as on the numpy route: the direct solver takes over
+            vec, converged, name = None, True, "torch-eigh"
     else:
         vec, converged, iterations, name = None, True, 0, "torch-eigh"
     if vec is None:
@@ -178,6 +179,9 @@ def fiedler_torch(g: Graph, kind: str, solver: str = "auto", tol: float | None =
     order = torch.argsort(values, stable=True)
     values, vectors, lv = values[order], vectors[:, order], lv[:, order]
     residuals = torch.linalg.vector_norm(lv - vectors * values, dim=0)
+    if name == "torch-multilevel":  # the sparse routes' test, on residuals recomputed just above
+        scale = float(d.max()) if s is None else 1.0
+        converged = bool((residuals <= (1e-8 if tol is None else tol) * scale).all())
     v = vectors[:, 1]
     if kind == "random_walk":
         v = v * s
@@ -219,8 +223,7 @@ def _sparse_fiedler(g: Graph, d: torch.Tensor, lap_kind: str, nev: int, tol: flo
                                       _EIG_MAXITER if maxiter is None else maxiter, seed)
     if mass is not None:
         y = mass.sqrt()[:, None] * y
-    res_ok = True  # ``converged`` is decided by the caller's recomputed residuals
-    return y, res_ok, its, "torch-multilevel"
+    return y, False, its, "torch-multilevel"  # ``converged`` is set from recomputed residuals
 
 
 # --------------------------------------------------------------------------------------------------
@@ -269,7 +272,6 @@ def _spectral(g: Graph, kind: str, anchors: NDArray[np.int64] | None, values: ND
         l3 = float(lam[2]) if lam.shape[0] >= 3 else math.nan
         gamma = min(lam[1] - lam[0], lam[2] - lam[1]) if lam.shape[0] >= 3 else lam[1] - lam[0]
         residual = float(eig.residuals[:2].max())
-        converged = eig.converged and _converged(eig, sub, kind, tol)
         radius = davis_kahan_radius(lam, v) if kind != "random_walk" else math.nan
         tie_tol = 1e-10 + (residual / gamma if gamma > 0 else math.inf)
         ties.extend(items[t] for t in tie_groups(v, local_order, min(tie_tol, 1e-6)))
@@ -277,7 +279,7 @@ def _spectral(g: Graph, kind: str, anchors: NDArray[np.int64] | None, values: ND
         order_parts.append(items[local_order])
         infos.append(ComponentInfo(items=items, lambda2=float(lam[1]), lambda3=l3,
                                    eigengap=l3 - float(lam[1]), residual=residual, safe_radius=radius,
-                                   solver=eig.solver, converged=converged))
+                                   solver=eig.solver, converged=eig.converged))
     order = np.concatenate(order_parts).astype(np.int64)
     main = infos[0]
     connected = n_comp == 1
@@ -291,15 +293,6 @@ def _spectral(g: Graph, kind: str, anchors: NDArray[np.int64] | None, values: ND
         solver=",".join(sorted({i.solver for i in infos if i.solver != "trivial"})) or "trivial",
         tie_groups=tuple(ties), info={},
     )
-
-
-def _converged(eig: _Eigen, g: Graph, kind: str, tol: float | None) -> bool:
-    """The multilevel route's verdict: residuals recomputed on the finest operator meet the sparse
-    routes' test ``||L v - λ v|| <= tol · max_i L_ii``."""
-    if eig.solver != "torch-multilevel":
-        return True
-    scale = float(g.degrees().max()) if kind == "unnormalized" else 1.0
-    return bool(np.all(eig.residuals <= (1e-8 if tol is None else tol) * scale))
 
 
 # --------------------------------------------------------------------------------------------------
