@@ -36,7 +36,7 @@ def test_dense_cuda_default_route_matches_cpu(laplacian):
     s, perm = robinson(60, 0)
     a = seriate(s, laplacian=laplacian)
     b = seriate(torch.tensor(s, device=CUDA), laplacian=laplacian)  # backend="auto": stays on CUDA
-    assert b.info["device"].startswith("cuda")
+    assert b.info["device"].startswith(CUDA.type)
     np.testing.assert_array_equal(a.order, b.order)
     np.testing.assert_allclose(b.lambda2, a.lambda2, rtol=1e-9)
     np.testing.assert_allclose(b.positions, a.positions, atol=1e-9)
@@ -63,7 +63,7 @@ def test_sparse_cuda_knn_matches_numpy(layout):
     inp = cuda_coo(w) if layout == "coo" else cuda_coo(w).to_sparse_csr()
     b = seriate(inp)
     truth = np.argsort(t)
-    assert b.solver == "torch-multilevel" and b.converged and b.info["device"].startswith("cuda")
+    assert b.solver == "torch-multilevel" and b.converged and b.info["device"].startswith(CUDA.type)
     assert abs(compare_orders(b.order, truth)) >= abs(compare_orders(a.order, truth)) - 1e-3
     np.testing.assert_allclose(b.lambda2, a.lambda2, rtol=1e-6)
 
@@ -133,7 +133,7 @@ def test_seriate_batch_stays_on_cuda_including_the_anchored_fallback():
     cpu_pos, cpu_ranks = seriate_batch(torch.tensor(w), anchors=anchors, anchor_values=vals)
     pos, ranks = seriate_batch(torch.tensor(w, device=CUDA), anchors=anchors.to(CUDA),
                                anchor_values=vals.to(CUDA))
-    assert pos.device.type == "cuda" and ranks.device.type == "cuda"
+    assert pos.device.type == CUDA.type and ranks.device.type == CUDA.type
     np.testing.assert_allclose(pos.cpu().numpy(), cpu_pos.numpy(), rtol=1e-10, equal_nan=True)
     np.testing.assert_array_equal(ranks.cpu().numpy(), cpu_ranks.numpy())
 
@@ -142,7 +142,7 @@ def test_seriate_batch_spectral_cuda_matches_cpu():
     s = torch.stack([torch.tensor(robinson(24, seed)[0]) for seed in range(8)])
     cpu_pos, cpu_ranks = seriate_batch(s)
     pos, ranks = seriate_batch(s.to(CUDA))
-    assert pos.device.type == "cuda"
+    assert pos.device.type == CUDA.type
     np.testing.assert_array_equal(ranks.cpu().numpy(), cpu_ranks.numpy())
     np.testing.assert_allclose(pos.cpu().numpy(), cpu_pos.numpy(), atol=1e-9)
 
