@@ -314,21 +314,17 @@ def harmonic_torch(g: Graph, is_anchor: torch.Tensor, y: torch.Tensor, *, alpha:
     """Solve ``(L_uu + αI) x = W_ul y_l + α target`` for the unanchored items on the device.
 
     ``is_anchor``: bool ``(n,)``; ``y``: ``(n,)``, the anchor values on the anchors (zero elsewhere).
-    Every unknown must reach an anchor (or ``α > 0``). Returns ``(unknown indices, solution)``.
+    Every unknown must reach an anchor (or ``α > 0``). As on the numpy route, dense graphs and up to
+    ``DENSE_MAX`` unknowns are solved by Cholesky (whatever ``solver``), larger sparse systems by
+    preconditioned CG. Returns ``(unknown indices, solution)``.
     """
     unknown = (~is_anchor).nonzero().squeeze(-1)
     u = int(unknown.shape[0])
-    d = g.degrees()
     if u == 0:
         return unknown, _Linear(y.new_zeros(0), 0.0, True, 0, "none")
-    dense_route = (not g.is_sparse or u <= DENSE_MAX or solver == "dense") and solver not in (
-        "amg-cg", "jacobi-cg")
-    if dense_route:
-        w = g.to_dense()
-        w_u = w[unknown]
-        a = -w_u[:, unknown]
-        a.diagonal().add_(d[unknown] + alpha)
-        b = w_u @ y + alpha * target
+    a, b = _anchored_system(g, unknown, is_anchor, y, alpha, target)
+    if not g.is_sparse or u <= DENSE_MAX or solver == "dense":
+        a = a if a.layout == torch.strided else a.to_dense()
         chol, info = torch.linalg.cholesky_ex(a)
         if int(info) != 0:
             raise ValueError("the anchored system L_uu is numerically singular: some items are "
@@ -337,20 +333,9 @@ def harmonic_torch(g: Graph, is_anchor: torch.Tensor, y: torch.Tensor, *, alpha:
         x = torch.cholesky_solve(b[:, None], chol)[:, 0]
         bnorm = float(torch.linalg.vector_norm(b)) or 1.0
         res = float(torch.linalg.vector_norm(a @ x - b)) / bnorm
-        return unknown, _Linear(x, res, True, 0, "torch-cholesky",
-                                      _condition_1norm(a, chol))
+        return unknown, _Linear(x, res, True, 0, "torch-cholesky", _condition_1norm(a, chol))
     tol = 1e-10 if tol is None else tol
-    local = torch.full((g.n,), -1, dtype=torch.long, device=g.device)
-    local[unknown] = torch.arange(u, device=g.device)
-    from_u = local[g.row] >= 0
-    inner = from_u & (local[g.col] >= 0)
-    to_anchor = from_u & is_anchor[g.col]
-    b = torch.zeros(u, dtype=torch.float64, device=g.device).index_add_(
-        0, local[g.row[to_anchor]], g.val[to_anchor] * y[g.col[to_anchor]]) + alpha * target
-    sub = Graph(u, g.device, row=local[g.row[inner]], col=local[g.col[inner]], val=g.val[inner])
-    extra = d[unknown] - sub.degrees() + alpha  # weight to anchors (and the ridge) on the diagonal
-    a = sub.laplacian_csr(extra)
-    if float(torch.linalg.vector_norm(b)) == 0.0:
+    if float(torch.linalg.vector_norm(b)) == 0.0:  # all anchor values 0: the solution is 0
         return unknown, _Linear(torch.zeros_like(b), 0.0, True, 0, "none")
     if solver == "jacobi-cg":
         inv = 1.0 / ts.diagonal(a)[:, None]
@@ -367,6 +352,28 @@ def harmonic_torch(g: Graph, is_anchor: torch.Tensor, y: torch.Tensor, *, alpha:
         raise ValueError("the anchored solve produced non-finite values: L_uu is numerically "
                          "singular (items almost disconnected from every anchor)")
     return unknown, _Linear(x, rel, rel <= tol, its, name)
+
+
+def _anchored_system(g: Graph, unknown: torch.Tensor, is_anchor: torch.Tensor, y: torch.Tensor,
+                     alpha: float, target: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(L_uu + αI, W_ul y_l + α target)``: dense ``(u, u)`` for dense graphs, CSR for sparse ones
+    (built from the unknowns' edges only, never densifying the ``n × n`` graph)."""
+    u = int(unknown.shape[0])
+    d = g.degrees()[unknown] + alpha  # degrees over all columns
+    if not g.is_sparse:
+        w_u = g.dense[unknown]
+        a = -w_u[:, unknown]
+        a.diagonal().add_(d)
+        return a, w_u @ y + alpha * target
+    local = torch.full((g.n,), -1, dtype=torch.long, device=g.device)
+    local[unknown] = torch.arange(u, device=g.device)
+    from_u = local[g.row] >= 0
+    inner = from_u & (local[g.col] >= 0)
+    to_anchor = from_u & is_anchor[g.col]
+    b = torch.zeros(u, dtype=torch.float64, device=g.device).index_add_(
+        0, local[g.row[to_anchor]], g.val[to_anchor] * y[g.col[to_anchor]]) + alpha * target
+    sub = Graph(u, g.device, row=local[g.row[inner]], col=local[g.col[inner]], val=g.val[inner])
+    return sub.laplacian_csr(d - sub.degrees()), b  # the weight to anchors (and α) on the diagonal
 
 
 def _condition_1norm(a: torch.Tensor, chol: torch.Tensor) -> float:

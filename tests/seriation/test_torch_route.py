@@ -389,3 +389,19 @@ def test_dense_lobpcg_falls_back_to_eigh():
 def test_multilevel_on_dense_input_takes_the_dense_solvers():
     s, _ = curve_kernel(100, 29)
     assert seriate(torch.tensor(s), backend="torch", solver="multilevel").solver == "torch-eigh"
+
+
+def test_anchored_few_unknowns_on_a_sparse_graph():
+    w, anchors, vals = anchored_case(5000, 4000, 30, sparse=True)  # 1000 unknowns: Cholesky of L_uu only
+    a = seriate(w, anchors=anchors, anchor_values=vals)
+    b = seriate(w, anchors=anchors, anchor_values=vals, backend="torch")
+    assert b.solver == "torch-cholesky"
+    np.testing.assert_allclose(b.positions, a.positions, rtol=1e-9, atol=1e-12)
+
+
+def test_anchored_dense_graph_ignores_iterative_solver_names():
+    w, anchors, vals = anchored_case(100, 10, 31)
+    a = seriate(w, anchors=anchors, anchor_values=vals, solver="amg-cg")
+    b = seriate(torch.tensor(w), anchors=anchors, anchor_values=vals, solver="amg-cg", backend="torch")
+    assert b.solver == "torch-cholesky"
+    np.testing.assert_allclose(b.positions, a.positions, rtol=1e-9, atol=1e-12)
