@@ -202,8 +202,8 @@ def _aggregate(a: torch.Tensor, seed: int) -> torch.Tensor:
             0, row, p[col], "amax", include_self=True)
         new_root = undecided & (p > nb)
         state[new_root] = 1
-        hit = torch.zeros(n, dtype=torch.int8, device=dev).scatter_reduce_(
-            0, row, new_root[col].to(torch.int8), "amax", include_self=True)
+        hit = torch.zeros(n, dtype=torch.long, device=dev).scatter_reduce_(
+            0, row, new_root[col].long(), "amax", include_self=True)
         state[(state == 0) & (hit > 0)] = -1
     root = state == 1
     # strongest root neighbour of each covered node (smallest index among equally strong ones)
