@@ -67,8 +67,8 @@ def use_torch_route(similarity: Any, backend: str, method: str) -> bool:
             raise ValueError(f"method={method!r} runs on the numpy route only; use backend='auto' "
                              f"or backend='numpy'")
         return True
-    return (isinstance(similarity, torch.Tensor) and similarity.device.type != "cpu"
-            and not host_only)
+    # CUDA only: the route computes in float64, which some accelerators (MPS) do not offer
+    return isinstance(similarity, torch.Tensor) and similarity.device.type == "cuda" and not host_only
 
 
 def seriate_torch(similarity: Any, *, method: str, anchors: Any, anchor_values: Any, kind: str,
