@@ -634,14 +634,19 @@ def block_weights(s_uu: torch.Tensor, s_ul: torch.Tensor, negative: str,
 def _anchored_fallback(w: torch.Tensor, amask: torch.Tensor, y: torch.Tensor,
                        valid: torch.Tensor | None, x: torch.Tensor,
                        failed: torch.Tensor) -> torch.Tensor:
-    """Matrices whose Cholesky failed have items cut off from every anchor: solve them on CPU with
-    the component-aware solver, leaving unreachable items NaN."""
+    """Matrices whose Cholesky failed have items cut off from every anchor: solve them with the
+    component-aware solver, leaving unreachable items NaN (CUDA tensors stay on their device)."""
     from clss.seriation.anchored import anchored_positions
+    from clss.seriation.torch_route import reachable_harmonic
 
     x = x.clone()
     for b in failed.nonzero().squeeze(-1).tolist():
         keep = valid[b] if valid is not None else torch.ones_like(amask[b])
         items = keep.nonzero().squeeze(-1)
+        if x.device.type != "cpu":
+            x[b] = torch.full_like(x[b], float("nan")).index_copy(
+                0, items, reachable_harmonic(w[b][items][:, items], amask[b][items], y[b][items]).to(x.dtype))
+            continue
         wb = w[b][items][:, items].double().cpu().numpy()
         local = amask[b][items].cpu().numpy()
         anchors = np.flatnonzero(local)

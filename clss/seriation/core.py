@@ -37,6 +37,7 @@ from clss.seriation.spectral import (
     tie_groups,
     tie_tolerance,
 )
+from clss.seriation.torch_route import seriate_torch, use_torch_route
 
 METHODS = {
     "spectral": "Fiedler vector of the graph Laplacian (Atkins, Boman & Hendrickson 1998); "
@@ -65,7 +66,8 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
             negative: str = "raise", symmetrize: bool | str = False, weight: str | None = "weight",
             nodelist: Sequence[Any] | None = None, isolated: str = "raise", ridge: float = 1e-3,
             components: str = "concatenate", weak: str = "peel", solver: str = "auto",
-            tol: float | None = None, maxiter: int | None = None, seed: int = 0) -> Seriation:
+            tol: float | None = None, maxiter: int | None = None, seed: int = 0,
+            backend: str = "auto") -> Seriation:
     """Order the items of a similarity matrix from one end to the other.
 
     Parameters
@@ -123,6 +125,12 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
         ``"multilevel"`` (sparse); anchored: ``"dense"``, ``"direct"``, ``"amg-cg"``, ``"jacobi-cg"``.
     tol, maxiter : iterative-solver tolerance (relative residual) and iteration cap.
     seed : seed of the iterative solvers' random starts (results are deterministic given it).
+    backend : {"auto", "numpy", "torch"}
+        Where the spectral and anchored methods solve: ``"auto"`` (default) keeps a CUDA tensor on its
+        device (the torch route of docs/seriation.md, Devices) and solves everything else with
+        numpy/scipy; ``"torch"`` forces the torch route (tensors, arrays or scipy.sparse matrices, on
+        their device); ``"numpy"`` always converts to numpy/scipy. The torch route runs the same
+        checks and records the same warnings; ``weak="peel"`` is applied on the numpy route only.
 
     Returns
     -------
@@ -159,6 +167,15 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
     if solver not in allowed:
         raise ValueError(f"solver {solver!r} does not apply to method {method!r}; expected one of {allowed}")
     check_laplacian_kind(laplacian)
+    if use_torch_route(similarity, backend, method):
+        res, exponent = seriate_torch(
+            similarity, method=method, anchors=anchors, anchor_values=anchor_values, kind=kind,
+            kernel=kernel, bandwidth=bandwidth, laplacian=laplacian, negative=negative,
+            symmetrize=symmetrize, isolated=isolated, ridge=ridge, components_policy=components,
+            solver=solver, tol=tol, maxiter=maxiter, seed=seed)
+        for message in res.warnings:
+            warnings.warn(message, SeriationWarning, stacklevel=2)
+        return _in_input_units(res, exponent)
     name = "distance" if kind == "distance" else "similarity"
     mat, labels = as_square_matrix(similarity, weight=weight, nodelist=nodelist,
                                    symmetrize=symmetrize, name=name)
