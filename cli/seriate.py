@@ -34,6 +34,9 @@ from clss_cli.console import console, fail_cleanly
 @click.option("--isolated", type=click.Choice(["raise", "nan", "unanchored", "ridge"]),
               default="raise", show_default=True,
               help="Anchored: components without anchors.")
+@click.option("--weak", type=click.Choice(["peel", "keep"]), default="peel", show_default=True,
+              help="Spectral: set weakly attached items aside, order the rest and insert them back "
+                   "when they distort the order (peel), or keep the plain spectral order.")
 @click.option("--solver", default="auto", show_default=True, help="Eigen/linear solver route.")
 @click.option("--key", help="Array name inside a multi-array .npz file.")
 @click.option("-o", "--output", "outputs", multiple=True, type=click.Path(path_type=Path),
@@ -44,7 +47,7 @@ from clss_cli.console import console, fail_cleanly
 @fail_cleanly
 def seriate_command(file: Path | None, example: str | None, method: str,
                     anchors_file: Path | None, kind: str, laplacian: str, negative: str,
-                    symmetrize: str, isolated: str, solver: str, key: str | None,
+                    symmetrize: str, isolated: str, weak: str, solver: str, key: str | None,
                     outputs: tuple[Path, ...], plot: Path | None) -> None:
     """Seriate the similarity matrix in FILE (.npy, .npz, .csv, .tsv, .txt, .mtx).
 
@@ -83,7 +86,7 @@ def seriate_command(file: Path | None, example: str | None, method: str,
                 result = seriate(matrix, method=method, anchors=anchors, anchor_values=values,
                                  kind=kind, laplacian=laplacian, negative=negative,
                                  symmetrize=False if symmetrize == "no" else symmetrize,
-                                 isolated=isolated, solver=solver)
+                                 isolated=isolated, weak=weak, solver=solver)
         except (ValueError, TypeError) as exc:
             raise type(exc)(as_cli_advice(str(exc))) from None
         elapsed = time.perf_counter() - start
@@ -97,6 +100,8 @@ def seriate_command(file: Path | None, example: str | None, method: str,
         value = getattr(result, name)
         if not math.isnan(value):
             rows.append((name, f"{value:.4g}"))
+    if "peeled" in result.info:
+        rows.append(("set aside and inserted", f"{len(result.info['peeled']):,} items"))
     if truth is not None:
         tau = compare_orders(result.order, order_from_ranks(truth), measure="kendall")
         rows.append(("|Kendall tau| vs truth", f"{tau:.4f}"))
@@ -111,7 +116,8 @@ def seriate_command(file: Path | None, example: str | None, method: str,
 
 
 # Library messages advise keywords (``negative='clip'``); these are the ones this command has as flags.
-_FLAGS = ("symmetrize", "negative", "isolated", "solver", "laplacian", "method", "kind", "key")
+_FLAGS = ("symmetrize", "negative", "isolated", "weak", "solver", "laplacian", "method", "kind",
+          "key")
 _ADVICE = re.compile(r"\b(" + "|".join(_FLAGS) + r")=('[^']*'(?:(?:, | or )'[^']*')*)")
 
 

@@ -223,3 +223,21 @@ def test_non_convergence_is_reported():
 def test_weak_option_is_validated():
     with pytest.raises(ValueError, match="weak must be 'peel' or 'keep'"):
         seriate(np.ones((3, 3)), weak="drop")
+
+
+def test_cli_reports_peeling_and_advises_its_flag(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from clss_cli.main import main as cli
+
+    w, _ = curve_graph(10_000, 2, weights="gaussian", noise=0.01, stratified=False)
+    path = tmp_path / "graph.npz"
+    sp.save_npz(path, w)
+    out = CliRunner().invoke(cli, ["seriate", str(path), "-o", str(tmp_path / "r.json")])
+    assert out.exit_code == 0, out.output
+    assert "set aside" in out.output and "--weak keep" in out.output
+    plain = CliRunner().invoke(cli, ["seriate", str(path), "--weak", "keep"])
+    assert plain.exit_code == 0 and "localised" in plain.output
+    assert any("set aside" in m for m in json.loads((tmp_path / "r.json").read_text())["warnings"])
