@@ -284,3 +284,30 @@ def _to_numpy(x: Any) -> NDArray[Any]:
     if type(x).__module__.startswith("torch"):
         return x.detach().cpu().numpy()
     return np.asarray(x)
+
+
+# Dense solvers on a sparse input densify it: refuse beyond this many items (n² doubles).
+DENSIFY_MAX = 20_000
+
+
+def check_request(method: str, n: int, sparse: bool, solver: str, laplacian: str, anchors: Any,
+                  anchor_values: Any, labels: list[Any] | None
+                  ) -> tuple[NDArray[np.int64] | None, NDArray[np.float64] | None]:
+    """The checks of :func:`clss.seriation.seriate` that both routes share, once the matrix (``n``
+    items) is known; returns the validated ``(anchor indices, anchor values)`` or ``(None, None)``."""
+    if sparse and n > DENSIFY_MAX and solver in ("evr", "lobpcg", "dense"):
+        raise ValueError(f"solver {solver!r} densifies the matrix, which at n = {n} needs "
+                         f"{n * n * 8 / 2**30:.0f} GiB; use solver='auto' or a sparse solver")
+    anchor_idx = anchor_vals = None
+    if anchors is not None or anchor_values is not None:
+        if anchors is None:
+            raise ValueError("anchor_values were given without anchors")
+        anchor_idx, anchor_vals = as_anchors(anchors, anchor_values, n, labels)
+    if method == "anchored":
+        if anchor_idx is None:
+            raise ValueError("method='anchored' needs anchors and anchor_values")
+        if laplacian == "symmetric":
+            raise ValueError("the anchored (harmonic) solution is defined for the 'unnormalized' "
+                             "(= 'random_walk') Laplacian, not laplacian='symmetric' (with "
+                             "anchor values the method is 'anchored' unless method='spectral')")
+    return anchor_idx, anchor_vals

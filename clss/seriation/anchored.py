@@ -61,6 +61,23 @@ def harmonic_solve(w: Matrix, anchors: NDArray[np.int64], values: NDArray[np.flo
     return unknown, sol
 
 
+def anchor_coverage(comp: NDArray[np.int64], n_comp: int, anchors: NDArray[np.int64],
+                    isolated: str) -> NDArray[np.bool_]:
+    """Which components hold an anchor; with ``isolated="raise"``, a ValueError naming the others."""
+    if isolated not in ISOLATED_POLICIES:
+        raise ValueError(f"isolated must be one of {ISOLATED_POLICIES}, got {isolated!r}")
+    has_anchor = np.zeros(n_comp, dtype=bool)
+    has_anchor[comp[anchors]] = True
+    free = np.flatnonzero(~has_anchor)
+    if free.size and isolated == "raise":
+        sizes = np.bincount(comp, minlength=n_comp)[free[:5]].tolist()
+        raise ValueError(f"{free.size} connected component(s) contain no anchor (sizes {sizes}"
+                         f"{', ...' if free.size > 5 else ''}): their positions are not determined "
+                         f"by the labels. Pass isolated='nan', 'unanchored' or 'ridge', or add "
+                         f"anchors to them")
+    return has_anchor
+
+
 def anchored_positions(w: Matrix, anchors: NDArray[np.int64], values: NDArray[np.float64], *,
                        isolated: str = "raise", ridge: float = 1e-3, solver: str = "auto",
                        tol: float | None = None, maxiter: int | None = None, seed: int = 0
@@ -77,19 +94,9 @@ def anchored_positions(w: Matrix, anchors: NDArray[np.int64], values: NDArray[np
 
     Returns ``(positions [n], component labels [n], component infos, diagnostics)``.
     """
-    if isolated not in ISOLATED_POLICIES:
-        raise ValueError(f"isolated must be one of {ISOLATED_POLICIES}, got {isolated!r}")
     n = w.shape[0]
     n_comp, comp = component_labels(w)
-    has_anchor = np.zeros(n_comp, dtype=bool)
-    has_anchor[comp[anchors]] = True
-    free = np.flatnonzero(~has_anchor)
-    if free.size and isolated == "raise":
-        sizes = [int((comp == c).sum()) for c in free[:5]]
-        raise ValueError(f"{free.size} connected component(s) contain no anchor (sizes {sizes}"
-                         f"{', ...' if free.size > 5 else ''}): their positions are not determined "
-                         f"by the labels. Pass isolated='nan', 'unanchored' or 'ridge', or add "
-                         f"anchors to them")
+    has_anchor = anchor_coverage(comp, n_comp, anchors, isolated)
     positions = np.full(n, math.nan)
     positions[anchors] = values
     diag: dict[str, float | str | bool] = {}

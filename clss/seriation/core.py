@@ -17,8 +17,8 @@ from clss.seriation import robust
 from clss.seriation._validation import (
     Matrix,
     apply_negative_policy,
-    as_anchors,
     as_square_matrix,
+    check_request,
     distance_to_similarity,
     rescale_magnitude,
     zero_diagonal,
@@ -49,8 +49,6 @@ METHODS = {
 }
 SPECTRAL_SOLVERS = ("auto", "evr", "lobpcg", "shift-invert", "lobpcg-amg", "multilevel")
 ANCHORED_SOLVERS = ("auto", "dense", "direct", "amg-cg", "jacobi-cg")
-# Dense solvers on a sparse input densify it: refuse beyond this many items (n² doubles).
-DENSIFY_MAX = 20_000
 ENUMERATE_MAX = 10
 
 
@@ -183,23 +181,9 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
         mat = distance_to_similarity(zero_diagonal(mat), kernel, bandwidth)
     mat, exponent = rescale_magnitude(zero_diagonal(mat))
     w = apply_negative_policy(mat, negative, name)
-    n = w.shape[0]
-    if sp.issparse(w) and n > DENSIFY_MAX and solver in ("evr", "lobpcg", "dense"):
-        raise ValueError(f"solver {solver!r} densifies the matrix, which at n = {n} needs "
-                         f"{n * n * 8 / 2**30:.0f} GiB; use solver='auto' or a sparse solver")
-    anchor_idx = anchor_vals = None
-    if anchors is not None or anchor_values is not None:
-        if anchors is None:
-            raise ValueError("anchor_values were given without anchors")
-        anchor_idx, anchor_vals = as_anchors(anchors, anchor_values, n, labels)
-
+    anchor_idx, anchor_vals = check_request(method, w.shape[0], sp.issparse(w), solver, laplacian,
+                                            anchors, anchor_values, labels)
     if method == "anchored":
-        if anchor_idx is None:
-            raise ValueError("method='anchored' needs anchors and anchor_values")
-        if laplacian == "symmetric":
-            raise ValueError("the anchored (harmonic) solution is defined for the 'unnormalized' "
-                             "(= 'random_walk') Laplacian, not laplacian='symmetric' (with "
-                             "anchor values the method is 'anchored' unless method='spectral')")
         res = _anchored(w, anchor_idx, anchor_vals, labels, laplacian, isolated, ridge, solver,
                         tol, maxiter, seed)
     elif method == "rcm":

@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 from clss.seriation import _torch_solvers as ts
 from clss.seriation import robust
 from clss.seriation._torch_graph import Graph, as_graph, components
-from clss.seriation._validation import as_anchors
+from clss.seriation._validation import check_request
 from clss.seriation.compare import ranks_from_order
 from clss.seriation.result import ComponentInfo, Seriation
 from clss.seriation.spectral import (
@@ -100,23 +100,9 @@ def _solve(similarity: Any, method: str, anchors: Any, anchor_values: Any, kind:
     name = "distance" if kind == "distance" else "similarity"
     g, exponent = as_graph(similarity, symmetrize=symmetrize, name=name, kind=kind, kernel=kernel,
                            bandwidth=bandwidth, negative=negative)
-    from clss.seriation.core import DENSIFY_MAX
-
-    if g.is_sparse and g.n > DENSIFY_MAX and solver in ("evr", "lobpcg", "dense"):
-        raise ValueError(f"solver {solver!r} densifies the matrix, which at n = {g.n} needs "
-                         f"{g.n * g.n * 8 / 2**30:.0f} GiB; use solver='auto' or a sparse solver")
-    anchor_idx = anchor_vals = None
-    if anchors is not None or anchor_values is not None:
-        if anchors is None:
-            raise ValueError("anchor_values were given without anchors")
-        anchor_idx, anchor_vals = as_anchors(anchors, anchor_values, g.n, None)
+    anchor_idx, anchor_vals = check_request(method, g.n, g.is_sparse, solver, laplacian, anchors,
+                                            anchor_values, None)
     if method == "anchored":
-        if anchor_idx is None:
-            raise ValueError("method='anchored' needs anchors and anchor_values")
-        if laplacian == "symmetric":
-            raise ValueError("the anchored (harmonic) solution is defined for the 'unnormalized' "
-                             "(= 'random_walk') Laplacian, not laplacian='symmetric' (with "
-                             "anchor values the method is 'anchored' unless method='spectral')")
         res = _anchored(g, anchor_idx, anchor_vals, laplacian, isolated, ridge, solver, tol,
                         maxiter, seed)
     else:
@@ -406,26 +392,16 @@ def _condition_1norm(a: torch.Tensor, chol: torch.Tensor) -> float:
 def _anchored(g: Graph, anchors: NDArray[np.int64], values: NDArray[np.float64], kind: str,
               isolated: str, ridge: float, solver: str, tol: float | None, maxiter: int | None,
               seed: int) -> Seriation:
-    from clss.seriation.anchored import ISOLATED_POLICIES, _diagnostics
+    from clss.seriation.anchored import _diagnostics, anchor_coverage
 
     notes: tuple[str, ...] = ()
     if np.ptp(values) == 0:
         notes = ("all anchor values are equal: every anchored position equals that value and "
                  "the order among unknowns is arbitrary",)
-    if isolated not in ISOLATED_POLICIES:
-        raise ValueError(f"isolated must be one of {ISOLATED_POLICIES}, got {isolated!r}")
     n = g.n
     n_comp, comp_t = components(g)
     comp = comp_t.cpu().numpy().astype(np.int64)
-    has_anchor = np.zeros(n_comp, dtype=bool)
-    has_anchor[comp[anchors]] = True
-    free = np.flatnonzero(~has_anchor)
-    if free.size and isolated == "raise":
-        sizes = [int((comp == c).sum()) for c in free[:5]]
-        raise ValueError(f"{free.size} connected component(s) contain no anchor (sizes {sizes}"
-                         f"{', ...' if free.size > 5 else ''}): their positions are not determined "
-                         f"by the labels. Pass isolated='nan', 'unanchored' or 'ridge', or add "
-                         f"anchors to them")
+    has_anchor = anchor_coverage(comp, n_comp, anchors, isolated)
     positions = np.full(n, math.nan)
     positions[anchors] = values
     diag: dict[str, Any] = {}
