@@ -167,6 +167,7 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
     name = "distance" if kind == "distance" else "similarity"
     mat, labels = as_square_matrix(similarity, weight=weight, nodelist=nodelist,
                                    symmetrize=symmetrize, name=name)
+    given = mat  # the refinement's criterion is evaluated on the matrix as given, like criterion()
     if kind == "distance":
         mat = distance_to_similarity(zero_diagonal(mat), kernel, bandwidth)
     mat, exponent = rescale_magnitude(zero_diagonal(mat))
@@ -200,8 +201,8 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
         res = _spectral(w, labels, laplacian, anchor_idx, anchor_vals, components, solver, tol,
                         maxiter, seed)
     res = _in_input_units(res, exponent)
-    if refine is not None:  # on the similarity in the input's units
-        res = refine_seriation(res, w if exponent == 0 else w * 2.0 ** -exponent, refine, seed)
+    if refine is not None:
+        res = refine_seriation(res, given, kind, refine, seed)
     return res
 
 

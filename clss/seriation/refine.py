@@ -165,6 +165,9 @@ def refine_order(similarity: Any, order: ArrayLike, criterion_name: str = "2sum"
     mat, _ = as_square_matrix(similarity, name="distance" if kind == "distance" else "similarity")
     n = mat.shape[0]
     if sp.issparse(mat):
+        if kind == "distance":
+            raise ValueError("a sparse matrix must be a similarity (an absent entry would be a "
+                             "distance of 0); pass kind='similarity' or a dense distance matrix")
         if n > DENSE_MAX:
             raise ValueError(f"refinement works on the dense matrix, which at n = {n} needs "
                              f"{n * n * 8 / 2**30:.0f} GiB; refine at most {DENSE_MAX} items")
@@ -234,8 +237,9 @@ def check_refine(refine: Any, method: str) -> None:
                          "on the anchored result instead, or use method='spectral'")
 
 
-def refine_seriation(res: Any, w: Any, criterion_name: str, seed: int) -> Any:
-    """``res`` (a :class:`~clss.seriation.result.Seriation`) with its order refined on ``w``.
+def refine_seriation(res: Any, matrix: Any, kind: str, criterion_name: str, seed: int) -> Any:
+    """``res`` (a :class:`~clss.seriation.result.Seriation`) with its order refined on ``matrix``
+    (the validated input of ``seriate``, read as ``kind``).
 
     When the order changes, ``positions`` become ranks scaled to [0, 1] (as for the combinatorial
     methods), ``tie_groups`` empty and ``safe_radius`` NaN: the spectral coordinates and their
@@ -246,7 +250,7 @@ def refine_seriation(res: Any, w: Any, criterion_name: str, seed: int) -> Any:
 
     from clss.seriation.compare import ranks_from_order
 
-    out = refine_order(w, res.order, criterion_name, seed=seed)
+    out = refine_order(matrix, res.order, criterion_name, kind=kind, seed=seed)
     info = dict(res.info)
     info["refine"] = out.summary()
     if np.array_equal(out.order, res.order):
