@@ -116,7 +116,8 @@ def _check_options(criterion_name: Any, kind: Any, window: Any, max_passes: Any,
 
 def refine_order(similarity: Any, order: ArrayLike, criterion_name: str = "2sum", *,
                  kind: str = "similarity", window: int | None = 50, max_passes: int = 20,
-                 time_limit: float | None = None, seed: int = 0) -> Refinement:
+                 time_limit: float | None = None, seed: int = 0,
+                 symmetrize: bool | str = False) -> Refinement:
     """Improve ``order`` on one criterion by local search; the result is never worse.
 
     Parameters
@@ -143,6 +144,8 @@ def refine_order(similarity: Any, order: ArrayLike, criterion_name: str = "2sum"
         depend on the machine's speed; without it the result is deterministic given ``seed``.
     seed : int, default 0
         Seed of the visiting order.
+    symmetrize : bool or {"average", "max", "min"}, default False
+        Symmetrise explicitly; by default an asymmetric matrix is an error (as in ``seriate``).
 
     Returns
     -------
@@ -162,7 +165,8 @@ def refine_order(similarity: Any, order: ArrayLike, criterion_name: str = "2sum"
 
     start = time.perf_counter()
     name = _check_options(criterion_name, kind, window, max_passes, time_limit, seed)
-    mat, _ = as_square_matrix(similarity, name="distance" if kind == "distance" else "similarity")
+    mat, _ = as_square_matrix(similarity, symmetrize=symmetrize,
+                              name="distance" if kind == "distance" else "similarity")
     n = mat.shape[0]
     if sp.issparse(mat):
         if kind == "distance":
@@ -177,7 +181,6 @@ def refine_order(similarity: Any, order: ArrayLike, criterion_name: str = "2sum"
     start_order = _as_order(order, "order")
     if start_order.shape[0] != n:
         raise ValueError(f"order has {start_order.shape[0]} items but the matrix has {n}")
-    mat = mat / 2 + mat.T / 2  # exact symmetry, as quality.criterion evaluates it
     code_name, operand, sign = _OBJECTIVES[name]
     if operand == "s":
         m = distance_to_similarity(mat, "inverse", None) if kind == "distance" else mat
@@ -185,7 +188,9 @@ def refine_order(similarity: Any, order: ArrayLike, criterion_name: str = "2sum"
         m = mat if kind == "distance" else -mat
     if code_name in ("SQUARE", "LINEAR"):
         m = sign * m  # pair objectives carry the sign in the matrix
-    m, exponent = rescale_magnitude(np.ascontiguousarray(m, dtype=np.float64))
+    m, exponent = rescale_magnitude(np.asarray(m, dtype=np.float64))
+    # Exact symmetry, as quality.criterion evaluates it; after rescaling, so subnormals keep digits.
+    m = np.ascontiguousarray(m / 2 + m.T / 2)
     np.fill_diagonal(m, 0.0)
     code = getattr(kern, code_name)
     top = float(np.abs(m).max()) if n else 0.0
