@@ -163,11 +163,11 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
         raise ValueError(f"solver {solver!r} does not apply to method {method!r}; expected one of {allowed}")
     check_laplacian_kind(laplacian)
     check_linkage(linkage)
-    check_refine(refine, method)
     name = "distance" if kind == "distance" else "similarity"
     mat, labels = as_square_matrix(similarity, weight=weight, nodelist=nodelist,
                                    symmetrize=symmetrize, name=name)
     given = mat  # the refinement's criterion is evaluated on the matrix as given, like criterion()
+    check_refine(refine, method, given.shape[0])
     if kind == "distance":
         mat = distance_to_similarity(zero_diagonal(mat), kernel, bandwidth)
     mat, exponent = rescale_magnitude(zero_diagonal(mat))

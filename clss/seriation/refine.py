@@ -231,11 +231,14 @@ def refine_order(similarity: Any, order: ArrayLike, criterion_name: str = "2sum"
                       seconds=time.perf_counter() - start)
 
 
-def check_refine(refine: Any, method: str) -> None:
-    """Validate ``seriate``'s ``refine=`` keyword before any work."""
+def check_refine(refine: Any, method: str, n: int) -> None:
+    """Validate ``seriate``'s ``refine=`` keyword for ``n`` items before any work."""
     if refine is None:
         return
     _check_options(refine, "similarity", 1, 1, None, 0)
+    if n > DENSE_MAX:
+        raise ValueError(f"refine= works on the dense matrix, which at n = {n} needs "
+                         f"{n * n * 8 / 2**30:.0f} GiB; refine at most {DENSE_MAX} items")
     if method == "anchored":
         raise ValueError("refine= reorders items, which would break the anchored positions (values "
                          "on the anchors' scale); call refine_order(similarity, result.order, ...) "

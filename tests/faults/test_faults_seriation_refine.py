@@ -73,6 +73,11 @@ def test_seriate_refine_and_olo_reject(overrides, error, phrase):
         seriate(S, **overrides)
 
 
+def test_refine_refuses_a_huge_sparse_graph_before_ordering_it():
+    with pytest.raises(ValueError, match="refine= works on the dense matrix"):
+        seriate(BIG_SPARSE, refine="2sum")
+
+
 def test_olo_refuses_to_densify_a_huge_sparse_graph():
     with pytest.raises(ValueError, match="method='olo' works on the dense matrix"):
         seriate(BIG_SPARSE, method="olo")
