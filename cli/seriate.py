@@ -17,10 +17,16 @@ from clss_cli.console import console, fail_cleanly
 @click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.option("--example", type=click.Choice(["curve", "robinson"]),
               help="Use a built-in, shuffled example instead of FILE.")
-@click.option("--method", type=click.Choice(["auto", "spectral", "anchored", "rcm", "enumerate"]),
+@click.option("--method", type=click.Choice(["auto", "spectral", "anchored", "rcm", "enumerate", "olo"]),
               default="auto", show_default=True,
               help="auto: anchored with --anchors, else spectral. spectral with --anchors only "
-                   "orients the Fiedler order.")
+                   "orients the Fiedler order. olo: optimal leaf ordering of a clustering.")
+@click.option("--linkage", type=click.Choice(["average", "complete", "single", "weighted"]),
+              default="average", show_default=True, help="--method olo: the clustering's linkage.")
+@click.option("--refine", metavar="CRITERION", default=None,
+              help="Improve the order on this criterion by local search (never worse): 2sum, "
+                   "path_length, ls, inertia, ar_events, ar_deviations, gradient_raw or "
+                   "gradient_weighted.")
 @click.option("--anchors", "anchors_file", type=click.Path(path_type=Path),
               help="CSV (index,value) or JSON {anchors, values}: labelled items and their values.")
 @click.option("--kind", type=click.Choice(["similarity", "distance"]), default="similarity",
@@ -45,9 +51,10 @@ from clss_cli.console import console, fail_cleanly
 @click.option("--plot", type=click.Path(path_type=Path),
               help="Save the matrix before and after reordering, side by side (PNG/PDF/SVG).")
 @fail_cleanly
-def seriate_command(file: Path | None, example: str | None, method: str,
-                    anchors_file: Path | None, kind: str, laplacian: str, negative: str,
-                    symmetrize: str, isolated: str, weak: str, solver: str, key: str | None,
+def seriate_command(file: Path | None, example: str | None, method: str, linkage: str,
+                    refine: str | None, anchors_file: Path | None, kind: str, laplacian: str,
+                    negative: str, symmetrize: str, isolated: str, weak: str, solver: str,
+                    key: str | None,
                     outputs: tuple[Path, ...], plot: Path | None) -> None:
     """Seriate the similarity matrix in FILE (.npy, .npz, .csv, .tsv, .txt, .mtx).
 
@@ -86,7 +93,8 @@ def seriate_command(file: Path | None, example: str | None, method: str,
                 result = seriate(matrix, method=method, anchors=anchors, anchor_values=values,
                                  kind=kind, laplacian=laplacian, negative=negative,
                                  symmetrize=False if symmetrize == "no" else symmetrize,
-                                 isolated=isolated, weak=weak, solver=solver)
+                                 isolated=isolated, weak=weak, solver=solver, linkage=linkage,
+                                 refine=refine)
         except (ValueError, TypeError) as exc:
             raise type(exc)(as_cli_advice(str(exc))) from None
         elapsed = time.perf_counter() - start
@@ -102,6 +110,11 @@ def seriate_command(file: Path | None, example: str | None, method: str,
             rows.append((name, f"{value:.4g}"))
     if "peeled" in result.info:
         rows.append(("set aside and inserted", f"{len(result.info['peeled']):,} items"))
+    if "refine" in result.info:
+        done = result.info["refine"]
+        rows.append((f"refined {done['criterion']}",
+                     f"{done['before']:.6g} -> {done['after']:.6g} ({done['moves']} moves, "
+                     f"{done['passes']} passes)"))
     if truth is not None:
         tau = compare_orders(result.order, order_from_ranks(truth), measure="kendall")
         rows.append(("|Kendall tau| vs truth", f"{tau:.4f}"))
@@ -117,7 +130,7 @@ def seriate_command(file: Path | None, example: str | None, method: str,
 
 # Library messages advise keywords (``negative='clip'``); these are the ones this command has as flags.
 _FLAGS = ("symmetrize", "negative", "isolated", "weak", "solver", "laplacian", "method", "kind",
-          "key")
+          "key", "linkage", "refine")
 _ADVICE = re.compile(r"\b(" + "|".join(_FLAGS) + r")=('[^']*'(?:(?:, | or )'[^']*')*)")
 
 

@@ -15,6 +15,7 @@ from clss.seriation.compare import (
 from clss.seriation.core import list_methods, seriate
 from clss.seriation.io import load_anchors, load_similarity, save_seriation
 from clss.seriation.quality import CRITERIA, criteria, criterion, criterion_batch, list_criteria
+from clss.seriation.refine import REFINABLE, Refinement, refine_order
 from clss.seriation.result import ComponentInfo, Seriation
 from clss.seriation.spectral import SeriationWarning
 from clss.seriation.stable_subset import cross_view_perturbation, select_stable_subset
@@ -22,8 +23,10 @@ from clss.seriation.tolerance import recovery_tolerance, recovery_tolerance_bloc
 
 __all__ = [
     "CRITERIA",
+    "REFINABLE",
     "BatchDiagnostics",
     "ComponentInfo",
+    "Refinement",
     "Seriation",
     "SeriationWarning",
     "align_orders",
@@ -42,6 +45,7 @@ __all__ = [
     "ranks_from_order",
     "recovery_tolerance",
     "recovery_tolerance_blocks",
+    "refine_order",
     "save_seriation",
     "select_stable_subset",
     "seriate",

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from clss.seriation import robust
 from clss.seriation._validation import (
+    DENSIFY_MAX,
     Matrix,
     apply_negative_policy,
     as_square_matrix,
@@ -26,6 +27,8 @@ from clss.seriation._validation import (
 from clss.seriation.anchored import anchored_positions
 from clss.seriation.compare import ranks_from_order
 from clss.seriation.laplacian import check_laplacian_kind, component_labels, degrees
+from clss.seriation.olo import check_linkage, olo_order
+from clss.seriation.refine import check_refine, refine_seriation
 from clss.seriation.result import ComponentInfo, Seriation
 from clss.seriation.spectral import (
     SeriationWarning,
@@ -46,6 +49,8 @@ METHODS = {
                 "anchor values' scale",
     "rcm": "reverse Cuthill-McKee bandwidth order, O(nnz); a cheap baseline",
     "enumerate": "exact 2-SUM minimiser by enumeration (n <= 10); a test oracle",
+    "olo": "optimal leaf ordering of an average-linkage clustering of D = max(S) - S "
+           "(Bar-Joseph et al. 2001); short paths, O(n^3)",
 }
 SPECTRAL_SOLVERS = ("auto", "evr", "lobpcg", "shift-invert", "lobpcg-amg", "multilevel")
 ANCHORED_SOLVERS = ("auto", "dense", "direct", "amg-cg", "jacobi-cg")
@@ -65,6 +70,7 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
             nodelist: Sequence[Any] | None = None, isolated: str = "raise", ridge: float = 1e-3,
             components: str = "concatenate", weak: str = "peel", solver: str = "auto",
             tol: float | None = None, maxiter: int | None = None, seed: int = 0,
+            linkage: str = "average", refine: str | None = None,
             backend: str = "auto") -> Seriation:
     """Order the items of a similarity matrix from one end to the other.
 
@@ -73,12 +79,13 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
     similarity : array-like (n, n), scipy.sparse matrix, torch.Tensor (dense or sparse) or networkx.Graph
         Symmetric non-negative similarities (larger = more alike); the diagonal is ignored. For sparse
         inputs and graphs, absent entries mean "no edge". Gradients never flow (tensors are detached).
-    method : {None, "auto", "spectral", "anchored", "rcm", "enumerate"}
+    method : {None, "auto", "spectral", "anchored", "rcm", "enumerate", "olo"}
         ``None``/``"auto"`` (default): ``"anchored"`` when ``anchor_values`` are given, else
         ``"spectral"``. ``"spectral"``: sort the Fiedler vector of the Laplacian. ``"anchored"``: the
         harmonic solution with ``r`` fixed to ``anchor_values`` on ``anchors`` (GCLSS label-anchored
         ranking; positions on the values' scale). ``"rcm"``: reverse Cuthill–McKee. ``"enumerate"``:
-        exact 2-SUM optimum by brute force (n <= 10).
+        exact 2-SUM optimum by brute force (n <= 10). ``"olo"``: optimal leaf ordering of the
+        ``linkage`` dendrogram of ``D = max(S) - S`` (:mod:`clss.seriation.olo`).
     anchors, anchor_values : array-like, optional
         Labelled items (integer indices, a boolean mask of length n, or node labels for graphs) and
         their target values. With them the default method is ``"anchored"``; an explicit
@@ -122,7 +129,16 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
         size. Explicit: ``"evr"``, ``"lobpcg"`` (dense), ``"shift-invert"``, ``"lobpcg-amg"``,
         ``"multilevel"`` (sparse); anchored: ``"dense"``, ``"direct"``, ``"amg-cg"``, ``"jacobi-cg"``.
     tol, maxiter : iterative-solver tolerance (relative residual) and iteration cap.
-    seed : seed of the iterative solvers' random starts (results are deterministic given it).
+    seed : seed of the iterative solvers' random starts and of ``refine`` (results are deterministic
+        given it).
+    linkage : {"average", "complete", "single", "weighted"}, default "average"
+        ``method="olo"`` only: the agglomeration rule of the hierarchical clustering.
+    refine : str, optional
+        A criterion of :data:`clss.seriation.refine.REFINABLE` (``"2sum"``, ``"path_length"``,
+        ``"ls"``, ``"ar_events"``, ...): improve the method's order on it by local search with
+        :func:`clss.seriation.refine.refine_order`'s defaults (never worse; not with
+        ``"anchored"``). ``info["refine"]`` records the values before and after, moves, passes
+        and time; a changed order gets rank positions, no tie groups and a NaN ``safe_radius``.
     backend : {"auto", "numpy", "torch"}
         Where the spectral and anchored methods solve: ``"auto"`` (default) keeps a CUDA tensor on its
         device (the torch route of docs/seriation.md, Devices) and solves everything else with
@@ -165,7 +181,8 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
     if solver not in allowed:
         raise ValueError(f"solver {solver!r} does not apply to method {method!r}; expected one of {allowed}")
     check_laplacian_kind(laplacian)
-    if use_torch_route(similarity, backend, method):
+    check_linkage(linkage)
+    if use_torch_route(similarity, backend, method, refine):
         res, exponent = seriate_torch(
             similarity, method=method, anchors=anchors, anchor_values=anchor_values, kind=kind,
             kernel=kernel, bandwidth=bandwidth, laplacian=laplacian, negative=negative,
@@ -177,6 +194,8 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
     name = "distance" if kind == "distance" else "similarity"
     mat, labels = as_square_matrix(similarity, weight=weight, nodelist=nodelist,
                                    symmetrize=symmetrize, name=name)
+    given = mat  # the refinement's criterion is evaluated on the matrix as given, like criterion()
+    check_refine(refine, method, given.shape[0])
     if kind == "distance":
         mat = distance_to_similarity(zero_diagonal(mat), kernel, bandwidth)
     mat, exponent = rescale_magnitude(zero_diagonal(mat))
@@ -190,12 +209,17 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
         res = _combinatorial(w, labels, laplacian, _rcm_order(w), "rcm")
     elif method == "enumerate":
         res = _combinatorial(w, labels, laplacian, _enumerate_order(w), "enumerate")
+    elif method == "olo":
+        res = _combinatorial(w, labels, laplacian, olo_order(w, linkage, DENSIFY_MAX), "olo")
     else:
         res = _spectral(w, labels, laplacian, anchor_idx, anchor_vals, components, solver, tol,
                         maxiter, seed, weak)
     for message in res.warnings:
         warnings.warn(message, SeriationWarning, stacklevel=2)
-    return _in_input_units(res, exponent)
+    res = _in_input_units(res, exponent)
+    if refine is not None:
+        res = refine_seriation(res, given, kind, refine, seed)
+    return res
 
 
 def _in_input_units(res: Seriation, exponent: int) -> Seriation:

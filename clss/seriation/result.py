@@ -52,7 +52,7 @@ class Seriation:
         per component, comparable only within a component) or the harmonic solution on the anchor values'
         scale (``method="anchored"``; usable as pseudo-values).
     method : str
-        ``"spectral"``, ``"anchored"``, ``"rcm"`` or ``"enumerate"``.
+        ``"spectral"``, ``"anchored"``, ``"rcm"``, ``"enumerate"`` or ``"olo"``.
     laplacian : str
         ``"unnormalized"``, ``"symmetric"`` or ``"random_walk"``.
     components : int64 array, shape (n,)

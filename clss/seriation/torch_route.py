@@ -56,20 +56,25 @@ TORCH_ANCHORED_SOLVERS = ("auto", "dense", "amg-cg", "jacobi-cg")
 _EIG_MAXITER = 500
 
 
-def use_torch_route(similarity: Any, backend: str, method: str) -> bool:
-    """Whether ``seriate`` solves on the torch route (validates ``backend``)."""
+def use_torch_route(similarity: Any, backend: str, method: str, refine: str | None = None) -> bool:
+    """Whether ``seriate`` solves on the torch route (validates ``backend``). The combinatorial
+    methods and ``refine`` are host algorithms."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "numpy":
         return False
-    host_only = method in ("rcm", "enumerate")
+    host_only = method in ("rcm", "enumerate", "olo")
     if backend == "torch":
         if host_only:
             raise ValueError(f"method={method!r} runs on the numpy route only; use backend='auto' "
                              f"or backend='numpy'")
+        if refine is not None:
+            raise ValueError("refine runs on the numpy route only; use backend='auto' or "
+                             "backend='numpy'")
         return True
     # CUDA only: the route computes in float64, which some accelerators (MPS) do not offer
-    return isinstance(similarity, torch.Tensor) and similarity.device.type == "cuda" and not host_only
+    return (isinstance(similarity, torch.Tensor) and similarity.device.type == "cuda"
+            and not host_only and refine is None)
 
 
 def seriate_torch(similarity: Any, *, method: str, anchors: Any, anchor_values: Any, kind: str,
