@@ -388,7 +388,8 @@ def _spectral_pass(w: Matrix, kind: str, anchors: NDArray[np.int64] | None,
         gamma = min(lam[1] - lam[0], lam[2] - lam[1]) if lam.shape[0] >= 3 else lam[1] - lam[0]
         residual = float(sol.residuals[:2].max())
         radius = davis_kahan_radius(lam, v) if kind != "random_walk" else math.nan
-        groups = tie_groups(v, local_order, tie_tolerance(v, residual, gamma))
+        walk = (d[items] if n_comp > 1 else d) if kind == "random_walk" else None
+        groups = tie_groups(v, local_order, tie_tolerance(v, residual, gamma, walk))
         ties.extend(items[g] for g in groups)
         found.extend(robust.diagnose_component(
             items, v, d[items] if n_comp > 1 else d, float(lam[1]), sol.converged,

@@ -34,8 +34,10 @@ from clss.seriation._validation import Matrix
 WEAK_RELATIVE = 1e-3
 # A centred Fiedler vector whose participation ratio is below this is carried by few items.
 LOCALIZED_PR = 0.1
-# A tie group holding at least this share of a component (and at least TIE_MIN items) is reported.
-TIE_SHARE = 0.01
+# A tie group holding at least this share of a component (and at least TIE_MIN items) is reported:
+# an iterative solve at its default tolerance leaves smaller groups on large chains (the fine order
+# of neighbours within the solver's accuracy); a localised vector ties nearly everything.
+TIE_SHARE = 0.5
 TIE_MIN = 10
 # Items carrying a localised vector: entries above this fraction of the largest centred entry.
 CARRIER_FRACTION = 0.1
@@ -77,14 +79,19 @@ def participation_ratio(x: NDArray[np.float64]) -> float:
 
 
 def weak_items(d: NDArray[np.float64], lambda2: float) -> NDArray[np.int64]:
-    """Items whose degree is below ``WEAK_RELATIVE`` × median degree and at most ``10 λ2``."""
+    """Items whose degree is below ``WEAK_RELATIVE`` × the median degree, when at least one of them is
+    at the scale of λ2 (degree at most ``10 λ2``: the localisation mechanism); else none.
+
+    All of them, not only those at the λ2 scale: degrees of global-bandwidth outliers spread over many
+    orders of magnitude, and setting aside only the weakest makes the next weakest localise the vector.
+    """
     positive = d[d > 0]
     if positive.size == 0:
         return np.empty(0, np.int64)
-    limit = WEAK_RELATIVE * float(np.median(positive))
-    if math.isfinite(lambda2):
-        limit = min(limit, 10.0 * lambda2)
-    return np.flatnonzero(d < limit).astype(np.int64)
+    weak = d < WEAK_RELATIVE * float(np.median(positive))
+    if not (math.isfinite(lambda2) and (d[weak] <= 10.0 * lambda2).any()):
+        return np.empty(0, np.int64)
+    return np.flatnonzero(weak).astype(np.int64)
 
 
 def carriers(x: NDArray[np.float64]) -> NDArray[np.int64]:
@@ -110,7 +117,7 @@ def diagnose_component(items: NDArray[np.int64], x: NDArray[np.float64], d: NDAr
         if weak.size:
             found.append(Finding(
                 "weak_items",
-                f"{weak.size} item(s) have a degree below {WEAK_RELATIVE:g} × the median and at the "
+                f"{weak.size} item(s) have a degree below {WEAK_RELATIVE:g} × the median, some at the "
                 f"scale of λ2 = {lambda2:.3g} (smallest degree {float(d.min()):.3g}, median "
                 f"{float(np.median(d)):.3g}): cutting them off is cheaper than ordering the rest, so "
                 f"the Fiedler vector localises on them. Typical cause: one global kernel bandwidth; "

@@ -87,10 +87,14 @@ def orient(positions: NDArray[np.float64], items: NDArray[np.int64],
 
 
 def tie_groups(positions: NDArray[np.float64], order: NDArray[np.int64],
-               tol: float) -> list[NDArray[np.int64]]:
-    """Maximal runs of ``order`` whose consecutive positions differ by at most ``tol``."""
+               tol: float | NDArray[np.float64]) -> list[NDArray[np.int64]]:
+    """Maximal runs of ``order`` whose consecutive positions differ by at most ``tol`` (a scalar, or
+    one tolerance per item: then the larger of the two neighbours')."""
     p = positions[order]
     finite = np.isfinite(p)
+    if np.ndim(tol):
+        t = np.asarray(tol)[order]
+        tol = np.maximum(t[1:], t[:-1])
     close = (np.diff(p) <= tol) & finite[1:] & finite[:-1]
     runs = np.split(order, np.flatnonzero(~close) + 1)
     return [np.sort(r) for r in runs if r.shape[0] >= 2]
@@ -121,14 +125,23 @@ def multiple_fiedler_message(values: NDArray[np.float64], size: int) -> str:
     return ""
 
 
-def tie_tolerance(vector: NDArray[np.float64], residual: float, gamma: float) -> float:
+def tie_tolerance(vector: NDArray[np.float64], residual: float, gamma: float,
+                  degrees: NDArray[np.float64] | None = None) -> float | NDArray[np.float64]:
     """Entries of a unit eigenvector closer than this are reported as tied.
 
     ``residual / γ`` bounds the 2-norm error of the whole vector (Davis–Kahan); spread over ``m``
     entries, a typical entry is off by that over ``√m``. Floor: 64 ulps of the largest entry; cap
-    ``1e-6``.
+    ``1e-6``. With ``degrees`` the vector holds random-walk positions ``v = D^{-1/2} u / ‖D^{-1/2} u‖``
+    of the unit ``L_sym`` eigenvector ``u``: an error ``δ`` in ``u`` moves ``v_i`` by
+    ``δ ‖D^{1/2} v‖ / √d_i``, so the tolerance is per item (an array), small where degrees are large.
     """
     m = max(vector.shape[0], 1)
+    if degrees is not None:
+        root = np.sqrt(degrees)
+        u = root * vector
+        size = float(np.linalg.norm(u))
+        if size > 0:
+            return tie_tolerance(u / size, residual, gamma) * size / root
     top = float(np.abs(vector).max()) if vector.size else 0.0
     spread = residual / gamma / math.sqrt(m) if gamma > 0 else math.inf
     return float(min(max(spread, 64 * np.finfo(np.float64).eps * top), 1e-6))

@@ -268,7 +268,8 @@ def _spectral(g: Graph, kind: str, anchors: NDArray[np.int64] | None, values: ND
         gamma = min(lam[1] - lam[0], lam[2] - lam[1]) if lam.shape[0] >= 3 else lam[1] - lam[0]
         residual = float(eig.residuals[:2].max())
         radius = davis_kahan_radius(lam, v) if kind != "random_walk" else math.nan
-        groups = tie_groups(v, local_order, tie_tolerance(v, residual, gamma))
+        walk = (degree[items]) if kind == "random_walk" else None
+        groups = tie_groups(v, local_order, tie_tolerance(v, residual, gamma, walk))
         ties.extend(items[t] for t in groups)
         # The same checks as the numpy route; setting weak items aside (weak="peel") runs there only.
         found.extend(f.message for f in robust.diagnose_component(
