@@ -44,7 +44,7 @@ METHODS = {
     "rcm": "reverse Cuthill-McKee bandwidth order, O(nnz); a cheap baseline",
     "enumerate": "exact 2-SUM minimiser by enumeration (n <= 10); a test oracle",
 }
-SPECTRAL_SOLVERS = ("auto", "evr", "lobpcg", "shift-invert", "lobpcg-amg", "multilevel")
+SPECTRAL_SOLVERS = ("auto", "davidson", "evr", "lobpcg", "shift-invert", "lobpcg-amg", "multilevel")
 ANCHORED_SOLVERS = ("auto", "dense", "direct", "amg-cg", "jacobi-cg")
 # Dense solvers on a sparse input densify it: refuse beyond this many items (n² doubles).
 DENSIFY_MAX = 20_000
@@ -155,7 +155,7 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
     mat, exponent = rescale_magnitude(zero_diagonal(mat))
     w = apply_negative_policy(mat, negative, name)
     n = w.shape[0]
-    if sp.issparse(w) and n > DENSIFY_MAX and solver in ("evr", "lobpcg", "dense"):
+    if sp.issparse(w) and n > DENSIFY_MAX and solver in ("davidson", "evr", "lobpcg", "dense"):
         raise ValueError(f"solver {solver!r} densifies the matrix, which at n = {n} needs "
                          f"{n * n * 8 / 2**30:.0f} GiB; use solver='auto' or a sparse solver")
     anchor_idx = anchor_vals = None

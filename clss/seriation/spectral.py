@@ -15,8 +15,8 @@ from numpy.typing import NDArray
 
 from clss.seriation._solution import EigenSolution
 from clss.seriation._validation import Matrix
-from clss.seriation.dense_solvers import smallest_eigenpairs_dense
-from clss.seriation.laplacian import degrees, laplacian
+from clss.seriation.dense_solvers import fiedler_pairs_dense
+from clss.seriation.laplacian import degrees
 
 # Sparse components up to this size are solved densely: exact and faster than any iterative route.
 DENSE_MAX = 2000
@@ -40,8 +40,6 @@ def fiedler(w: Matrix, *, kind: str = "unnormalized", solver: str = "auto",
     k = min(3, n)
     lap_kind = "symmetric" if kind == "random_walk" else kind
     d = degrees(w)
-    null = np.ones(n) if lap_kind == "unnormalized" else np.sqrt(d)
-    null /= np.linalg.norm(null)
     if sp.issparse(w) and n > DENSE_MAX and solver in ("auto", "shift-invert", "lobpcg-amg",
                                                           "multilevel"):
         from clss.seriation.sparse_solvers import fiedler_sparse
@@ -50,9 +48,9 @@ def fiedler(w: Matrix, *, kind: str = "unnormalized", solver: str = "auto",
                              tol=1e-8 if tol is None else tol, maxiter=maxiter, seed=seed)
     else:
         dense_w = w.toarray() if sp.issparse(w) else w
-        dense_solver = solver if solver in ("evr", "lobpcg") else "auto"
-        sol = smallest_eigenpairs_dense(laplacian(dense_w, lap_kind), k, solver=dense_solver,
-                                        tol=tol, maxiter=maxiter, seed=seed, null_vector=null)
+        dense_solver = solver if solver in ("davidson", "evr", "lobpcg") else "auto"
+        sol = fiedler_pairs_dense(dense_w, d, lap_kind, solver=dense_solver, tol=tol,
+                                  maxiter=maxiter, seed=seed)
     v = sol.vectors[:, 1].copy()
     if kind == "random_walk":
         v /= np.sqrt(d)
