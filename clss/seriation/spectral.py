@@ -91,8 +91,9 @@ def tie_groups(positions: NDArray[np.float64], order: NDArray[np.int64],
     p = positions[order]
     finite = np.isfinite(p)
     close = (np.diff(p) <= tol) & finite[1:] & finite[:-1]
-    runs = np.split(order, np.flatnonzero(~close) + 1)
-    return [np.sort(r) for r in runs if r.shape[0] >= 2]
+    bounds = np.concatenate(([0], np.flatnonzero(~close) + 1, [order.shape[0]]))
+    long = np.flatnonzero(np.diff(bounds) >= 2)  # no Python work per item, only per tie group
+    return [np.sort(order[bounds[i]:bounds[i + 1]]) for i in long]
 
 
 def davis_kahan_radius(values: NDArray[np.float64], vector: NDArray[np.float64]) -> float:
