@@ -139,6 +139,28 @@ def _symmetric(mat: Matrix, symmetrize: bool | str, atol: float, rtol: float,
     return mat
 
 
+def check_iteration_options(tol: Any, maxiter: Any, seed: Any) -> None:
+    """Reject a bad iterative-solver ``tol`` (None or a number in (0, 1)), ``maxiter`` (None or an
+    integer >= 1) or ``seed`` (an integer >= 0) with one line naming the keyword."""
+    if tol is not None:
+        if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)):
+            raise TypeError(f"tol must be a number in (0, 1) (a relative residual) or None, got "
+                            f"{type(tol).__name__}")
+        if not 0 < float(tol) < 1:
+            raise ValueError(f"tol must be in (0, 1) (a relative residual, e.g. tol=1e-8) or None, "
+                             f"got {tol!r}")
+    if maxiter is not None:
+        if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)):
+            raise TypeError(f"maxiter must be an integer >= 1 or None, got "
+                            f"{type(maxiter).__name__}")
+        if maxiter < 1:
+            raise ValueError(f"maxiter must be >= 1 or None, got {maxiter}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be a non-negative integer, got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+
+
 def distance_to_similarity(dist: Matrix, kernel: str | Callable[[NDArray], NDArray],
                            bandwidth: float | None) -> Matrix:
     """Map a dissimilarity to a similarity (R seriation's default is ``1/(1+d)``).

@@ -18,6 +18,7 @@ from clss.seriation._validation import (
     apply_negative_policy,
     as_anchors,
     as_square_matrix,
+    check_iteration_options,
     distance_to_similarity,
     rescale_magnitude,
     zero_diagonal,
@@ -146,6 +147,7 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
     allowed = ANCHORED_SOLVERS if method == "anchored" else SPECTRAL_SOLVERS
     if solver not in allowed:
         raise ValueError(f"solver {solver!r} does not apply to method {method!r}; expected one of {allowed}")
+    check_iteration_options(tol, maxiter, seed)
     check_laplacian_kind(laplacian)
     name = "distance" if kind == "distance" else "similarity"
     mat, labels = as_square_matrix(similarity, weight=weight, nodelist=nodelist,
