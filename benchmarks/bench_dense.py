@@ -107,14 +107,15 @@ def run(sizes: list[int], families: list[str], repeat: int, lobpcg_max: int,
                     if solver == "lobpcg" and n > lobpcg_max:
                         continue
                     if kind == "random_walk":
-                        def sk(solver: str = solver) -> np.ndarray:
+                        def sk(solver: str = solver, s: np.ndarray = s) -> np.ndarray:
                             return SpectralEmbedding(n_components=1, affinity="precomputed",
                                                      eigen_solver=solver,
                                                      random_state=0).fit_transform(s)[:, 0]
                     else:
-                        def sk(solver: str = solver) -> np.ndarray:
+                        def sk(solver: str = solver, s: np.ndarray = s,
+                               normed: bool = kind != "unnormalized") -> np.ndarray:
                             return spectral_embedding(s, n_components=1, eigen_solver=solver,
-                                                      norm_laplacian=kind != "unnormalized",
+                                                      norm_laplacian=normed,
                                                       drop_first=True, random_state=0)[:, 0]
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")

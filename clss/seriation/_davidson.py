@@ -29,8 +29,6 @@ KEEP = 8
 # Measured on one core (docs/seriation.md, Solver policy): a Cholesky factorisation of an n x n matrix
 # costs about n / CHOLESKY_ITERATIONS_PER_ITEM block products of width BLOCK.
 CHOLESKY_ITERATIONS_PER_ITEM = 1 / 100
-# Below this size the factorisation is cheaper than any iteration count worth estimating.
-CHOLESKY_AT_ONCE = 1000
 # λ3 only feeds diagnostics (eigengap, Davis–Kahan γ): its residual must be small against λ3 − λ2,
 # which bounds the relative error of the gap by this factor, or meet the tolerance itself.
 LAMBDA3_GAP_FRACTION = 0.1
@@ -85,8 +83,9 @@ def fiedler_davidson(w: Block, d: NDArray[np.float64], kind: str, null: NDArray[
                      precondition: str = "auto") -> dict:
     """λ1 = 0 (the exact null vector), λ2 and λ3 of the Laplacian of ``w``.
 
-    ``precondition``: ``"auto"`` (Cholesky at once below ``CHOLESKY_AT_ONCE`` items, else when the
-    projected iteration count exceeds its cost), ``"cholesky"`` or ``"none"``. Returns a dict with
+    ``precondition``: ``"auto"`` (Jacobi until the projected iteration count exceeds the cost of a
+    Cholesky factorisation, then shift-and-invert by that factor), ``"cholesky"`` (from the first
+    iteration) or ``"none"`` (Jacobi only). Returns a dict with
     ``values`` (3,), ``vectors`` (n, 3), ``residuals`` (3,) recomputed on the true operator,
     ``converged``, ``iterations`` and ``info``.
     """
@@ -99,7 +98,7 @@ def fiedler_davidson(w: Block, d: NDArray[np.float64], kind: str, null: NDArray[
     block = min(BLOCK, n - 1)
     factor = None
     switched_at = None
-    want_chol = precondition == "cholesky" or (precondition == "auto" and n < CHOLESKY_AT_ONCE)
+    want_chol = precondition == "cholesky"
     chol_cost = n * CHOLESKY_ITERATIONS_PER_ITEM
 
     q = _orthonormal(rng.standard_normal((n, block)), (z,), rng)

@@ -18,7 +18,7 @@ from clss.seriation._davidson import dense_laplacian, fiedler_davidson
 from clss.seriation._solution import EigenSolution, LinearSolution
 
 ITERATIVE_MIN = 1000
-DAVIDSON_MIN = 200
+DAVIDSON_MIN = 500
 DENSE_SOLVERS = ("auto", "davidson", "evr", "lobpcg")
 
 

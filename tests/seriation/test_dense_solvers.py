@@ -66,7 +66,7 @@ def check_against_evr(sol, w, d, kind, tol=1e-8):
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 @pytest.mark.parametrize("kind", ["unnormalized", "symmetric"])
-@pytest.mark.parametrize("n", [300, 600])
+@pytest.mark.parametrize("n", [300, 800])
 def test_davidson_agrees_with_evr(family, kind, n):
     w, d = weights(FAMILIES[family](n))
     sol = fiedler_pairs_dense(w, d, kind, solver="davidson")
@@ -99,7 +99,7 @@ def test_every_preconditioner_agrees_with_evr(precondition, n):
 ], ids=["points-unnormalized", "points-random_walk", "toeplitz-exp-unnormalized",
         "toeplitz-exp-random_walk", "toeplitz-inverse-unnormalized"])
 def test_default_solver_recovers_permuted_robinson_exactly(make, laplacian):
-    n = 400
+    n = 500
     assert n >= DAVIDSON_MIN  # the default route is the block Davidson solver
     perm = np.random.default_rng(7).permutation(n)
     res = seriate(permute_matrix(make(n), perm), laplacian=laplacian)
@@ -109,7 +109,7 @@ def test_default_solver_recovers_permuted_robinson_exactly(make, laplacian):
 
 
 def test_non_convergence_falls_back_to_evr_and_is_recorded():
-    s = robinson_noise(500, seed=2)
+    s = robinson_noise(DAVIDSON_MIN, seed=2)
     w, d = weights(s)
     sol = fiedler_pairs_dense(w, d, "unnormalized", solver="davidson", maxiter=1)
     assert sol.solver == "dense-evr" and sol.converged
@@ -150,11 +150,11 @@ def test_kinds_match_the_evr_route(laplacian):
 
 
 def test_lobpcg_and_evr_names_still_route():
-    s = curve_kernel(300, 0.3)
+    s = curve_kernel(DAVIDSON_MIN, 0.3)
     assert seriate(s, solver="lobpcg").solver in ("dense-lobpcg", "dense-evr")
     assert seriate(s, solver="evr").solver == "dense-evr"
     assert seriate(s, solver="davidson").solver == "dense-davidson"
-    assert seriate(curve_kernel(100, 0.3)).solver == "dense-evr"  # below DAVIDSON_MIN
+    assert seriate(curve_kernel(DAVIDSON_MIN - 1, 0.3)).solver == "dense-evr"
 
 
 def test_dense_components_match_scipy():
