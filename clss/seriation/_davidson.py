@@ -27,8 +27,9 @@ BLOCK = 4
 BASIS_MAX = 40
 KEEP = 8
 # Measured on one core (docs/seriation.md, Solver policy): a Cholesky factorisation of an n x n matrix
-# costs about n / CHOLESKY_ITERATIONS_PER_ITEM block products of width BLOCK.
-CHOLESKY_ITERATIONS_PER_ITEM = 1 / 100
+# costs as much as ~n/25 (n = 500, W in cache) to ~n/100 (n = 5000, memory-bound products) iterations
+# of width BLOCK; n/50 counts the solves it adds to every later iteration.
+CHOLESKY_ITERATIONS_PER_ITEM = 1 / 50
 # λ3 only feeds diagnostics (eigengap, Davis–Kahan γ): its residual must be small against λ3 − λ2,
 # which bounds the relative error of the gap by this factor, or meet the tolerance itself.
 LAMBDA3_GAP_FRACTION = 0.1

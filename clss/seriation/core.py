@@ -107,13 +107,16 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
         concatenated in ascending order of each component's smallest item index (with a
         :class:`SeriationWarning`); ``"raise"`` makes it an error instead.
     solver : str
-        ``"auto"`` follows the measured policy of docs/seriation.md (Solver policy): LAPACK ``?syevr`` for one
-        eigenpair below 1000 dense items, dense LOBPCG above; for sparse graphs above 2000 items,
-        shift-invert Lanczos, LOBPCG with an algebraic-multigrid preconditioner or a multilevel solver by
-        size. Explicit: ``"evr"``, ``"lobpcg"`` (dense), ``"shift-invert"``, ``"lobpcg-amg"``,
-        ``"multilevel"`` (sparse); anchored: ``"dense"``, ``"direct"``, ``"amg-cg"``, ``"jacobi-cg"``.
-    tol, maxiter : iterative-solver tolerance (relative residual) and iteration cap.
-    seed : seed of the iterative solvers' random starts (results are deterministic given it).
+        ``"auto"`` follows the measured policy of docs/seriation.md (Solver policy): LAPACK ``?syevr`` for
+        three eigenpairs below 500 dense items, block Davidson (``"davidson"``) above; for sparse graphs
+        above 2000 items, shift-invert Lanczos, LOBPCG with an algebraic-multigrid preconditioner or a
+        multilevel solver by size. Explicit: ``"davidson"``, ``"evr"``, ``"lobpcg"`` (dense),
+        ``"shift-invert"``, ``"lobpcg-amg"``, ``"multilevel"`` (sparse); anchored: ``"dense"``,
+        ``"direct"``, ``"amg-cg"``, ``"jacobi-cg"``.
+    tol, maxiter : iterative-solver tolerance (relative residual, in (0, 1); default 1e-8) and
+        iteration cap (>= 1).
+    seed : non-negative integer seeding the iterative solvers' random starts (results are
+        deterministic given it).
 
     Returns
     -------
