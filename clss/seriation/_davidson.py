@@ -64,16 +64,18 @@ def _orthonormal(x: Block, basis: tuple[Block, ...], rng: np.random.Generator) -
         for q in basis:
             x = x - q @ (q.T @ x)
     norms = np.linalg.norm(x, axis=0)
-    top = max(float(norms.max()), np.finfo(np.float64).tiny)
-    weak = norms <= 1e-10 * top
+    weak = norms <= 1e-10 * max(float(norms.max()), np.finfo(np.float64).tiny)
     if weak.any():
         x[:, weak] = rng.standard_normal((x.shape[0], int(weak.sum())))
         for _ in range(2):
             for q in basis:
                 x = x - q @ (q.T @ x)
-    x /= np.linalg.norm(x, axis=0)
-    q, r = np.linalg.qr(x)
-    q = q[:, np.abs(np.diag(r)) > 1e-8]
+        norms = np.linalg.norm(x, axis=0)
+    q, r = np.linalg.qr(x / norms)
+    diag = np.abs(np.diag(r))
+    if diag.min() > 1e-3:  # well conditioned: Q = X R^-1 stays orthogonal to the basis
+        return q
+    q = q[:, diag > 1e-8]
     for b in basis:  # QR of nearly dependent columns can lose orthogonality to the basis
         q = q - b @ (b.T @ q)
     return np.linalg.qr(q)[0]
