@@ -19,6 +19,7 @@ from clss.seriation._validation import (
     Matrix,
     apply_negative_policy,
     as_square_matrix,
+    check_iteration_options,
     check_request,
     distance_to_similarity,
     rescale_magnitude,
@@ -52,7 +53,7 @@ METHODS = {
     "olo": "optimal leaf ordering of an average-linkage clustering of D = max(S) - S "
            "(Bar-Joseph et al. 2001); short paths, O(n^3)",
 }
-SPECTRAL_SOLVERS = ("auto", "evr", "lobpcg", "shift-invert", "lobpcg-amg", "multilevel")
+SPECTRAL_SOLVERS = ("auto", "davidson", "evr", "lobpcg", "shift-invert", "lobpcg-amg", "multilevel")
 ANCHORED_SOLVERS = ("auto", "dense", "direct", "amg-cg", "jacobi-cg")
 ENUMERATE_MAX = 10
 
@@ -123,14 +124,16 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
         their neighbours' positions); recorded in ``info["peeled"]`` and ``warnings``. ``"keep"``: the
         plain spectral order, with the same warnings.
     solver : str
-        ``"auto"`` follows the measured policy of docs/seriation.md (Solver policy): LAPACK ``?syevr`` for one
-        eigenpair below 1000 dense items, dense LOBPCG above; for sparse graphs above 2000 items,
-        shift-invert Lanczos, LOBPCG with an algebraic-multigrid preconditioner or a multilevel solver by
-        size. Explicit: ``"evr"``, ``"lobpcg"`` (dense), ``"shift-invert"``, ``"lobpcg-amg"``,
-        ``"multilevel"`` (sparse); anchored: ``"dense"``, ``"direct"``, ``"amg-cg"``, ``"jacobi-cg"``.
-    tol, maxiter : iterative-solver tolerance (relative residual) and iteration cap.
-    seed : seed of the iterative solvers' random starts and of ``refine`` (results are deterministic
-        given it).
+        ``"auto"`` follows the measured policy of docs/seriation.md (Solver policy): LAPACK ``?syevr`` for
+        three eigenpairs below 500 dense items, block Davidson (``"davidson"``) above; for sparse graphs
+        above 2000 items, shift-invert Lanczos, LOBPCG with an algebraic-multigrid preconditioner or a
+        multilevel solver by size. Explicit: ``"davidson"``, ``"evr"``, ``"lobpcg"`` (dense),
+        ``"shift-invert"``, ``"lobpcg-amg"``, ``"multilevel"`` (sparse); anchored: ``"dense"``,
+        ``"direct"``, ``"amg-cg"``, ``"jacobi-cg"``.
+    tol, maxiter : iterative-solver tolerance (relative residual, in (0, 1); default 1e-8) and
+        iteration cap (>= 1).
+    seed : non-negative integer seeding the iterative solvers' random starts (results are
+        deterministic given it).
     linkage : {"average", "complete", "single", "weighted"}, default "average"
         ``method="olo"`` only: the agglomeration rule of the hierarchical clustering.
     refine : str, optional
@@ -180,6 +183,7 @@ def seriate(similarity: Any, *, method: str | None = None, anchors: Any = None,
     allowed = ANCHORED_SOLVERS if method == "anchored" else SPECTRAL_SOLVERS
     if solver not in allowed:
         raise ValueError(f"solver {solver!r} does not apply to method {method!r}; expected one of {allowed}")
+    check_iteration_options(tol, maxiter, seed)
     check_laplacian_kind(laplacian)
     check_linkage(linkage)
     if use_torch_route(similarity, backend, method, refine):

@@ -1,9 +1,11 @@
 """Dense solvers: the smallest Laplacian eigenpairs and the anchored (harmonic) linear system.
 
-Policy (measured; docs/seriation.md, Solver policy): below ``ITERATIVE_MIN`` items, LAPACK ``?syevr``
-for the requested eigenpairs only (2–4× cheaper than a full ``eigh``); from ``ITERATIVE_MIN`` on, LOBPCG
-on the dense operator (O(n²) per iteration; 10–90× faster than a full ``eigh`` at n = 1000–5000), with a
-residual check and a fall-back to ``?syevr`` if it does not converge.
+Policy for the Fiedler pair (measured; docs/seriation.md, Solver policy): below ``DAVIDSON_MIN`` items,
+LAPACK ``?syevr`` for the requested eigenpairs only; from ``DAVIDSON_MIN`` on, block Davidson on the
+weights themselves (``clss.seriation._davidson``: no Laplacian copy, the null vector deflated, Jacobi
+or dense-Cholesky shift-and-invert preconditioning chosen from the convergence rate), residual-checked
+on the true operator, with a fall-back to ``?syevr`` if it does not converge. ``"lobpcg"`` (SciPy's
+LOBPCG with a Jacobi preconditioner) remains available by name.
 """
 
 from __future__ import annotations
@@ -12,9 +14,68 @@ import numpy as np
 import scipy.linalg as sl
 from numpy.typing import NDArray
 
+from clss.seriation._davidson import dense_laplacian, fiedler_davidson
 from clss.seriation._solution import EigenSolution, LinearSolution
 
 ITERATIVE_MIN = 1000
+DAVIDSON_MIN = 500
+DENSE_SOLVERS = ("auto", "davidson", "evr", "lobpcg")
+
+
+def fiedler_pairs_dense(w: NDArray[np.float64], d: NDArray[np.float64], kind: str, *,
+                        solver: str = "auto", tol: float | None = None, maxiter: int | None = None,
+                        seed: int = 0) -> EigenSolution:
+    """λ1 ≈ 0, λ2, λ3 and their eigenvectors of the Laplacian of a connected dense graph.
+
+    Parameters
+    ----------
+    w : ndarray (n, n)
+        Symmetric non-negative weights with a zero diagonal; read, never modified.
+    d : ndarray (n,)
+        Degrees ``w.sum(1)``, all positive.
+    kind : {"unnormalized", "symmetric"}
+        ``D - W`` or ``I - D^{-1/2} W D^{-1/2}``.
+    solver : {"auto", "davidson", "evr", "lobpcg"}
+        ``"auto"``: ``"evr"`` below ``DAVIDSON_MIN`` items, else ``"davidson"``.
+    tol : float, optional
+        Bound on the Fiedler pair's ``||L v - λ v|| / ||L||`` (``||L||``: ``2 max d``, the ∞-norm of
+        ``D - W``, or 2, a bound on ``||L_sym||``); default ``1e-8``.
+    maxiter : int, optional
+        Iteration cap of the iterative solvers (default 200).
+    seed : int
+        Seed of the random start block.
+
+    Returns
+    -------
+    EigenSolution
+        ``min(3, n)`` pairs; ``converged`` from residuals recomputed on the true operator. When an
+        iterative solver misses its tolerance the ``?syevr`` result is returned, with the failed
+        attempt in ``info["davidson_failed"]`` (or ``info["lobpcg_failed"]``).
+    """
+    n = w.shape[0]
+    k = min(3, n)
+    tol = 1e-8 if tol is None else tol
+    if solver == "auto":
+        solver = "davidson" if n >= DAVIDSON_MIN else "evr"
+    if solver == "davidson" and n >= 8:
+        null = np.ones(n) if kind == "unnormalized" else np.sqrt(d)
+        scale = 2.0 * float(d.max()) if kind == "unnormalized" else 2.0
+        out = fiedler_davidson(w, d, kind, null, tol=tol, maxiter=maxiter, seed=seed, scale=scale)
+        info = {"scale": scale, **out["info"]}
+        if out["converged"]:
+            return EigenSolution(values=out["values"], vectors=out["vectors"],
+                                 residuals=out["residuals"], converged=True,
+                                 iterations=out["iterations"], solver="dense-davidson", info=info)
+        fallback = smallest_eigenpairs_dense(dense_laplacian(w, d, kind), k, solver="evr")
+        fallback.info["davidson_failed"] = {"iterations": out["iterations"],
+                                            "residuals": out["residuals"].tolist(), **info}
+        return fallback
+    if solver not in DENSE_SOLVERS:
+        raise ValueError(f"unknown dense solver {solver!r}; expected one of {DENSE_SOLVERS}")
+    null = np.ones(n) if kind == "unnormalized" else np.sqrt(d)
+    return smallest_eigenpairs_dense(dense_laplacian(w, d, kind), k,
+                                     solver="evr" if solver == "davidson" else solver, tol=tol,
+                                     maxiter=maxiter, seed=seed, null_vector=null / np.linalg.norm(null))
 
 
 def _residuals(lap: NDArray[np.float64], values: NDArray[np.float64],

@@ -26,8 +26,33 @@ def check_laplacian_kind(kind: str) -> None:
 def component_labels(w: Matrix) -> tuple[int, NDArray[np.int64]]:
     """Connected components of the graph ``w``: ``(count, label per item)``, labels numbered by their
     smallest item index."""
-    n_comp, comp = connected_components(w if sp.issparse(w) else sp.csr_matrix(w), directed=False)
+    if not sp.issparse(w):
+        return _dense_components(w)
+    n_comp, comp = connected_components(w, directed=False)
     return n_comp, comp.astype(np.int64)
+
+
+def _dense_components(w: NDArray[np.float64]) -> tuple[int, NDArray[np.int64]]:
+    """Breadth-first search on a symmetric dense matrix reading only frontier-to-unvisited entries
+    (at most one pass): a complete graph, e.g. any kernel matrix without underflow, costs one row,
+    where a CSR conversion costs several passes and n² stored entries."""
+    n = w.shape[0]
+    comp = np.full(n, -1, dtype=np.int64)
+    count = start = 0
+    while start < n:
+        comp[start] = count
+        frontier = np.array([start])
+        unvisited = np.flatnonzero(comp < 0)
+        while frontier.size and unvisited.size:
+            # only the edges from the frontier to unvisited items are read
+            reached = (w[np.ix_(frontier, unvisited)] != 0).any(axis=0)
+            frontier = unvisited[reached]
+            unvisited = unvisited[~reached]
+            comp[frontier] = count
+        count += 1
+        rest = np.flatnonzero(comp[start:] < 0)
+        start = start + int(rest[0]) if rest.size else n
+    return count, comp
 
 
 def degrees(w: Matrix) -> NDArray[np.float64]:

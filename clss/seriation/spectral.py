@@ -14,8 +14,8 @@ from numpy.typing import NDArray
 
 from clss.seriation._solution import EigenSolution
 from clss.seriation._validation import Matrix
-from clss.seriation.dense_solvers import smallest_eigenpairs_dense
-from clss.seriation.laplacian import degrees, laplacian
+from clss.seriation.dense_solvers import fiedler_pairs_dense
+from clss.seriation.laplacian import degrees
 
 # Sparse components up to this size are solved densely: exact and faster than any iterative route.
 DENSE_MAX = 2000
@@ -39,8 +39,6 @@ def fiedler(w: Matrix, *, kind: str = "unnormalized", solver: str = "auto",
     k = min(3, n)
     lap_kind = "symmetric" if kind == "random_walk" else kind
     d = degrees(w)
-    null = np.ones(n) if lap_kind == "unnormalized" else np.sqrt(d)
-    null /= np.linalg.norm(null)
     if sp.issparse(w) and n > DENSE_MAX and solver in ("auto", "shift-invert", "lobpcg-amg",
                                                           "multilevel"):
         from clss.seriation.sparse_solvers import fiedler_sparse
@@ -49,9 +47,9 @@ def fiedler(w: Matrix, *, kind: str = "unnormalized", solver: str = "auto",
                              tol=1e-8 if tol is None else tol, maxiter=maxiter, seed=seed)
     else:
         dense_w = w.toarray() if sp.issparse(w) else w
-        dense_solver = solver if solver in ("evr", "lobpcg") else "auto"
-        sol = smallest_eigenpairs_dense(laplacian(dense_w, lap_kind), k, solver=dense_solver,
-                                        tol=tol, maxiter=maxiter, seed=seed, null_vector=null)
+        dense_solver = solver if solver in ("davidson", "evr", "lobpcg") else "auto"
+        sol = fiedler_pairs_dense(dense_w, d, lap_kind, solver=dense_solver, tol=tol,
+                                  maxiter=maxiter, seed=seed)
     v = sol.vectors[:, 1].copy()
     if kind == "random_walk":
         v /= np.sqrt(d)
@@ -96,8 +94,9 @@ def tie_groups(positions: NDArray[np.float64], order: NDArray[np.int64],
         t = np.asarray(tol)[order]
         tol = np.maximum(t[1:], t[:-1])
     close = (np.diff(p) <= tol) & finite[1:] & finite[:-1]
-    runs = np.split(order, np.flatnonzero(~close) + 1)
-    return [np.sort(r) for r in runs if r.shape[0] >= 2]
+    bounds = np.concatenate(([0], np.flatnonzero(~close) + 1, [order.shape[0]]))
+    long = np.flatnonzero(np.diff(bounds) >= 2)  # no Python work per item, only per tie group
+    return [np.sort(order[bounds[i]:bounds[i + 1]]) for i in long]
 
 
 def davis_kahan_radius(values: NDArray[np.float64], vector: NDArray[np.float64]) -> float:

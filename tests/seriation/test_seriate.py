@@ -326,11 +326,12 @@ def test_dense_lobpcg_route_agrees_with_evr():
     x, _t = noisy_curve(1200, noise=0.003, rng=1)
     d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
     s = np.exp(-d2 / 0.005)
-    auto = seriate(s)
     evr = seriate(s, solver="evr")
-    assert auto.solver == "dense-lobpcg" and evr.solver == "dense-evr"
-    assert auto.converged
-    assert abs(auto.positions @ evr.positions) == pytest.approx(1.0, abs=1e-6)
+    assert evr.solver == "dense-evr"
+    for solver, name in (("lobpcg", "dense-lobpcg"), ("auto", "dense-davidson")):
+        res = seriate(s, solver=solver)
+        assert res.solver == name and res.converged
+        assert abs(res.positions @ evr.positions) == pytest.approx(1.0, abs=1e-6)
 
 
 def test_result_helpers_and_serialisation():

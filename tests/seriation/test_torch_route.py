@@ -118,7 +118,9 @@ def test_sparse_inputs(layout):
     w = knn_graph(x, 8)
     coo = torch.sparse_coo_tensor(np.vstack(w.nonzero()), w.data, w.shape, check_invariants=True)
     inp = {"coo": coo, "csr": coo.to_sparse_csr(), "scipy": w}[layout]
-    assert_same_spectral(seriate(w), seriate(inp, backend="torch"))
+    # 500 densified items: the numpy route's iterative (Davidson) residual sets its tie tolerance,
+    # the torch route's exact eigh another one
+    assert_same_spectral(seriate(w), seriate(inp, backend="torch"), ties=False)
 
 
 def test_float32_input_solved_in_float64():
