@@ -241,3 +241,23 @@ def test_cli_reports_peeling_and_advises_its_flag(tmp_path):
     plain = CliRunner().invoke(cli, ["seriate", str(path), "--weak", "keep"])
     assert plain.exit_code == 0 and "localised" in plain.output
     assert any("set aside" in m for m in json.loads((tmp_path / "r.json").read_text())["warnings"])
+
+
+def test_diagnose_component_codes_on_synthetic_vectors():
+    items = np.arange(100)
+    d = np.full(100, 5.0)
+    spread = np.cos(np.pi * (items + 0.5) / 100)
+    assert robust.diagnose_component(items, spread, d, 1e-3, True, 2, "unnormalized") == []
+    spike = np.zeros(100)
+    spike[3] = 1.0
+    d_weak = d.copy()
+    d_weak[3] = 1e-6
+    codes = [f.code for f in robust.diagnose_component(items, spike, d_weak, 1e-6, False, 99,
+                                                        "unnormalized")]
+    assert codes == ["weak_items", "localized", "ties", "not_converged"]
+    # a weak item far above the λ2 scale does not localise the vector: no finding
+    assert robust.diagnose_component(items, spread, d_weak, 1e-9, True, 2, "unnormalized") == []
+    # the random-walk Laplacian has no degree-driven localisation check
+    codes = [f.code for f in robust.diagnose_component(items, spread, d_weak, 1e-6, True, 2,
+                                                        "random_walk")]
+    assert codes == []
