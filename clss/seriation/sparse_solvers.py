@@ -89,6 +89,8 @@ _MAX_COARSE = 500
 # Intermediate levels get a few LOBPCG iterations only: their pencils are Ritz approximations of the
 # fine one, so converging them further is wasted work.
 _COARSE_ITERS = 8
+# Jacobi weight of the prolongation smoother (PyAMG's default for smoothed aggregation).
+_PROLONG_OMEGA = 4.0 / 3.0
 _EIG_MAXITER = 500
 _AMG_CG_MAXITER = 500
 # A block column whose Gram eigenvalue falls below this (relative) is dropped as dependent.
@@ -144,6 +146,17 @@ def _permute(a: sp.csr_matrix, perm: NDArray[np.intp]) -> sp.csr_matrix:
     return out
 
 
+def _permuted_laplacian(w: sp.csr_matrix, d: Array, perm: NDArray[np.intp]) -> sp.csr_matrix:
+    """``L = D - W`` renumbered by ``perm`` (``L[perm][:, perm]``), built in one pass with int32
+    indices: neither ``L`` in the original numbering nor a COO row array is ever formed."""
+    from clss.seriation._sparse_kernels import permuted_laplacian
+
+    indptr, indices, data = permuted_laplacian(w.indptr, w.indices, w.data, d, perm)
+    out = sp.csr_matrix((data, indices, indptr), shape=w.shape)
+    out.has_sorted_indices = True
+    return out
+
+
 def _one_blas_thread() -> Any:
     """Context holding BLAS to one thread.
 
@@ -180,32 +193,46 @@ def _mass_dot(m: sp.csr_matrix | Array | None, x: Array) -> Array:
 class _Hierarchy:
     """Smoothed-aggregation multigrid hierarchy of a symmetric positive (semi-)definite M-matrix.
 
-    PyAMG builds it with standard aggregation on the symmetric strength graph, one Jacobi step of
-    prolongation smoothing scaled by the Gershgorin ("local") bound, which avoids PyAMG's Arnoldi
-    spectral-radius estimates (10 s at n = 1e6), and no candidate improvement, since the constant is
-    an exact null vector of a graph Laplacian. The V-cycle does one symmetric Gauss–Seidel sweep
-    (forward then backward) before and after the coarse correction, so it is a symmetric operator
-    as CG and LOBPCG require (at n = 1e6 it needs 12 LOBPCG iterations where one forward and one
-    backward sweep need 18-20, 30 % less time overall). The coarsest level is solved densely; for
-    a singular Laplacian (``singular=True``) with the pseudo-inverse
-    ``A⁺ = (A + s n nᵀ)^{-1} - n nᵀ / s`` built from the coarse null vector ``n``, which stays
-    well defined when the coarsest level is tiny (even 1 × 1 and numerically zero).
+    Built here rather than by PyAMG (same algorithm, same hierarchy): standard aggregation on the
+    full strength graph, one Jacobi step of prolongation smoothing scaled by the Gershgorin
+    ("local") bound ``Σ_j |a_ij|`` (no spectral-radius estimate), and the constant as near-null
+    space without candidate improvement, since it is an exact null vector of a graph Laplacian.
+    PyAMG's setup converts every level to 1 × 1-block BSR and copies it for the strength matrix and
+    the smoother's weights (3.7 s and ~3 matrix copies at n = 1e6); the numba kernels read the CSR
+    arrays in place, and only ``P``, ``Pᵀ`` and the coarse matrices are stored.
+
+    The V-cycle does one symmetric Gauss–Seidel sweep (forward then backward) before and after the
+    coarse correction, so it is a symmetric operator as CG and LOBPCG require (at n = 1e6 it needs
+    12 LOBPCG iterations where one forward and one backward sweep need 18-20, 30 % less time
+    overall). The coarsest level is solved densely; for a singular Laplacian (``singular=True``)
+    with the pseudo-inverse ``A⁺ = (A + s n nᵀ)^{-1} - n nᵀ / s`` built from the coarse null vector
+    ``n``, which stays well defined when the coarsest level is tiny (even 1 × 1 and numerically zero).
     """
 
-    def __init__(self, a: sp.csr_matrix, *, singular: bool, max_coarse: int = _MAX_COARSE
-                 ) -> None:
-        import pyamg
+    def __init__(self, a: sp.csr_matrix, *, singular: bool, max_coarse: int = _MAX_COARSE,
+                 max_levels: int = 25) -> None:
+        from clss.seriation._sparse_kernels import smoothed_prolongator, standard_aggregation
 
-        ml = pyamg.smoothed_aggregation_solver(
-            a, B=np.ones((a.shape[0], 1)), symmetry="hermitian", strength="symmetric",
-            aggregate="standard", smooth=("jacobi", {"omega": 4.0 / 3.0, "weighting": "local"}),
-            improve_candidates=None, max_coarse=max_coarse, max_levels=25, keep=False)
-        self.a: list[sp.csr_matrix] = [sp.csr_matrix(lv.A) for lv in ml.levels]
-        for mat in self.a:
-            mat.sort_indices()
-        self.p: list[sp.csr_matrix] = [sp.csr_matrix(lv.P) for lv in ml.levels[:-1]]
-        self.r: list[sp.csr_matrix] = [p.T.tocsr() for p in self.p]
-        self.null: list[Array] = [np.asarray(lv.B[:, 0], dtype=np.float64) for lv in ml.levels]
+        a.sort_indices()
+        self.a: list[sp.csr_matrix] = [a]
+        self.p: list[sp.csr_matrix] = []
+        self.r: list[sp.csr_matrix] = []
+        self.null: list[Array] = [np.ones(a.shape[0])]
+        while self.a[-1].shape[0] > max_coarse and len(self.a) < max_levels:
+            fine = self.a[-1]
+            agg, nagg = standard_aggregation(fine.indptr, fine.indices)
+            if nagg == 0 or nagg >= fine.shape[0] or (agg < 0).any():
+                break  # no coarsening possible (or isolated nodes, absent in a connected graph)
+            ptr, idx, val, b_c = smoothed_prolongator(fine.indptr, fine.indices, fine.data, agg,
+                                                      nagg, self.null[-1], _PROLONG_OMEGA)
+            p = sp.csr_matrix((val, idx, ptr), shape=(fine.shape[0], nagg))
+            r = p.T.tocsr()
+            coarse = (r @ (fine @ p)).tocsr()
+            coarse.sort_indices()
+            self.p.append(p)
+            self.r.append(r)
+            self.a.append(coarse)
+            self.null.append(b_c)
         coarse = self.a[-1].toarray()
         # Shift in fine-level units: SA prolongators have orthonormal tentative columns, so the
         # coarse spectrum lies inside the fine one.
@@ -523,12 +550,18 @@ def _multilevel(a: sp.csr_matrix, mass: Array | None, null: Array, nev: int, tol
     return x, level_iters[-1]
 
 
-def _iterative_route(route: str, lap: sp.csr_matrix, d: Array, kind: str, nev: int, tol: float,
-                     maxiter: int, seed: int, info: dict[str, Any]) -> tuple[Array, int]:
-    """Run ``"multilevel"`` or ``"lobpcg-amg"`` on the locality-ordered pencil; vectors ``(n, nev)``."""
-    n = lap.shape[0]
-    perm = _locality_order(lap)
-    lap_p = lap if perm is None else _permute(lap, perm)
+def _iterative_route(route: str, w: sp.csr_matrix, d: Array, kind: str, null: Array, nev: int,
+                     tol: float, maxiter: int, seed: int, info: dict[str, Any]
+                     ) -> tuple[Array, Array, Array, int]:
+    """Run ``"multilevel"`` or ``"lobpcg-amg"`` on the locality-ordered pencil.
+
+    Returns ``_finalize``'s ``(values, vectors, residuals)`` in the original numbering and the
+    iteration count. The residuals are recomputed on ``L`` itself, stored in the locality order
+    (a renumbering of the same entries), so only one copy of ``L`` is ever held.
+    """
+    n = w.shape[0]
+    perm = _locality_order(w)
+    lap_p = _unnormalized(w, d) if perm is None else _permuted_laplacian(w, d, perm)
     dp = d if perm is None else d[perm]
     mass = None if kind == "unnormalized" else dp
     # The pencil residual L y - λ D y maps to the L_sym residual through D^{-1/2} (x = D^{1/2} y).
@@ -540,18 +573,23 @@ def _iterative_route(route: str, lap: sp.csr_matrix, d: Array, kind: str, nev: i
         y, iterations = _lobpcg_amg(lap_p, mass, pnull, nev, tol, weights, maxiter, seed, info)
     if mass is not None:
         y = np.sqrt(mass)[:, None] * y
-    vec = np.empty_like(y)
+    values, vec_p, residuals = _finalize(lap_p, dp, kind, null if perm is None else null[perm], y)
+    del lap_p
     if perm is None:
-        vec[:] = y
+        vectors = vec_p
     else:
-        vec[perm] = y
+        vectors = np.empty_like(vec_p)
+        vectors[perm] = vec_p
     info["reordered"] = perm is not None
-    return vec, iterations
+    return values, _sign_fix(vectors), residuals, iterations
 
 
 def _finalize(lap: sp.csr_matrix, d: Array, kind: str, null: Array, vec: Array
               ) -> tuple[Array, Array, Array]:
-    """Prepend the null vector, then recompute Rayleigh quotients and residuals on the true operator."""
+    """Prepend the null vector, then recompute Rayleigh quotients and residuals on the true operator.
+
+    Returns ``(values, vectors, residuals)``; the caller fixes the signs (``_sign_fix``).
+    """
     vectors = np.column_stack([null, vec])
     vectors /= np.linalg.norm(vectors, axis=0)
     lv = _apply_operator(lap, d, kind, vectors)
@@ -559,7 +597,7 @@ def _finalize(lap: sp.csr_matrix, d: Array, kind: str, null: Array, vec: Array
     order = np.argsort(values, kind="stable")
     values, vectors, lv = values[order], vectors[:, order], lv[:, order]
     residuals = np.linalg.norm(lv - vectors * values, axis=0)
-    return values, _sign_fix(vectors), residuals
+    return values, vectors, residuals
 
 
 def fiedler_sparse(W: sp.csr_matrix, *, k: int = 3, laplacian: str = "unnormalized",
@@ -634,21 +672,22 @@ def fiedler_sparse(W: sp.csr_matrix, *, k: int = 3, laplacian: str = "unnormaliz
     if n < _DENSE_BELOW or 5 * k > n:
         route = "dense-evr"
     null = _null_vector(d, kind)
-    lap = _unnormalized(w, d)
     nev = k - 1
     iterations = 0
     with _one_blas_thread():
-        if nev == 0:
-            vec = np.zeros((n, 0))
-        elif route == "dense-evr":
-            vec = smallest_eigenpairs_dense(np.asarray(build_laplacian(w.toarray(), kind)), k,
-                                            solver="evr").vectors[:, 1:]
-        elif route == "shift-invert":
-            vec, iterations = _shift_invert(w, d, kind, nev, tol, scale, cap, seed, info)
+        if nev > 0 and route in ("multilevel", "lobpcg-amg"):
+            values, vectors, residuals, iterations = _iterative_route(
+                route, w, d, kind, null, nev, tol * scale, cap, seed, info)
         else:
-            vec, iterations = _iterative_route(route, lap, d, kind, nev, tol * scale, cap, seed,
-                                               info)
-        values, vectors, residuals = _finalize(lap, d, kind, null, vec)
+            if nev == 0:
+                vec = np.zeros((n, 0))
+            elif route == "dense-evr":
+                vec = smallest_eigenpairs_dense(np.asarray(build_laplacian(w.toarray(), kind)),
+                                                k, solver="evr").vectors[:, 1:]
+            else:
+                vec, iterations = _shift_invert(w, d, kind, nev, tol, scale, cap, seed, info)
+            values, vectors, residuals = _finalize(_unnormalized(w, d), d, kind, null, vec)
+            vectors = _sign_fix(vectors)
     rel = residuals / scale
     gap = min(values[1] - values[0], values[2] - values[1]) if k >= 3 else 0.0
     info.update(rel_residuals=rel, time_s=time.perf_counter() - t_start,
