@@ -363,3 +363,93 @@ def symmetric_max_csr(idx, wt, n):
             out_idx[b] = cj
             out_val[b] = cv
     return ptr, out_idx, out_val
+
+
+@jit
+def permute_csr(indptr, indices, data, perm):
+    """CSR arrays of ``A[perm][:, perm]``, rows sorted, int32 indices, in one gather."""
+    n = perm.shape[0]
+    inv = np.empty(n, dtype=np.int32)
+    for i in range(n):
+        inv[perm[i]] = i
+    out_ptr = np.empty(n + 1, dtype=np.int64)
+    out_ptr[0] = 0
+    for i in range(n):
+        out_ptr[i + 1] = out_ptr[i] + indptr[perm[i] + 1] - indptr[perm[i]]
+    out_idx = np.empty(out_ptr[n], dtype=np.int32)
+    out_val = np.empty(out_ptr[n], dtype=data.dtype)
+    for i in range(n):
+        r = perm[i]
+        q0 = out_ptr[i]
+        q = q0
+        for p in range(indptr[r], indptr[r + 1]):
+            c = inv[indices[p]]
+            v = data[p]
+            s = q
+            while s > q0 and out_idx[s - 1] > c:
+                out_idx[s] = out_idx[s - 1]
+                out_val[s] = out_val[s - 1]
+                s -= 1
+            out_idx[s] = c
+            out_val[s] = v
+            q += 1
+    return out_ptr, out_idx, out_val
+
+
+@jit
+def anchored_laplacian(indptr, indices, data, degree, is_anchor, anchor_value):
+    """``L_uu`` (CSR arrays), ``b = W_ul y_l`` and the contact ``W_ul 1`` of the unanchored items,
+    in one pass over their rows of ``W`` (no row-sliced copy of ``W``, no COO row array).
+
+    ``L_uu = D_u - W_uu`` with degrees over all columns; the unknowns keep their relative order, so
+    rows come out sorted when those of ``W`` are. Returns ``(indptr int64, indices int32, data, b,
+    contact)``.
+    """
+    n = indptr.shape[0] - 1
+    local = np.full(n, -1, dtype=np.int64)
+    u = 0
+    for i in range(n):
+        if not is_anchor[i]:
+            local[i] = u
+            u += 1
+    ptr = np.empty(u + 1, dtype=np.int64)
+    ptr[0] = 0
+    for i in range(n):
+        if is_anchor[i]:
+            continue
+        cnt = 1
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            if not is_anchor[j] and j != i:
+                cnt += 1
+        ptr[local[i] + 1] = ptr[local[i]] + cnt
+    out_idx = np.empty(ptr[u], dtype=np.int32)
+    out_val = np.empty(ptr[u], dtype=np.float64)
+    b = np.zeros(u, dtype=np.float64)
+    contact = np.zeros(u, dtype=np.float64)
+    for i in range(n):
+        if is_anchor[i]:
+            continue
+        li = local[i]
+        q = ptr[li]
+        at = -1  # slot of the diagonal, placed before the first column above i
+        diag = degree[i]
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            if j == i:
+                diag -= data[p]
+            elif is_anchor[j]:
+                b[li] += data[p] * anchor_value[j]
+                contact[li] += data[p]
+            else:
+                if at < 0 and j > i:
+                    at = q
+                    q += 1
+                out_idx[q] = local[j]
+                out_val[q] = -data[p]
+                q += 1
+        if at < 0:
+            at = q
+        out_idx[at] = li
+        out_val[at] = diag
+    return ptr, out_idx, out_val, b, contact

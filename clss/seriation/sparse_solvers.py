@@ -54,7 +54,7 @@ import scipy.linalg as sl
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 from numpy.typing import NDArray
-from scipy.sparse.csgraph import connected_components, reverse_cuthill_mckee
+from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from clss.seriation._solution import EigenSolution, LinearSolution
 from clss.seriation.dense_solvers import smallest_eigenpairs_dense
@@ -133,16 +133,12 @@ def _locality_order(a: sp.csr_matrix) -> NDArray[np.intp] | None:
 
 
 def _permute(a: sp.csr_matrix, perm: NDArray[np.intp]) -> sp.csr_matrix:
-    """``a[perm][:, perm]`` for a square CSR matrix in a single gather."""
-    n = a.shape[0]
-    inv = np.empty(n, dtype=np.intp)
-    inv[perm] = np.arange(n)
-    lens = np.diff(a.indptr)[perm]
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lens, out=indptr[1:])
-    src = np.repeat(a.indptr[perm].astype(np.int64) - indptr[:-1], lens) + np.arange(indptr[-1])
-    out = sp.csr_matrix((a.data[src], inv[a.indices[src]], indptr), shape=a.shape)
-    out.sort_indices()
+    """``a[perm][:, perm]`` for a square CSR matrix in a single gather (int32 indices, sorted)."""
+    from clss.seriation._sparse_kernels import permute_csr
+
+    indptr, indices, data = permute_csr(a.indptr, a.indices, a.data, perm)
+    out = sp.csr_matrix((data, indices, indptr), shape=a.shape)
+    out.has_sorted_indices = True
     return out
 
 
@@ -702,34 +698,29 @@ def fiedler_sparse(W: sp.csr_matrix, *, k: int = 3, laplacian: str = "unnormaliz
 # --------------------------------------------------------------------------------------------------
 
 
-def _anchored_system(w: sp.csr_matrix, d: Array, unknown: NDArray[np.int64],
-                     anchor_value: Array, is_anchor: NDArray[np.bool_]
-                     ) -> tuple[sp.csr_matrix, sp.csr_matrix, Array, Array]:
-    """``(L_uu, W_uu, b = W_ul y_l, contact = W_ul 1)`` in one pass over the unknowns' rows."""
-    u = unknown.size
-    local = np.full(w.shape[0], -1, dtype=np.int64)
-    local[unknown] = np.arange(u)
-    rows_w = w[unknown]
-    row = np.repeat(np.arange(u), np.diff(rows_w.indptr))
-    col = rows_w.indices
-    to_anchor = is_anchor[col]
-    data_l = rows_w.data[to_anchor]
-    b = np.bincount(row[to_anchor], weights=data_l * anchor_value[col[to_anchor]], minlength=u)
-    contact = np.bincount(row[to_anchor], weights=data_l, minlength=u)
-    inner = ~to_anchor
-    indptr = np.zeros(u + 1, dtype=np.int64)
-    np.cumsum(np.bincount(row[inner], minlength=u), out=indptr[1:])
-    w_uu = sp.csr_matrix((rows_w.data[inner], local[col[inner]], indptr), shape=(u, u))
-    return _unnormalized(w_uu, d[unknown]), w_uu, b, contact
+def _anchored_system(w: sp.csr_matrix, d: Array, anchor_value: Array, is_anchor: NDArray[np.bool_]
+                     ) -> tuple[sp.csr_matrix, Array, Array]:
+    """``(L_uu, b = W_ul y_l, contact = W_ul 1)`` in one pass over the unknowns' rows."""
+    from clss.seriation._sparse_kernels import anchored_laplacian
+
+    indptr, indices, data, b, contact = anchored_laplacian(w.indptr, w.indices, w.data, d,
+                                                           is_anchor, anchor_value)
+    u = b.shape[0]
+    a = sp.csr_matrix((data, indices, indptr), shape=(u, u))
+    a.sort_indices()
+    return a, b, contact
 
 
-def _check_anchor_contact(w_uu: sp.csr_matrix, contact: Array) -> float:
+def _check_anchor_contact(a: sp.csr_matrix, contact: Array) -> float:
     """Raise if a component of the unanchored subgraph has no edge to an anchor (``L_uu`` singular).
 
-    Returns the weakest relative contact, ``min over components of (weight to anchors) / (weight
-    inside)``: a small value means an ill-conditioned ``L_uu`` (condition ∝ 1 / contact).
+    ``a`` is ``L_uu`` (its graph is that of ``W_uu``). Returns the weakest relative contact,
+    ``min over components of (weight to anchors) / (total weight)``: a small value means an
+    ill-conditioned ``L_uu`` (condition ∝ 1 / contact).
     """
-    n_comp, label = connected_components(w_uu, directed=False)
+    from clss.seriation._sparse_kernels import component_labels_csr
+
+    n_comp, label = component_labels_csr(a.indptr, a.indices)
     touch = np.bincount(label, weights=contact, minlength=n_comp)
     if (touch <= 0).any():
         bad = np.flatnonzero(touch <= 0)
@@ -737,8 +728,9 @@ def _check_anchor_contact(w_uu: sp.csr_matrix, contact: Array) -> float:
         raise ValueError(f"{bad.size} connected component(s) of the unanchored items (sizes "
                          f"{sizes[:5].tolist()}{', ...' if bad.size > 5 else ''}) have no edge to "
                          f"an anchor: L_uu is singular and their values are undetermined")
-    inside = np.bincount(label, weights=np.asarray(w_uu.sum(axis=1)).ravel(), minlength=n_comp)
-    return float(np.min(touch / np.maximum(inside + touch, np.finfo(np.float64).tiny)))
+    # total weight of a component = Σ L_ii over it (degrees over all columns)
+    total = np.bincount(label, weights=a.diagonal(), minlength=n_comp)
+    return float(np.min(touch / np.maximum(total, np.finfo(np.float64).tiny)))
 
 
 def _jacobi(a: sp.csr_matrix) -> Callable[[Array], Array]:
@@ -863,10 +855,9 @@ def harmonic_sparse(W: sp.csr_matrix, anchors: NDArray[np.int64], values: Array,
                               solver="none")
     anchor_value = np.zeros(n)
     anchor_value[anchors] = values
-    a, w_uu, b, contact = _anchored_system(w, degrees(w), unknown, anchor_value, is_anchor)
+    a, b, contact = _anchored_system(w, degrees(w), anchor_value, is_anchor)
     info: dict[str, Any] = {"requested_method": method, "tol": tol,
-                            "weakest_contact": _check_anchor_contact(w_uu, contact)}
-    del w_uu
+                            "weakest_contact": _check_anchor_contact(a, contact)}
     route = method if method != "auto" else ("direct" if u <= DIRECT_MAX else "amg-cg")
     if x0 is not None:
         x0 = np.asarray(x0, dtype=np.float64).ravel()
