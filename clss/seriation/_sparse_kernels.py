@@ -453,3 +453,65 @@ def anchored_laplacian(indptr, indices, data, degree, is_anchor, anchor_value):
         out_idx[at] = li
         out_val[at] = diag
     return ptr, out_idx, out_val, b, contact
+
+
+@jit
+def _gs_sweep(indptr, indices, data, x, b, start, stop, step):
+    """Gauss–Seidel over rows ``start, start + step, ...`` (blocks of one or two columns unrolled)."""
+    m = x.shape[1]
+    acc = np.empty(m, dtype=np.float64)
+    for i in range(start, stop, step):
+        diag = 0.0
+        if m == 2:
+            s0 = b[i, 0]
+            s1 = b[i, 1]
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                v = data[p]
+                if j == i:
+                    diag += v
+                else:
+                    s0 -= v * x[j, 0]
+                    s1 -= v * x[j, 1]
+            if diag != 0.0:
+                x[i, 0] = s0 / diag
+                x[i, 1] = s1 / diag
+            continue
+        if m == 1:
+            s0 = b[i, 0]
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                v = data[p]
+                if j == i:
+                    diag += v
+                else:
+                    s0 -= v * x[j, 0]
+            if diag != 0.0:
+                x[i, 0] = s0 / diag
+            continue
+        for c in range(m):
+            acc[c] = b[i, c]
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            v = data[p]
+            if j == i:
+                diag += v
+            else:
+                for c in range(m):
+                    acc[c] -= v * x[j, c]
+        if diag != 0.0:
+            for c in range(m):
+                x[i, c] = acc[c] / diag
+
+
+@jit
+def symmetric_gauss_seidel(indptr, indices, data, x, b):
+    """One symmetric Gauss–Seidel sweep (forward, then backward) on ``A X = B`` in place.
+
+    ``x``, ``b``: C-contiguous ``(n, m)`` blocks; all ``m`` columns are relaxed in the same pass
+    over ``A`` (one read of the matrix for the two-column Fiedler block instead of two). Rows with
+    a zero diagonal are left unchanged, as in PyAMG's kernel.
+    """
+    n = indptr.shape[0] - 1
+    _gs_sweep(indptr, indices, data, x, b, 0, n, 1)
+    _gs_sweep(indptr, indices, data, x, b, n - 1, -1, -1)

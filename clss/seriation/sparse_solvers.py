@@ -250,22 +250,25 @@ class _Hierarchy:
         return [m.shape[0] for m in self.a]
 
     def vcycle(self, b: Array, level: int = 0) -> Array:
-        """One V-cycle for ``A_level x = b`` from ``x = 0``; ``b`` of shape ``(n_l,)`` or ``(n_l, m)``."""
+        """One V-cycle for ``A_level x = b`` from ``x = 0``; ``b`` of shape ``(n_l,)`` or ``(n_l, m)``.
+
+        All columns of a block go through each smoothing sweep and sparse product together.
+        """
         if b.ndim == 1:
-            return self._vcycle(np.ascontiguousarray(b), level)
-        return np.column_stack([self._vcycle(np.ascontiguousarray(b[:, j]), level)
-                                for j in range(b.shape[1])])
+            return self._vcycle(np.ascontiguousarray(b[:, None]), level)[:, 0]
+        return self._vcycle(np.ascontiguousarray(b), level)
 
     def _vcycle(self, b: Array, level: int) -> Array:
-        from pyamg.relaxation.relaxation import gauss_seidel
+        from clss.seriation._sparse_kernels import symmetric_gauss_seidel
 
         if level == self.levels - 1:
             return self.coarse_pinv @ b
         a = self.a[level]
         x = np.zeros_like(b)
-        gauss_seidel(a, x, b, iterations=1, sweep="symmetric")
-        x += self.p[level] @ self._vcycle(self.r[level] @ (b - a @ x), level + 1)
-        gauss_seidel(a, x, b, iterations=1, sweep="symmetric")
+        symmetric_gauss_seidel(a.indptr, a.indices, a.data, x, b)
+        x += self.p[level] @ self._vcycle(np.ascontiguousarray(self.r[level] @ (b - a @ x)),
+                                          level + 1)
+        symmetric_gauss_seidel(a.indptr, a.indices, a.data, x, b)
         return x
 
 

@@ -207,3 +207,21 @@ def test_permute_csr_and_anchored_system_equal_reference(seed):
     np.testing.assert_allclose(b, dense[np.ix_(u, an)] @ y[an], rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(contact, dense[np.ix_(u, an)].sum(axis=1), rtol=1e-12, atol=1e-14)
     assert a.has_sorted_indices
+
+
+@pytest.mark.parametrize("m", [1, 2, 3])
+def test_block_gauss_seidel_equals_pyamg_column_by_column(m):
+    from pyamg.relaxation.relaxation import gauss_seidel
+
+    from clss.seriation._sparse_kernels import symmetric_gauss_seidel
+
+    rng = np.random.default_rng(m)
+    w = _random_graph(rng, 400, 2000)
+    lap = _unnormalized(w, degrees(w))
+    b = rng.standard_normal((400, m))
+    x = np.zeros((400, m))
+    symmetric_gauss_seidel(lap.indptr, lap.indices, lap.data, x, b)
+    for c in range(m):
+        ref = np.zeros(400)
+        gauss_seidel(lap, ref, b[:, c].copy(), iterations=1, sweep="symmetric")
+        np.testing.assert_allclose(x[:, c], ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
