@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
             cases.append({"problem": problem, "method": m, "n": n, "noise": args.noise,
                           "k": args.k, "seed": args.seed, "anchor_fraction": args.anchor_fraction,
                           "laplacian": args.laplacian,
-                          "tol": args.eig_tol if problem == "fiedler" else args.harmonic_tol})
+                          "tol": (args.eig_tol if problem == "fiedler" else None
+                                  if problem == "seriate" else args.harmonic_tol)})
     print(HEADER, flush=True)
     rows = []
     for case in cases:
