@@ -23,10 +23,11 @@ coarsening, run as a "full multigrid" nested iteration:
 
 1. nodes are renumbered by reverse Cuthill–McKee, so that graph neighbours are close in memory
    (a k-NN graph of random samples has no locality; sparse products get 5-10x faster);
-2. PyAMG builds a smoothed-aggregation hierarchy ``A_{l+1} = P_lᵀ A_l P_l`` with the constant vector
-   as near-null space; mass matrices ``M_{l+1} = P_lᵀ M_l P_l`` (``M_0 = I`` for ``L``, ``M_0 = D``
-   for ``L_sym``, solved as ``L y = λ D y`` with ``x = D^{1/2} y``) make every coarse pencil a
-   Rayleigh–Ritz projection of the fine one;
+2. a smoothed-aggregation hierarchy ``A_{l+1} = P_lᵀ A_l P_l`` (PyAMG's algorithm, built by numba
+   kernels on the CSR arrays) with the constant vector as near-null space; mass matrices
+   ``M_{l+1} = P_lᵀ M_l P_l`` (``M_0 = I`` for ``L``, ``M_0 = D`` for ``L_sym``, solved as
+   ``L y = λ D y`` with ``x = D^{1/2} y``) make every coarse pencil a Rayleigh–Ritz projection of
+   the fine one;
 3. the coarsest pencil is solved densely; its eigenvectors are prolongated level by level and each
    level is refined by a few block LOBPCG iterations (Knyazev 2001) preconditioned by a V-cycle of
    the hierarchy below it, always M-orthogonal to the null vector;
