@@ -10,10 +10,15 @@ before the solve. pyamg is imported before the clock starts. Scored by |Kendall 
 coordinates against ``t`` (unanchored items only for the harmonic solve).
 
 Cases: ``fiedler_sparse`` (k = 3, unnormalised Laplacian) with every method that is feasible at the
-size (shift-invert's LU fill explodes beyond ~2e5 nodes, see docs/sparse_solvers.md), and ``harmonic_sparse``
-with ``--anchor-fraction`` random anchors valued ``t``.
+size (shift-invert's LU fill explodes beyond ~2e5 nodes, see docs/sparse_solvers.md), ``harmonic_sparse``
+with ``--anchor-fraction`` random anchors valued ``t``, and the public entry point with default
+options: ``seriate`` (``seriate(w)``, unanchored spectral; validation, component labels and the
+symmetry check included in its time and memory) and ``seriate-anchored`` (``seriate(w, anchors=...,
+anchor_values=t[anchors])``). Above 1e6 nodes only the ``seriate`` cases run unless ``--all``.
+``build_peak_mb`` is the process's peak while generating the points and the graph.
 
-Usage: ``python benchmarks/bench_sparse.py [--sizes 1e4 1e5 1e6] [--noise 0.002] [--methods ...]``.
+Usage: ``python benchmarks/bench_sparse.py [--sizes 1e4 1e5 1e6] [--noise 0.002] [--methods ...]``;
+the 1e7 run: ``python benchmarks/bench_sparse.py --sizes 1e7 --methods seriate seriate-anchored``.
 Writes ``benchmarks/results/sparse.json`` and prints a table.
 """
 
@@ -34,8 +39,12 @@ import numpy as np
 
 EIG_METHODS = ("shift-invert", "lobpcg-amg", "multilevel")
 HARM_METHODS = ("direct", "amg-cg", "jacobi-cg")
-# Largest n at which a method is run by default (LU fill-in: >4 GB and >200 s at 1e6, measured).
-FEASIBLE_MAX = {"shift-invert": 200_000, "direct": 200_000}
+# The public entry point with default options: unanchored spectral, and anchored (harmonic).
+SERIATE_METHODS = ("seriate", "seriate-anchored")
+# Largest n at which a method is run by default (LU fill-in: >4 GB and >200 s at 1e6, measured;
+# beyond 1e6 only the public entry point is timed, one case per process).
+FEASIBLE_MAX = {"shift-invert": 200_000, "direct": 200_000, "lobpcg-amg": 1_000_000,
+                "multilevel": 1_000_000, "amg-cg": 1_000_000, "jacobi-cg": 1_000_000}
 RESULTS = Path(__file__).resolve().parent / "results" / "sparse.json"
 
 
@@ -62,9 +71,12 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     import threadpoolctl  # noqa: F401
     from scipy.stats import kendalltau
 
+    from clss.seriation import seriate
+    from clss.seriation._sparse_kernels import exactly_symmetric
     from clss.seriation.generators import knn_graph, noisy_curve
     from clss.seriation.sparse_solvers import fiedler_sparse, harmonic_sparse
 
+    exactly_symmetric(np.zeros(2, np.int32), np.zeros(0, np.int32), np.zeros(0))  # numba warm-up
     n, seed = case["n"], case["seed"]
     t0 = time.perf_counter()
     x, t = noisy_curve(n, noise=case["noise"], dim=3, rng=seed)
@@ -72,9 +84,33 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     build_s = time.perf_counter() - t0
     del x
     out: dict[str, Any] = {**case, "build_s": build_s, "nnz": int(w.nnz),
+                           "index_dtype": str(w.indices.dtype),
+                           "build_peak_mb": _status_kb("VmHWM") / 1024,
                            "graph_rss_mb": _status_kb("VmRSS") / 1024}
     peak_reset = _reset_peak()
     c0, t0 = time.process_time(), time.perf_counter()
+    if case["problem"] == "seriate":
+        anchors = None
+        if case["method"] == "seriate-anchored":
+            rng = np.random.default_rng(seed + 1)
+            anchors = np.sort(rng.choice(n, max(2, round(case["anchor_fraction"] * n)),
+                                         replace=False))
+            res = seriate(w, anchors=anchors, anchor_values=t[anchors])
+        else:
+            res = seriate(w)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        peak_kb = _status_kb("VmHWM")
+        score = res.positions
+        free = np.ones(n, dtype=bool)
+        if anchors is not None:
+            free[anchors] = False
+        out.update(tau=abs(float(kendalltau(score[free], t[free])[0])), converged=res.converged,
+                   rel_residual=float(res.residual), solver=res.solver, iterations=-1,
+                   lambda2=float(res.lambda2), anchors=0 if anchors is None else int(anchors.size))
+        out.update(solve_s=wall, cpu_s=cpu, peak_rss_mb=peak_kb / 1024,
+                   peak_is_solve_only=peak_reset,
+                   solve_extra_mb=peak_kb / 1024 - out["graph_rss_mb"])
+        return out
     if case["problem"] == "fiedler":
         sol = fiedler_sparse(w, k=3, laplacian=case["laplacian"], method=case["method"],
                              tol=case["tol"], seed=seed)
@@ -138,8 +174,8 @@ HEADER = (f"{'n':>9}  {'case':<22} {'build s':>7} {'solve s':>8} {'cpu s':>8} {'
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", nargs="+", type=float, default=[1e4, 1e5, 1e6])
-    ap.add_argument("--methods", nargs="+", default=[*EIG_METHODS, *HARM_METHODS],
-                    choices=[*EIG_METHODS, *HARM_METHODS])
+    ap.add_argument("--methods", nargs="+", default=[*EIG_METHODS, *HARM_METHODS, "seriate"],
+                    choices=[*EIG_METHODS, *HARM_METHODS, *SERIATE_METHODS])
     ap.add_argument("--noise", type=float, default=0.002, help="curve noise σ (default 0.002)")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--laplacian", default="unnormalized", choices=["unnormalized", "symmetric"],
@@ -162,11 +198,13 @@ def main(argv: list[str] | None = None) -> None:
         for m in args.methods:
             if not args.all and n > FEASIBLE_MAX.get(m, n):
                 continue
-            problem = "fiedler" if m in EIG_METHODS else "harmonic"
+            problem = ("fiedler" if m in EIG_METHODS else "seriate" if m in SERIATE_METHODS
+                       else "harmonic")
             cases.append({"problem": problem, "method": m, "n": n, "noise": args.noise,
                           "k": args.k, "seed": args.seed, "anchor_fraction": args.anchor_fraction,
                           "laplacian": args.laplacian,
-                          "tol": args.eig_tol if problem == "fiedler" else args.harmonic_tol})
+                          "tol": (args.eig_tol if problem == "fiedler" else None
+                                  if problem == "seriate" else args.harmonic_tol)})
     print(HEADER, flush=True)
     rows = []
     for case in cases:

@@ -28,6 +28,12 @@ def component_labels(w: Matrix) -> tuple[int, NDArray[np.int64]]:
     smallest item index."""
     if not sp.issparse(w):
         return _dense_components(w)
+    if w.format == "csr":
+        # union-find in place: scipy's undirected search builds the transpose (~1.5 GB at n = 1e7)
+        from clss.seriation._sparse_kernels import component_labels_csr
+
+        n_comp, comp = component_labels_csr(w.indptr, w.indices)
+        return int(n_comp), comp
     n_comp, comp = connected_components(w, directed=False)
     return n_comp, comp.astype(np.int64)
 

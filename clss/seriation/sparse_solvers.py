@@ -23,10 +23,11 @@ coarsening, run as a "full multigrid" nested iteration:
 
 1. nodes are renumbered by reverse Cuthill–McKee, so that graph neighbours are close in memory
    (a k-NN graph of random samples has no locality; sparse products get 5-10x faster);
-2. PyAMG builds a smoothed-aggregation hierarchy ``A_{l+1} = P_lᵀ A_l P_l`` with the constant vector
-   as near-null space; mass matrices ``M_{l+1} = P_lᵀ M_l P_l`` (``M_0 = I`` for ``L``, ``M_0 = D``
-   for ``L_sym``, solved as ``L y = λ D y`` with ``x = D^{1/2} y``) make every coarse pencil a
-   Rayleigh–Ritz projection of the fine one;
+2. a smoothed-aggregation hierarchy ``A_{l+1} = P_lᵀ A_l P_l`` (PyAMG's algorithm, built by numba
+   kernels on the CSR arrays) with the constant vector as near-null space; mass matrices
+   ``M_{l+1} = P_lᵀ M_l P_l`` (``M_0 = I`` for ``L``, ``M_0 = D`` for ``L_sym``, solved as
+   ``L y = λ D y`` with ``x = D^{1/2} y``) make every coarse pencil a Rayleigh–Ritz projection of
+   the fine one;
 3. the coarsest pencil is solved densely; its eigenvectors are prolongated level by level and each
    level is refined by a few block LOBPCG iterations (Knyazev 2001) preconditioned by a V-cycle of
    the hierarchy below it, always M-orthogonal to the null vector;
@@ -54,7 +55,7 @@ import scipy.linalg as sl
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 from numpy.typing import NDArray
-from scipy.sparse.csgraph import connected_components, reverse_cuthill_mckee
+from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from clss.seriation._solution import EigenSolution, LinearSolution
 from clss.seriation.dense_solvers import smallest_eigenpairs_dense
@@ -89,6 +90,8 @@ _MAX_COARSE = 500
 # Intermediate levels get a few LOBPCG iterations only: their pencils are Ritz approximations of the
 # fine one, so converging them further is wasted work.
 _COARSE_ITERS = 8
+# Jacobi weight of the prolongation smoother (PyAMG's default for smoothed aggregation).
+_PROLONG_OMEGA = 4.0 / 3.0
 _EIG_MAXITER = 500
 _AMG_CG_MAXITER = 500
 # A block column whose Gram eigenvalue falls below this (relative) is dropped as dependent.
@@ -131,16 +134,23 @@ def _locality_order(a: sp.csr_matrix) -> NDArray[np.intp] | None:
 
 
 def _permute(a: sp.csr_matrix, perm: NDArray[np.intp]) -> sp.csr_matrix:
-    """``a[perm][:, perm]`` for a square CSR matrix in a single gather."""
-    n = a.shape[0]
-    inv = np.empty(n, dtype=np.intp)
-    inv[perm] = np.arange(n)
-    lens = np.diff(a.indptr)[perm]
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lens, out=indptr[1:])
-    src = np.repeat(a.indptr[perm].astype(np.int64) - indptr[:-1], lens) + np.arange(indptr[-1])
-    out = sp.csr_matrix((a.data[src], inv[a.indices[src]], indptr), shape=a.shape)
-    out.sort_indices()
+    """``a[perm][:, perm]`` for a square CSR matrix in a single gather (int32 indices, sorted)."""
+    from clss.seriation._sparse_kernels import permute_csr
+
+    indptr, indices, data = permute_csr(a.indptr, a.indices, a.data, perm)
+    out = sp.csr_matrix((data, indices, indptr), shape=a.shape)
+    out.has_sorted_indices = True
+    return out
+
+
+def _permuted_laplacian(w: sp.csr_matrix, d: Array, perm: NDArray[np.intp]) -> sp.csr_matrix:
+    """``L = D - W`` renumbered by ``perm`` (``L[perm][:, perm]``), built in one pass with int32
+    indices: neither ``L`` in the original numbering nor a COO row array is ever formed."""
+    from clss.seriation._sparse_kernels import permuted_laplacian
+
+    indptr, indices, data = permuted_laplacian(w.indptr, w.indices, w.data, d, perm)
+    out = sp.csr_matrix((data, indices, indptr), shape=w.shape)
+    out.has_sorted_indices = True
     return out
 
 
@@ -180,32 +190,46 @@ def _mass_dot(m: sp.csr_matrix | Array | None, x: Array) -> Array:
 class _Hierarchy:
     """Smoothed-aggregation multigrid hierarchy of a symmetric positive (semi-)definite M-matrix.
 
-    PyAMG builds it with standard aggregation on the symmetric strength graph, one Jacobi step of
-    prolongation smoothing scaled by the Gershgorin ("local") bound, which avoids PyAMG's Arnoldi
-    spectral-radius estimates (10 s at n = 1e6), and no candidate improvement, since the constant is
-    an exact null vector of a graph Laplacian. The V-cycle does one symmetric Gauss–Seidel sweep
-    (forward then backward) before and after the coarse correction, so it is a symmetric operator
-    as CG and LOBPCG require (at n = 1e6 it needs 12 LOBPCG iterations where one forward and one
-    backward sweep need 18-20, 30 % less time overall). The coarsest level is solved densely; for
-    a singular Laplacian (``singular=True``) with the pseudo-inverse
-    ``A⁺ = (A + s n nᵀ)^{-1} - n nᵀ / s`` built from the coarse null vector ``n``, which stays
-    well defined when the coarsest level is tiny (even 1 × 1 and numerically zero).
+    Built here rather than by PyAMG (same algorithm, same hierarchy): standard aggregation on the
+    full strength graph, one Jacobi step of prolongation smoothing scaled by the Gershgorin
+    ("local") bound ``Σ_j |a_ij|`` (no spectral-radius estimate), and the constant as near-null
+    space without candidate improvement, since it is an exact null vector of a graph Laplacian.
+    PyAMG's setup converts every level to 1 × 1-block BSR and copies it for the strength matrix and
+    the smoother's weights (3.7 s and ~3 matrix copies at n = 1e6); the numba kernels read the CSR
+    arrays in place, and only ``P``, ``Pᵀ`` and the coarse matrices are stored.
+
+    The V-cycle does one symmetric Gauss–Seidel sweep (forward then backward) before and after the
+    coarse correction, so it is a symmetric operator as CG and LOBPCG require (at n = 1e6 it needs
+    12 LOBPCG iterations where one forward and one backward sweep need 18-20, 30 % less time
+    overall). The coarsest level is solved densely; for a singular Laplacian (``singular=True``)
+    with the pseudo-inverse ``A⁺ = (A + s n nᵀ)^{-1} - n nᵀ / s`` built from the coarse null vector
+    ``n``, which stays well defined when the coarsest level is tiny (even 1 × 1 and numerically zero).
     """
 
-    def __init__(self, a: sp.csr_matrix, *, singular: bool, max_coarse: int = _MAX_COARSE
-                 ) -> None:
-        import pyamg
+    def __init__(self, a: sp.csr_matrix, *, singular: bool, max_coarse: int = _MAX_COARSE,
+                 max_levels: int = 25) -> None:
+        from clss.seriation._sparse_kernels import smoothed_prolongator, standard_aggregation
 
-        ml = pyamg.smoothed_aggregation_solver(
-            a, B=np.ones((a.shape[0], 1)), symmetry="hermitian", strength="symmetric",
-            aggregate="standard", smooth=("jacobi", {"omega": 4.0 / 3.0, "weighting": "local"}),
-            improve_candidates=None, max_coarse=max_coarse, max_levels=25, keep=False)
-        self.a: list[sp.csr_matrix] = [sp.csr_matrix(lv.A) for lv in ml.levels]
-        for mat in self.a:
-            mat.sort_indices()
-        self.p: list[sp.csr_matrix] = [sp.csr_matrix(lv.P) for lv in ml.levels[:-1]]
-        self.r: list[sp.csr_matrix] = [p.T.tocsr() for p in self.p]
-        self.null: list[Array] = [np.asarray(lv.B[:, 0], dtype=np.float64) for lv in ml.levels]
+        a.sort_indices()
+        self.a: list[sp.csr_matrix] = [a]
+        self.p: list[sp.csr_matrix] = []
+        self.r: list[sp.csr_matrix] = []
+        self.null: list[Array] = [np.ones(a.shape[0])]
+        while self.a[-1].shape[0] > max_coarse and len(self.a) < max_levels:
+            fine = self.a[-1]
+            agg, nagg = standard_aggregation(fine.indptr, fine.indices)
+            if nagg == 0 or nagg >= fine.shape[0] or (agg < 0).any():
+                break  # no coarsening possible (or isolated nodes, absent in a connected graph)
+            ptr, idx, val, b_c = smoothed_prolongator(fine.indptr, fine.indices, fine.data, agg,
+                                                      nagg, self.null[-1], _PROLONG_OMEGA)
+            p = sp.csr_matrix((val, idx, ptr), shape=(fine.shape[0], nagg))
+            r = p.T.tocsr()
+            coarse = (r @ (fine @ p)).tocsr()
+            coarse.sort_indices()
+            self.p.append(p)
+            self.r.append(r)
+            self.a.append(coarse)
+            self.null.append(b_c)
         coarse = self.a[-1].toarray()
         # Shift in fine-level units: SA prolongators have orthonormal tentative columns, so the
         # coarse spectrum lies inside the fine one.
@@ -227,22 +251,25 @@ class _Hierarchy:
         return [m.shape[0] for m in self.a]
 
     def vcycle(self, b: Array, level: int = 0) -> Array:
-        """One V-cycle for ``A_level x = b`` from ``x = 0``; ``b`` of shape ``(n_l,)`` or ``(n_l, m)``."""
+        """One V-cycle for ``A_level x = b`` from ``x = 0``; ``b`` of shape ``(n_l,)`` or ``(n_l, m)``.
+
+        All columns of a block go through each smoothing sweep and sparse product together.
+        """
         if b.ndim == 1:
-            return self._vcycle(np.ascontiguousarray(b), level)
-        return np.column_stack([self._vcycle(np.ascontiguousarray(b[:, j]), level)
-                                for j in range(b.shape[1])])
+            return self._vcycle(np.ascontiguousarray(b[:, None]), level)[:, 0]
+        return self._vcycle(np.ascontiguousarray(b), level)
 
     def _vcycle(self, b: Array, level: int) -> Array:
-        from pyamg.relaxation.relaxation import gauss_seidel
+        from clss.seriation._sparse_kernels import symmetric_gauss_seidel
 
         if level == self.levels - 1:
             return self.coarse_pinv @ b
         a = self.a[level]
         x = np.zeros_like(b)
-        gauss_seidel(a, x, b, iterations=1, sweep="symmetric")
-        x += self.p[level] @ self._vcycle(self.r[level] @ (b - a @ x), level + 1)
-        gauss_seidel(a, x, b, iterations=1, sweep="symmetric")
+        symmetric_gauss_seidel(a.indptr, a.indices, a.data, x, b)
+        x += self.p[level] @ self._vcycle(np.ascontiguousarray(self.r[level] @ (b - a @ x)),
+                                          level + 1)
+        symmetric_gauss_seidel(a.indptr, a.indices, a.data, x, b)
         return x
 
 
@@ -473,9 +500,11 @@ def _multilevel(a: sp.csr_matrix, mass: Array | None, null: Array, nev: int, tol
     t0 = time.perf_counter()
     hier = _Hierarchy(a, singular=True)
     masses: list[Any] = [mass]
-    m_cur = sp.diags(np.ones(a.shape[0]) if mass is None else mass, format="csr")
+    m_cur: sp.csr_matrix | None = None if mass is None else sp.diags(mass, format="csr")
     for lvl in range(hier.levels - 1):
-        m_cur = (hier.r[lvl] @ m_cur @ hier.p[lvl]).tocsr()
+        # M_0 = I: M_1 = R P directly (R I would copy R, 0.4 GB at n = 1e7)
+        left = hier.r[lvl] if m_cur is None else hier.r[lvl] @ m_cur
+        m_cur = (left @ hier.p[lvl]).tocsr()
         masses.append(m_cur)
     info.update(setup_s=time.perf_counter() - t0, levels=hier.sizes())
     if hier.levels == 1:  # the graph is its own coarsest level (at most _MAX_COARSE nodes)
@@ -523,12 +552,18 @@ def _multilevel(a: sp.csr_matrix, mass: Array | None, null: Array, nev: int, tol
     return x, level_iters[-1]
 
 
-def _iterative_route(route: str, lap: sp.csr_matrix, d: Array, kind: str, nev: int, tol: float,
-                     maxiter: int, seed: int, info: dict[str, Any]) -> tuple[Array, int]:
-    """Run ``"multilevel"`` or ``"lobpcg-amg"`` on the locality-ordered pencil; vectors ``(n, nev)``."""
-    n = lap.shape[0]
-    perm = _locality_order(lap)
-    lap_p = lap if perm is None else _permute(lap, perm)
+def _iterative_route(route: str, w: sp.csr_matrix, d: Array, kind: str, null: Array, nev: int,
+                     tol: float, maxiter: int, seed: int, info: dict[str, Any]
+                     ) -> tuple[Array, Array, Array, int]:
+    """Run ``"multilevel"`` or ``"lobpcg-amg"`` on the locality-ordered pencil.
+
+    Returns ``_finalize``'s ``(values, vectors, residuals)`` in the original numbering and the
+    iteration count. The residuals are recomputed on ``L`` itself, stored in the locality order
+    (a renumbering of the same entries), so only one copy of ``L`` is ever held.
+    """
+    n = w.shape[0]
+    perm = _locality_order(w)
+    lap_p = _unnormalized(w, d) if perm is None else _permuted_laplacian(w, d, perm)
     dp = d if perm is None else d[perm]
     mass = None if kind == "unnormalized" else dp
     # The pencil residual L y - λ D y maps to the L_sym residual through D^{-1/2} (x = D^{1/2} y).
@@ -540,18 +575,23 @@ def _iterative_route(route: str, lap: sp.csr_matrix, d: Array, kind: str, nev: i
         y, iterations = _lobpcg_amg(lap_p, mass, pnull, nev, tol, weights, maxiter, seed, info)
     if mass is not None:
         y = np.sqrt(mass)[:, None] * y
-    vec = np.empty_like(y)
+    values, vec_p, residuals = _finalize(lap_p, dp, kind, null if perm is None else null[perm], y)
+    del lap_p
     if perm is None:
-        vec[:] = y
+        vectors = vec_p
     else:
-        vec[perm] = y
+        vectors = np.empty_like(vec_p)
+        vectors[perm] = vec_p
     info["reordered"] = perm is not None
-    return vec, iterations
+    return values, _sign_fix(vectors), residuals, iterations
 
 
 def _finalize(lap: sp.csr_matrix, d: Array, kind: str, null: Array, vec: Array
               ) -> tuple[Array, Array, Array]:
-    """Prepend the null vector, then recompute Rayleigh quotients and residuals on the true operator."""
+    """Prepend the null vector, then recompute Rayleigh quotients and residuals on the true operator.
+
+    Returns ``(values, vectors, residuals)``; the caller fixes the signs (``_sign_fix``).
+    """
     vectors = np.column_stack([null, vec])
     vectors /= np.linalg.norm(vectors, axis=0)
     lv = _apply_operator(lap, d, kind, vectors)
@@ -559,7 +599,7 @@ def _finalize(lap: sp.csr_matrix, d: Array, kind: str, null: Array, vec: Array
     order = np.argsort(values, kind="stable")
     values, vectors, lv = values[order], vectors[:, order], lv[:, order]
     residuals = np.linalg.norm(lv - vectors * values, axis=0)
-    return values, _sign_fix(vectors), residuals
+    return values, vectors, residuals
 
 
 def fiedler_sparse(W: sp.csr_matrix, *, k: int = 3, laplacian: str = "unnormalized",
@@ -634,21 +674,22 @@ def fiedler_sparse(W: sp.csr_matrix, *, k: int = 3, laplacian: str = "unnormaliz
     if n < _DENSE_BELOW or 5 * k > n:
         route = "dense-evr"
     null = _null_vector(d, kind)
-    lap = _unnormalized(w, d)
     nev = k - 1
     iterations = 0
     with _one_blas_thread():
-        if nev == 0:
-            vec = np.zeros((n, 0))
-        elif route == "dense-evr":
-            vec = smallest_eigenpairs_dense(np.asarray(build_laplacian(w.toarray(), kind)), k,
-                                            solver="evr").vectors[:, 1:]
-        elif route == "shift-invert":
-            vec, iterations = _shift_invert(w, d, kind, nev, tol, scale, cap, seed, info)
+        if nev > 0 and route in ("multilevel", "lobpcg-amg"):
+            values, vectors, residuals, iterations = _iterative_route(
+                route, w, d, kind, null, nev, tol * scale, cap, seed, info)
         else:
-            vec, iterations = _iterative_route(route, lap, d, kind, nev, tol * scale, cap, seed,
-                                               info)
-        values, vectors, residuals = _finalize(lap, d, kind, null, vec)
+            if nev == 0:
+                vec = np.zeros((n, 0))
+            elif route == "dense-evr":
+                vec = smallest_eigenpairs_dense(np.asarray(build_laplacian(w.toarray(), kind)),
+                                                k, solver="evr").vectors[:, 1:]
+            else:
+                vec, iterations = _shift_invert(w, d, kind, nev, tol, scale, cap, seed, info)
+            values, vectors, residuals = _finalize(_unnormalized(w, d), d, kind, null, vec)
+            vectors = _sign_fix(vectors)
     rel = residuals / scale
     gap = min(values[1] - values[0], values[2] - values[1]) if k >= 3 else 0.0
     info.update(rel_residuals=rel, time_s=time.perf_counter() - t_start,
@@ -663,34 +704,29 @@ def fiedler_sparse(W: sp.csr_matrix, *, k: int = 3, laplacian: str = "unnormaliz
 # --------------------------------------------------------------------------------------------------
 
 
-def _anchored_system(w: sp.csr_matrix, d: Array, unknown: NDArray[np.int64],
-                     anchor_value: Array, is_anchor: NDArray[np.bool_]
-                     ) -> tuple[sp.csr_matrix, sp.csr_matrix, Array, Array]:
-    """``(L_uu, W_uu, b = W_ul y_l, contact = W_ul 1)`` in one pass over the unknowns' rows."""
-    u = unknown.size
-    local = np.full(w.shape[0], -1, dtype=np.int64)
-    local[unknown] = np.arange(u)
-    rows_w = w[unknown]
-    row = np.repeat(np.arange(u), np.diff(rows_w.indptr))
-    col = rows_w.indices
-    to_anchor = is_anchor[col]
-    data_l = rows_w.data[to_anchor]
-    b = np.bincount(row[to_anchor], weights=data_l * anchor_value[col[to_anchor]], minlength=u)
-    contact = np.bincount(row[to_anchor], weights=data_l, minlength=u)
-    inner = ~to_anchor
-    indptr = np.zeros(u + 1, dtype=np.int64)
-    np.cumsum(np.bincount(row[inner], minlength=u), out=indptr[1:])
-    w_uu = sp.csr_matrix((rows_w.data[inner], local[col[inner]], indptr), shape=(u, u))
-    return _unnormalized(w_uu, d[unknown]), w_uu, b, contact
+def _anchored_system(w: sp.csr_matrix, d: Array, anchor_value: Array, is_anchor: NDArray[np.bool_]
+                     ) -> tuple[sp.csr_matrix, Array, Array]:
+    """``(L_uu, b = W_ul y_l, contact = W_ul 1)`` in one pass over the unknowns' rows."""
+    from clss.seriation._sparse_kernels import anchored_laplacian
+
+    indptr, indices, data, b, contact = anchored_laplacian(w.indptr, w.indices, w.data, d,
+                                                           is_anchor, anchor_value)
+    u = b.shape[0]
+    a = sp.csr_matrix((data, indices, indptr), shape=(u, u))
+    a.sort_indices()
+    return a, b, contact
 
 
-def _check_anchor_contact(w_uu: sp.csr_matrix, contact: Array) -> float:
+def _check_anchor_contact(a: sp.csr_matrix, contact: Array) -> float:
     """Raise if a component of the unanchored subgraph has no edge to an anchor (``L_uu`` singular).
 
-    Returns the weakest relative contact, ``min over components of (weight to anchors) / (weight
-    inside)``: a small value means an ill-conditioned ``L_uu`` (condition ∝ 1 / contact).
+    ``a`` is ``L_uu`` (its graph is that of ``W_uu``). Returns the weakest relative contact,
+    ``min over components of (weight to anchors) / (total weight)``: a small value means an
+    ill-conditioned ``L_uu`` (condition ∝ 1 / contact).
     """
-    n_comp, label = connected_components(w_uu, directed=False)
+    from clss.seriation._sparse_kernels import component_labels_csr
+
+    n_comp, label = component_labels_csr(a.indptr, a.indices)
     touch = np.bincount(label, weights=contact, minlength=n_comp)
     if (touch <= 0).any():
         bad = np.flatnonzero(touch <= 0)
@@ -698,8 +734,9 @@ def _check_anchor_contact(w_uu: sp.csr_matrix, contact: Array) -> float:
         raise ValueError(f"{bad.size} connected component(s) of the unanchored items (sizes "
                          f"{sizes[:5].tolist()}{', ...' if bad.size > 5 else ''}) have no edge to "
                          f"an anchor: L_uu is singular and their values are undetermined")
-    inside = np.bincount(label, weights=np.asarray(w_uu.sum(axis=1)).ravel(), minlength=n_comp)
-    return float(np.min(touch / np.maximum(inside + touch, np.finfo(np.float64).tiny)))
+    # total weight of a component = Σ L_ii over it (degrees over all columns)
+    total = np.bincount(label, weights=a.diagonal(), minlength=n_comp)
+    return float(np.min(touch / np.maximum(total, np.finfo(np.float64).tiny)))
 
 
 def _jacobi(a: sp.csr_matrix) -> Callable[[Array], Array]:
@@ -824,10 +861,9 @@ def harmonic_sparse(W: sp.csr_matrix, anchors: NDArray[np.int64], values: Array,
                               solver="none")
     anchor_value = np.zeros(n)
     anchor_value[anchors] = values
-    a, w_uu, b, contact = _anchored_system(w, degrees(w), unknown, anchor_value, is_anchor)
+    a, b, contact = _anchored_system(w, degrees(w), anchor_value, is_anchor)
     info: dict[str, Any] = {"requested_method": method, "tol": tol,
-                            "weakest_contact": _check_anchor_contact(w_uu, contact)}
-    del w_uu
+                            "weakest_contact": _check_anchor_contact(a, contact)}
     route = method if method != "auto" else ("direct" if u <= DIRECT_MAX else "amg-cg")
     if x0 is not None:
         x0 = np.asarray(x0, dtype=np.float64).ravel()
