@@ -123,6 +123,19 @@ def component_labels_csr(indptr, indices):
 
 
 @jit
+def _insert_sorted(out_idx, out_val, q0, q, c, v):
+    """Insert column ``c`` (value ``v``) into the sorted row slice ``[q0, q)``, growing it by one:
+    rows are short (k-NN degree), so insertion sort beats a sort per row."""
+    s = q
+    while s > q0 and out_idx[s - 1] > c:
+        out_idx[s] = out_idx[s - 1]
+        out_val[s] = out_val[s - 1]
+        s -= 1
+    out_idx[s] = c
+    out_val[s] = v
+
+
+@jit
 def permuted_laplacian(indptr, indices, data, degree, perm):
     """CSR arrays of ``P (D - W) Pᵀ`` (row ``i`` is old row ``perm[i]``), sorted, in one gather.
 
@@ -154,15 +167,7 @@ def permuted_laplacian(indptr, indices, data, degree, perm):
             if indices[p] == r:
                 diag -= data[p]
                 continue
-            c = inv[indices[p]]
-            v = -data[p]
-            s = q
-            while s > q0 and out_idx[s - 1] > c:
-                out_idx[s] = out_idx[s - 1]
-                out_val[s] = out_val[s - 1]
-                s -= 1
-            out_idx[s] = c
-            out_val[s] = v
+            _insert_sorted(out_idx, out_val, q0, q, inv[indices[p]], -data[p])
             q += 1
         for s in range(q0, q):
             if out_idx[s] == i:
@@ -383,15 +388,7 @@ def permute_csr(indptr, indices, data, perm):
         q0 = out_ptr[i]
         q = q0
         for p in range(indptr[r], indptr[r + 1]):
-            c = inv[indices[p]]
-            v = data[p]
-            s = q
-            while s > q0 and out_idx[s - 1] > c:
-                out_idx[s] = out_idx[s - 1]
-                out_val[s] = out_val[s - 1]
-                s -= 1
-            out_idx[s] = c
-            out_val[s] = v
+            _insert_sorted(out_idx, out_val, q0, q, inv[indices[p]], data[p])
             q += 1
     return out_ptr, out_idx, out_val
 

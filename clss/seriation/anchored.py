@@ -129,18 +129,27 @@ def anchored_positions(w: Matrix, anchors: NDArray[np.int64], values: NDArray[np
         if isolated == "unanchored" and items.size >= 2:
             sub = w[items][:, items] if sp.issparse(w) else w[np.ix_(items, items)]
             v, esol = fiedler(sub, seed=seed)
-            v = orient(v, items)
-            span = float(np.ptp(v)) or 1.0
-            positions[items] = lo + (v - v.min()) / span * (hi - lo)
-            infos.append(ComponentInfo(items=items, lambda2=float(esol.values[1]),
-                                       solver=f"unanchored-{esol.solver}",
-                                       residual=float(esol.residuals.max()),
-                                       converged=esol.converged))
+            positions[items], info = unanchored_placement(
+                items, v, float(esol.values[1]), float(esol.residuals.max()), esol.solver,
+                esol.converged, lo, hi)
+            infos.append(info)
         else:
             if isolated == "unanchored":
                 positions[items] = (lo + hi) / 2
             infos.append(ComponentInfo(items=items, solver=isolated, converged=True))
     return positions, comp, infos, _diagnostics(diag, sol, positions, anchors, values)
+
+
+def unanchored_placement(items: NDArray[np.int64], v: NDArray[np.float64], lambda2: float,
+                         residual: float, solver: str, converged: bool, lo: float, hi: float
+                         ) -> tuple[NDArray[np.float64], ComponentInfo]:
+    """``isolated="unanchored"``: an anchor-free component's own Fiedler order (``v``, oriented
+    here), rescaled to the anchor-value range ``[lo, hi]``, and its component info."""
+    v = orient(v, items)
+    span = float(np.ptp(v)) or 1.0
+    info = ComponentInfo(items=items, lambda2=lambda2, solver=f"unanchored-{solver}",
+                         residual=residual, converged=converged)
+    return lo + (v - v.min()) / span * (hi - lo), info
 
 
 def _with_virtual_anchor(w: Matrix, anchors: NDArray[np.int64], values: NDArray[np.float64],

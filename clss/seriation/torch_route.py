@@ -398,7 +398,7 @@ def _condition_1norm(a: torch.Tensor, chol: torch.Tensor) -> float:
 def _anchored(g: Graph, anchors: NDArray[np.int64], values: NDArray[np.float64], kind: str,
               isolated: str, ridge: float, solver: str, tol: float | None, maxiter: int | None,
               seed: int) -> Seriation:
-    from clss.seriation.anchored import _diagnostics, anchor_coverage
+    from clss.seriation.anchored import _diagnostics, anchor_coverage, unanchored_placement
 
     notes: tuple[str, ...] = ()
     if np.ptp(values) == 0:
@@ -449,13 +449,10 @@ def _anchored(g: Graph, anchors: NDArray[np.int64], values: NDArray[np.float64],
             elif isolated == "unanchored" and items.size >= 2:
                 eig = fiedler_torch(g.subgraph(torch.as_tensor(items, device=dev)), "unnormalized",
                                     seed=seed)
-                v = orient(eig.vector, items)
-                span = float(np.ptp(v)) or 1.0
-                positions[items] = lo + (v - v.min()) / span * (hi - lo)
-                infos.append(ComponentInfo(items=items, lambda2=float(eig.values[1]),
-                                           solver=f"unanchored-{eig.solver}",
-                                           residual=float(eig.residuals.max()),
-                                           converged=eig.converged))
+                positions[items], info = unanchored_placement(
+                    items, eig.vector, float(eig.values[1]), float(eig.residuals.max()),
+                    eig.solver, eig.converged, lo, hi)
+                infos.append(info)
             else:
                 if isolated == "unanchored":
                     positions[items] = (lo + hi) / 2
