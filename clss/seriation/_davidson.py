@@ -132,10 +132,12 @@ def fiedler_davidson(w: Block, d: NDArray[np.float64], kind: str, null: NDArray[
     chol_cost = n * CHOLESKY_ITERATIONS_PER_ITEM
 
     start = rng.standard_normal((n, block))
+    sampled = 0
     if 0 < coarse < n and block >= 2:
         guess = coarse_start(w, d, kind, coarse, rng)
         if guess is not None:
             start[:, :2] = guess
+            sampled = coarse
     q = _orthonormal(start, (z,), rng)
     aq = apply(q)
     history: list[float] = []
@@ -197,7 +199,8 @@ def fiedler_davidson(w: Block, d: NDArray[np.float64], kind: str, null: NDArray[
     if residuals.shape[0] > 2 and residuals[2] > max(target,
                                                      LAMBDA3_GAP_FRACTION * (values[2] - values[1])):
         converged = False
-    info = {"preconditioner": "none" if factor is None else "cholesky", "block": block}
+    info = {"preconditioner": "none" if factor is None else "cholesky", "block": block,
+            "start_sampled_items": sampled}
     if switched_at is not None:
         info["cholesky_from_iteration"] = switched_at
     return {"values": values, "vectors": vectors, "residuals": residuals, "converged": converged,

@@ -98,6 +98,8 @@ def test_coarse_start_saves_iterations_and_agrees_with_evr(kind):
     runs = {m: fiedler_davidson(w, d, kind, null, tol=1e-8, maxiter=None, seed=0, scale=scale,
                                 coarse=m) for m in (0, 200)}
     assert runs[200]["converged"] and runs[200]["iterations"] < runs[0]["iterations"]
+    assert runs[200]["info"]["start_sampled_items"] == 200
+    assert runs[0]["info"]["start_sampled_items"] == 0
     values, vectors = sl.eigh(dense_laplacian(w, d, kind), subset_by_index=[0, 2])
     assert runs[200]["values"][1] == pytest.approx(values[1], rel=1e-6)
     assert abs(runs[200]["vectors"][:, 1] @ vectors[:, 1]) == pytest.approx(1.0, abs=1e-8)
@@ -112,7 +114,7 @@ def test_coarse_start_without_sampled_neighbours_falls_back_to_random():
     assert coarse_start(w, d, "unnormalized", 20, np.random.default_rng(0)) is None
     out = fiedler_davidson(w, d, "unnormalized", np.ones(n), tol=1e-8, maxiter=None, seed=0,
                            scale=2 * d.max(), coarse=20)
-    assert out["converged"]
+    assert out["converged"] and out["info"]["start_sampled_items"] == 0
 
 
 @pytest.mark.parametrize(("make", "laplacian"), [
