@@ -81,9 +81,36 @@ def _orthonormal(x: Block, basis: tuple[Block, ...], rng: np.random.Generator) -
     return np.linalg.qr(q)[0]
 
 
+def coarse_start(w: Block, d: NDArray[np.float64], kind: str, m: int,
+                 rng: np.random.Generator) -> Block | None:
+    """Start vectors for λ2 and λ3 from the same problem on ``m`` sampled items (shape (n, 2)).
+
+    The sampled rows ``W[S, :]`` (contiguous, ``m·n`` entries) give both the sub-Laplacian and the
+    extension: each item takes the weighted mean of the sampled eigenvectors over its sampled
+    neighbours (the random-walk eigenvector; times ``√d`` for ``L_sym``). ``None`` when some item has
+    no sampled neighbour.
+    """
+    n = w.shape[0]
+    idx = np.sort(rng.choice(n, size=m, replace=False))
+    rows = w[idx]
+    ds = rows.sum(axis=0)
+    if not ds.min() > 0:
+        return None
+    sub = rows[:, idx]
+    sub_d = ds[idx]
+    try:
+        _, u = sl.eigh(dense_laplacian(sub, sub_d, kind), subset_by_index=[0, 2], driver="evr",
+                       check_finite=False)
+    except (np.linalg.LinAlgError, ValueError):
+        return None
+    f = u[:, 1:] if kind == "unnormalized" else u[:, 1:] / np.sqrt(sub_d)[:, None]
+    ext = (f.T @ rows).T / ds[:, None]
+    return ext if kind == "unnormalized" else ext * np.sqrt(d)[:, None]
+
+
 def fiedler_davidson(w: Block, d: NDArray[np.float64], kind: str, null: NDArray[np.float64], *,
                      tol: float, maxiter: int | None, seed: int, scale: float,
-                     precondition: str = "auto") -> dict:
+                     precondition: str = "auto", coarse: int = 0) -> dict:
     """λ1 = 0 (the exact null vector), λ2 and λ3 of the Laplacian of ``w``.
 
     ``precondition``: ``"auto"`` (Jacobi until the projected iteration count exceeds the cost of a
@@ -104,7 +131,14 @@ def fiedler_davidson(w: Block, d: NDArray[np.float64], kind: str, null: NDArray[
     want_chol = precondition == "cholesky"
     chol_cost = n * CHOLESKY_ITERATIONS_PER_ITEM
 
-    q = _orthonormal(rng.standard_normal((n, block)), (z,), rng)
+    start = rng.standard_normal((n, block))
+    sampled = 0
+    if 0 < coarse < n and block >= 2:
+        guess = coarse_start(w, d, kind, coarse, rng)
+        if guess is not None:
+            start[:, :2] = guess
+            sampled = coarse
+    q = _orthonormal(start, (z,), rng)
     aq = apply(q)
     history: list[float] = []
     theta = np.zeros(0)
@@ -165,7 +199,8 @@ def fiedler_davidson(w: Block, d: NDArray[np.float64], kind: str, null: NDArray[
     if residuals.shape[0] > 2 and residuals[2] > max(target,
                                                      LAMBDA3_GAP_FRACTION * (values[2] - values[1])):
         converged = False
-    info = {"preconditioner": "none" if factor is None else "cholesky", "block": block}
+    info = {"preconditioner": "none" if factor is None else "cholesky", "block": block,
+            "start_sampled_items": sampled}
     if switched_at is not None:
         info["cholesky_from_iteration"] = switched_at
     return {"values": values, "vectors": vectors, "residuals": residuals, "converged": converged,

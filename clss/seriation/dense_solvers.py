@@ -2,7 +2,8 @@
 
 Policy for the Fiedler pair (measured; docs/seriation.md, Solver policy): below ``DAVIDSON_MIN`` items,
 LAPACK ``?syevr`` for the requested eigenpairs only; from ``DAVIDSON_MIN`` on, block Davidson on the
-weights themselves (``clss.seriation._davidson``: no Laplacian copy, the null vector deflated, Jacobi
+weights themselves (``clss.seriation._davidson``: started from the same problem on sampled items, no
+Laplacian copy, the null vector deflated, Jacobi
 or dense-Cholesky shift-and-invert preconditioning chosen from the convergence rate), residual-checked
 on the true operator, with a fall-back to ``?syevr`` if it does not converge. ``"lobpcg"`` (SciPy's
 LOBPCG with a Jacobi preconditioner) remains available by name.
@@ -20,6 +21,10 @@ from clss.seriation._solution import EigenSolution, LinearSolution
 ITERATIVE_MIN = 1000
 DAVIDSON_MIN = 500
 DENSE_SOLVERS = ("auto", "davidson", "evr", "lobpcg")
+# Davidson's start block holds λ2/λ3 guesses from min(COARSE_ITEMS, n // 5) sampled items: 2-5 fewer
+# products on the benchmark families (docs/seriation.md, Solver policy); more items cost more than
+# they save.
+COARSE_ITEMS = 200
 
 
 def fiedler_pairs_dense(w: NDArray[np.float64], d: NDArray[np.float64], kind: str, *,
@@ -60,7 +65,8 @@ def fiedler_pairs_dense(w: NDArray[np.float64], d: NDArray[np.float64], kind: st
     if solver == "davidson" and n >= 8:
         null = np.ones(n) if kind == "unnormalized" else np.sqrt(d)
         scale = 2.0 * float(d.max()) if kind == "unnormalized" else 2.0
-        out = fiedler_davidson(w, d, kind, null, tol=tol, maxiter=maxiter, seed=seed, scale=scale)
+        out = fiedler_davidson(w, d, kind, null, tol=tol, maxiter=maxiter, seed=seed, scale=scale,
+                               coarse=min(COARSE_ITEMS, n // 5))
         info = {"scale": scale, **out["info"]}
         if out["converged"]:
             return EigenSolution(values=out["values"], vectors=out["vectors"],

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from clss.seriation import seriate
-from clss.seriation._davidson import dense_laplacian, fiedler_davidson
+from clss.seriation._davidson import coarse_start, dense_laplacian, fiedler_davidson
 from clss.seriation._validation import _max_asymmetry
 from clss.seriation.dense_solvers import DAVIDSON_MIN, fiedler_pairs_dense
 from clss.seriation.generators import (
@@ -87,6 +87,34 @@ def test_every_preconditioner_agrees_with_evr(precondition, n):
     if precondition == "auto":
         assert out["info"]["preconditioner"] == "cholesky"
         assert out["info"]["cholesky_from_iteration"] >= 1
+
+
+@pytest.mark.parametrize("kind", ["unnormalized", "symmetric"])
+def test_coarse_start_saves_iterations_and_agrees_with_evr(kind):
+    n = 1200
+    w, d = weights(curve_kernel(n, 0.01))
+    null = np.ones(n) if kind == "unnormalized" else np.sqrt(d)
+    scale = 2 * d.max() if kind == "unnormalized" else 2.0
+    runs = {m: fiedler_davidson(w, d, kind, null, tol=1e-8, maxiter=None, seed=0, scale=scale,
+                                coarse=m) for m in (0, 200)}
+    assert runs[200]["converged"] and runs[200]["iterations"] < runs[0]["iterations"]
+    assert runs[200]["info"]["start_sampled_items"] == 200
+    assert runs[0]["info"]["start_sampled_items"] == 0
+    values, vectors = sl.eigh(dense_laplacian(w, d, kind), subset_by_index=[0, 2])
+    assert runs[200]["values"][1] == pytest.approx(values[1], rel=1e-6)
+    assert abs(runs[200]["vectors"][:, 1] @ vectors[:, 1]) == pytest.approx(1.0, abs=1e-8)
+    # the guess itself already points at the Fiedler vector
+    guess = coarse_start(w, d, kind, 200, np.random.default_rng(0))
+    assert abs(guess[:, 0] @ vectors[:, 1]) / np.linalg.norm(guess[:, 0]) > 0.9
+
+
+def test_coarse_start_without_sampled_neighbours_falls_back_to_random():
+    n = 600
+    w, d = weights(toeplitz_robinson(n, "banded", bandwidth=3))  # most items: no sampled neighbour
+    assert coarse_start(w, d, "unnormalized", 20, np.random.default_rng(0)) is None
+    out = fiedler_davidson(w, d, "unnormalized", np.ones(n), tol=1e-8, maxiter=None, seed=0,
+                           scale=2 * d.max(), coarse=20)
+    assert out["converged"] and out["info"]["start_sampled_items"] == 0
 
 
 @pytest.mark.parametrize(("make", "laplacian"), [
