@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
             "numpy": numpy.__version__, "scipy": scipy.__version__, "pyamg": pyamg.__version__,
             "date": time.strftime("%Y-%m-%d %H:%M:%S"), "load_avg_end": os.getloadavg(),
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                     if k != "worker"}}
+                     if k not in ("worker", "out")}}  # no machine paths in shared results
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"meta": meta, "cases": rows}, indent=1, default=float))
     print(f"wrote {args.out}")
