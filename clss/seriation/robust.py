@@ -13,8 +13,9 @@ constant), and sorting it orders almost nothing. The checks here are O(n) on the
 * a tie group holding a large share of the items, and non-convergence of the eigensolver.
 
 The fix (``weak="peel"``, the default of :func:`clss.seriation.seriate`): set the weak and localised
-items aside, order the rest, and place the set-aside items by harmonic extension (each at the
-weighted average of its neighbours' positions, jointly solved), then check again.
+items aside, order the rest, and insert the set-aside items beside their most similar kept item
+(:func:`insertion_keys`); the result replaces the plain order only where the two disagree
+(:func:`same_placement`), so orders that a weak item does not distort stay exactly as they were.
 """
 
 from __future__ import annotations
@@ -160,6 +161,11 @@ def peel_set(findings: list[Finding], d: NDArray[np.float64], comp: NDArray[np.i
     return cand[ok[comp[cand]]]
 
 
+def _rows(w: Matrix, items: NDArray[np.int64]) -> sp.csr_matrix:
+    """The rows ``items`` of ``w`` as CSR (a dense ``w`` is sliced first, never converted whole)."""
+    return sp.csr_matrix(w.tocsr()[items] if sp.issparse(w) else w[items])
+
+
 def rank_agreement(a: NDArray[np.int64], b: NDArray[np.int64]) -> float:
     """|Spearman ρ| between two orderings of the same items, given as (not necessarily dense) ranks."""
     m = a.shape[0]
@@ -181,8 +187,7 @@ def same_placement(w: Matrix, plain: NDArray[np.int64], core: NDArray[np.int64],
     if agreement < AGREEMENT:
         return False
     n = plain.shape[0]
-    csr = w.tocsr() if sp.issparse(w) else sp.csr_matrix(w)
-    to_core = sp.csr_matrix(csr[items][:, core])
+    to_core = _rows(w, items)[:, core]
     to_core.eliminate_zeros()
     if to_core.nnz == 0:
         return True
@@ -207,8 +212,7 @@ def insertion_keys(w: Matrix, core: NDArray[np.int64], core_ranks: NDArray[np.in
     that mean. Items without kept neighbours take the harmonic extension of the core ranks (a dangling
     tree sits at its attachment point). Returns ``(keys on the core-rank scale, j or -1)``.
     """
-    csr = w.tocsr() if sp.issparse(w) else sp.csr_matrix(w)
-    to_core = csr[peeled][:, core]
+    to_core = _rows(w, peeled)[:, core]
     strength = np.asarray(to_core.sum(axis=1)).ravel()
     best = np.asarray(to_core.argmax(axis=1)).ravel()
     r = core_ranks.astype(np.float64)
@@ -233,8 +237,7 @@ def harmonic_extension(w: Matrix, known: NDArray[np.int64], values: NDArray[np.f
     here). Unknown items with no path to a known one get NaN; the caller handles them.
     """
     n = w.shape[0]
-    csr = w.tocsr() if sp.issparse(w) else sp.csr_matrix(w)
-    rows = csr[unknown]
+    rows = _rows(w, unknown)
     d = np.asarray(rows.sum(axis=1)).ravel()
     w_uu = rows[:, unknown]
     y = np.zeros(n)
