@@ -254,7 +254,6 @@ def _spectral(w: Matrix, labels: list[Any] | None, kind: str, anchors: NDArray[n
               tol: float | None, maxiter: int | None, seed: int, weak: str) -> Seriation:
     """Spectral order with diagnostics; ``weak="peel"`` sets weak/localised items aside and re-solves."""
     n = w.shape[0]
-    d = degrees(w)
     core = np.arange(n, dtype=np.int64)
     rounds = 0
     first: tuple[Seriation, list[robust.Finding]] | None = None
@@ -267,7 +266,7 @@ def _spectral(w: Matrix, labels: list[Any] | None, kind: str, anchors: NDArray[n
         first = first or (res, found)
         if weak != "peel" or rounds == robust.PEEL_ROUNDS:
             break
-        peel = robust.peel_set(found, degrees(sub_w), res.components)
+        peel = robust.peel_set(found, res.components)
         if peel.size == 0:
             break
         core = np.delete(core, peel)
@@ -278,7 +277,7 @@ def _spectral(w: Matrix, labels: list[Any] | None, kind: str, anchors: NDArray[n
         # The set-aside items must also sit where their neighbours put them.
         res0, found0 = first
         agreement = robust.rank_agreement(res0.ranks[core], res.ranks)
-        peeled = _with_peeled(w, d, core, res, found, labels, rounds, agreement)
+        peeled = _with_peeled(w, core, res, found, labels, rounds, agreement)
         if not robust.same_placement(w, res0.ranks, core, peeled.info["peeled"], agreement):
             return peeled
         res, found = res0, [f for f in found0 if f.code not in ("weak_items", "localized")]
@@ -295,10 +294,10 @@ def _restrict_anchors(anchors: NDArray[np.int64] | None, values: NDArray[np.floa
     return np.searchsorted(core, anchors[inside]).astype(np.int64), values[inside]
 
 
-def _with_peeled(w: Matrix, d: NDArray[np.float64], core: NDArray[np.int64], res: Seriation,
+def _with_peeled(w: Matrix, core: NDArray[np.int64], res: Seriation,
                  found: list[robust.Finding], labels: list[Any] | None, rounds: int,
                  agreement: float) -> Seriation:
-    """Insert the set-aside items into the core's order by harmonic extension of its ranks."""
+    """Insert the set-aside items into the core's order (:func:`robust.insertion_keys`)."""
     n = w.shape[0]
     peeled = np.setdiff1d(np.arange(n), core)
     key = np.empty(n)

@@ -147,8 +147,7 @@ def diagnose_component(items: NDArray[np.int64], x: NDArray[np.float64], d: NDAr
     return found
 
 
-def peel_set(findings: list[Finding], d: NDArray[np.float64], comp: NDArray[np.int64]
-             ) -> NDArray[np.int64]:
+def peel_set(findings: list[Finding], comp: NDArray[np.int64]) -> NDArray[np.int64]:
     """Items to set aside: weak and localisation carriers, never more than ``PEEL_MAX_SHARE`` of a
     component (or all but one of its items)."""
     chosen = [f.items for f in findings if f.code in ("weak_items", "localized") and f.items.size]
