@@ -268,14 +268,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-# Method-specific settings applied after the dataset preset: only parameters the method accepts.
-_SDE_UNLABELED = {"rank_weight": 1e-3, "consistency_weight": 1e-3, "rank_rows": 10}
-METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
-    ("operator-sde", "clss"): {"method_params": _SDE_UNLABELED},
-    ("operator-sde", "gclss"): {"method_params": _SDE_UNLABELED},
-}
-
-
 def merge_dicts(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     """Recursive dict merge: nested dicts merge key by key, everything else is replaced.
 
@@ -367,7 +359,8 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 def resolve_config(file_values: dict[str, Any] | None = None,
                    overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Defaults < dataset preset < method preset < ``file_values`` < ``overrides``.
+    """Defaults < dataset preset < the method's preset for that dataset (:func:`method_preset`) <
+    ``file_values`` < ``overrides``.
 
     The dataset and method that select the presets are the ones the file and overrides ask for. A file or
     override naming another model than the preset's replaces the preset's ``model`` keys (see
@@ -378,9 +371,18 @@ def resolve_config(file_values: dict[str, Any] | None = None,
     chosen = merge_dicts(merge_dicts(TrainConfig().to_dict(), file_values), overrides)
     dataset_key = _preset_key(str(chosen["dataset"]))
     values = merge_dicts(TrainConfig().to_dict(), PRESETS.get(dataset_key, {}))
-    values = merge_dicts(values, METHOD_PRESETS.get((dataset_key, chosen["method"]), {}))
+    values = merge_dicts(values, method_preset(str(chosen["method"]), dataset_key))
     values = merge_dicts(merge_dicts(values, file_values), overrides)
     return TrainConfig.from_dict(values)
+
+
+def method_preset(method: str, dataset_key: str) -> dict[str, Any]:
+    """The settings ``method`` declares for a dataset's preset (:attr:`clss.methods.Method.presets`); empty
+    for an unknown method (the configuration check names it) or dataset."""
+    from clss.methods import METHODS
+
+    cls = METHODS.get(method)
+    return copy.deepcopy(cls.presets.get(dataset_key, {})) if cls is not None else {}
 
 
 def _preset_key(dataset: str) -> str:

@@ -42,7 +42,7 @@ class DatasetEntry:
     preset : dict
         Configuration keys the dataset's preset sets (``clss.config.PRESETS``).
     method_presets : dict of str to dict
-        Extra keys per method (``clss.config.METHOD_PRESETS``).
+        Extra keys per method (:attr:`clss.methods.Method.presets`).
     available : bool or None
         Whether the data is on this machine (None: a file the user names).
     location : str
@@ -118,10 +118,11 @@ def describe_datasets(data_dir: str | os.PathLike[str] | None = None) -> list[Da
     list of DatasetEntry
         In the order of :data:`clss.data.DATASETS` (operator-sde, diabetes, csv:PATH).
     """
-    from clss.config import METHOD_PRESETS, PRESETS
+    from clss.config import PRESETS
+    from clss.methods import METHODS
 
     def presets(key: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-        per_method = {m: copy.deepcopy(v) for (d, m), v in METHOD_PRESETS.items() if d == key}
+        per_method = {m: copy.deepcopy(cls.presets[key]) for m, cls in METHODS.items() if key in cls.presets}
         return copy.deepcopy(PRESETS.get(key, {})), per_method
 
     sde_available, sde_location = _operator_sde_location(data_dir)

@@ -11,6 +11,7 @@ restores every random state, so it ends with the same metrics and the same log a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import shlex
@@ -50,7 +51,7 @@ from clss.engine.predict import UNLABELED_PREDICTIONS, write_predictions_csv
 from clss.engine.progress import TrainingProgress
 from clss.engine.rundir import RunDir, run_status
 from clss.engine.threads import restores_torch_threads, run_threads
-from clss.methods import Method, NonFiniteLossError, OptimizerConfig, build_method
+from clss.methods import Method, NonFiniteLossError, OptimizerConfig, TrainingContext, build_method
 from clss.metrics import regression_metrics
 from clss.models import build_model
 
@@ -137,17 +138,27 @@ def _as_splits(data: RegressionData | DataSplits) -> DataSplits:
     raise TypeError(f"data must be a RegressionData or a DataSplits, got {type(data).__name__}")
 
 
-def _splits(cfg: TrainConfig, data: DataSplits, semi: bool) -> Splits:
+def _splits(cfg: TrainConfig, data: DataSplits, method: Method) -> Splits:
+    """The labelled and unlabelled rows of the run. A method with ``all_labels`` (the fully supervised
+    upper bound) takes the rows a semi-supervised run of the same configuration would see, all labelled."""
     if cfg.unlabeled == "paper":
         if data.labeled is None or data.unlabeled is None:
             raise ValueError(f"dataset {cfg.dataset!r} has no fixed paper protocol; use unlabeled='rest'")
-        return Splits(labeled=data.labeled, unlabeled=data.unlabeled)
-    unlabeled: Any = cfg.unlabeled
-    if isinstance(unlabeled, str) and unlabeled != "rest":
-        unlabeled = float(unlabeled) if "." in unlabeled else int(unlabeled)
-    seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
-    return split_labeled(len(data.train), cfg.labeled, seed=seed, unlabeled=unlabeled,
-                         require_unlabeled=semi, no_target=data.no_target)
+        splits = Splits(labeled=data.labeled, unlabeled=data.unlabeled)
+    else:
+        unlabeled: Any = cfg.unlabeled
+        if isinstance(unlabeled, str) and unlabeled != "rest":
+            unlabeled = float(unlabeled) if "." in unlabeled else int(unlabeled)
+        seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
+        splits = split_labeled(len(data.train), cfg.labeled, seed=seed, unlabeled=unlabeled,
+                               require_unlabeled=method.semi_supervised or method.all_labels,
+                               no_target=data.no_target)
+    if method.all_labels:
+        with_target = np.setdiff1d(splits.unlabeled, splits.no_target)
+        splits = dataclasses.replace(splits, labeled=np.union1d(splits.labeled, with_target).astype(np.int64),
+                                     unlabeled=np.empty(0, dtype=np.int64),
+                                     extra={**splits.extra, "all_labels": True})
+    return splits
 
 
 def _build_method(cfg: TrainConfig, input: InputSpec, *, pretrained: bool = True) -> Method:
@@ -335,13 +346,18 @@ def _prepare(cfg: TrainConfig, data: RegressionData | DataSplits | None, *, resu
     workers = resolve_workers(cfg.workers, in_memory=data.train.in_memory)
     torch.manual_seed(cfg.seed)  # model initialisation and dropout draw from the global torch RNG
     method = _build_method(cfg, data.input, pretrained=not resume).to(device)
-    splits = _splits(cfg, data, method.semi_supervised)
+    splits = _splits(cfg, data, method)
     torch.set_num_threads(run_threads(cfg.threads, method,
                                       labeled_rows=_rows_per_step(cfg.batch_size, len(splits.labeled)),
                                       unlabeled_rows=_rows_per_step(cfg.unlabeled_batch_size,
                                                                     len(splits.unlabeled))
                                       if method.semi_supervised else 0))
     std = _fit_standardizer(data, splits.labeled, **sides)
+    method.setup(TrainingContext(
+        total_steps=cfg.steps, train_size=len(data.train),
+        labeled_y=torch.as_tensor(std.transform_y(data.train.targets[splits.labeled])).to(device),
+        unlabeled_index=torch.as_tensor(splits.unlabeled if method.semi_supervised else [],
+                                        dtype=torch.int64, device=device)))
     optimizers = method.configure_optimizers()
     schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda) for opt in optimizers]
     unlabeled = splits.unlabeled if method.semi_supervised else np.empty(0, dtype=np.int64)

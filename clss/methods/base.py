@@ -58,6 +58,23 @@ class Batch:
                      None if self.y is None else self.y[rows])
 
 
+@dataclass(frozen=True)
+class TrainingContext:
+    """What the engine knows about a run before its first step, handed to :meth:`Method.setup`.
+
+    ``total_steps``: iterations of the run (ramp-ups and schedules expressed as a fraction of training).
+    ``train_size``: rows of the training split (``Batch.index`` values are below it). ``labeled_y``:
+    standardised targets of every labelled row ``[n_labeled]`` (e.g. the quantiles a distribution alignment
+    maps onto), on the training device. ``unlabeled_index``: training-split indices of the unlabelled rows
+    ``[n_unlabeled]`` (empty for methods that use none).
+    """
+
+    total_steps: int
+    train_size: int
+    labeled_y: torch.Tensor
+    unlabeled_index: torch.Tensor
+
+
 @dataclass
 class OptimizerConfig:
     """Optimiser settings shared by all methods (per-parameter-group tuning is out of scope).
@@ -139,6 +156,13 @@ class Method(nn.Module):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     semi_supervised: ClassVar[bool] = True
+    #: True for the fully supervised upper bound: the engine labels every row a semi-supervised run of the
+    #: same configuration would use (labelled + unlabelled rows with a target) and gives no unlabelled rows.
+    all_labels: ClassVar[bool] = False
+    #: Configuration keys this method sets on a dataset's preset, by preset name (``"operator-sde"``,
+    #: ``"utkface"``, ...): the paper's or official configuration's settings for that dataset, merged after
+    #: the dataset's preset and before the user's file and flags (:func:`clss.config.resolve_config`).
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
     #: Views of the labelled / unlabelled rows the loader must provide (see :class:`Batch`); a method whose
     #: views depend on its parameters overrides them with properties.
     labeled_views: tuple[str, ...] = ("weak",)
@@ -162,6 +186,20 @@ class Method(nn.Module):
         self.generator: torch.Generator | None = None
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self._overflow_skips = 0
+        self.context: TrainingContext | None = None
+
+    def setup(self, context: TrainingContext) -> None:
+        """Called by the engine once the splits are known, before the first step (and before a resumed
+        run's checkpoint is loaded). Methods whose schedules or buffers depend on the run override it
+        (calling this one); a method used outside the engine calls it itself."""
+        self.context = context
+
+    def require_context(self) -> TrainingContext:
+        """The run's :class:`TrainingContext`, or a clear error when :meth:`setup` was not called."""
+        if self.context is None:
+            raise ValueError(f"{self.name} needs the run's length and splits: call method.setup("
+                             "TrainingContext(...)) before training_step (the engine does)")
+        return self.context
 
     def get_extra_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -62,6 +62,9 @@ class CLSS(Method):
     semi_supervised = True
     Params = CLSSParams
     params: CLSSParams
+    # The official synthetic scripts: every unlabelled weight 1e-3, 10-row unlabelled subsamples.
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"operator-sde": {"method_params": {
+        "rank_weight": 1e-3, "consistency_weight": 1e-3, "rank_rows": 10}}}
 
     def __init__(self, model_fn: Callable[[], nn.Module], optimizer: OptimizerConfig | None = None,
                  params: Mapping[str, Any] | None = None, precision: str = "fp32") -> None:

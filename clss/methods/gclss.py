@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from clss.methods.base import Batch, Method, OptimizerConfig, register_method
-from clss.methods.clss import CLSSParams
+from clss.methods.clss import CLSS, CLSSParams
 from clss.methods.common import contrastive_loss, diagnose, kendall_tau
 from clss.methods.parts import (
     anchored_contrastive_terms,
@@ -83,6 +83,7 @@ class GCLSS(Method):
     semi_supervised = True
     Params = GCLSSParams
     params: GCLSSParams
+    presets = CLSS.presets  # the synthetic GCLSS script keeps CLSS's unlabelled weights and subsample
 
     def __init__(self, model_fn: Callable[[], nn.Module], optimizer: OptimizerConfig | None = None,
                  params: Mapping[str, Any] | None = None, precision: str = "fp32") -> None:
