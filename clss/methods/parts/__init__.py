@@ -11,7 +11,8 @@ modules, the seeded generator), so its state-dict keys stay where they are:
 - :func:`stable_subset`, :func:`anchored_targets`, :func:`reachable`, :func:`anchored_contrastive_terms`:
   GCLSS's stable-subset selection, label-anchored pseudo-values, the drop of unreachable rows and the joint
   labelled + pseudo-valued contrastive term;
-- :func:`perturbation_norm`, :func:`recovery_diagnostics`: GCLSS's diagnostics.
+- :func:`perturbation_norm`, :func:`recovery_diagnostics`: GCLSS's diagnostics;
+- :func:`ramp_weight`, :func:`ema_update`: ramp-ups of unlabelled terms and the EMA teacher.
 
 Similarities, seriation and eigen-solvers run in the features' own precision, at least float32: a method
 casts half-precision model outputs up before they reach these functions (:meth:`Method.forward`).
@@ -33,16 +34,20 @@ from clss.methods.parts.pseudo_ranks import (
     ranks_of,
     seriation_ranks,
 )
+from clss.methods.parts.schedules import RAMP_SHAPES, ema_update, ramp_weight
 from clss.methods.parts.supervised import supervised_terms
 
 __all__ = [
+    "RAMP_SHAPES",
     "anchored_contrastive_terms",
     "anchored_targets",
     "draw_rows",
+    "ema_update",
     "kept_count",
     "perturbation_norm",
     "pseudo_rank_terms",
     "pseudo_target_losses",
+    "ramp_weight",
     "ranks_of",
     "reachable",
     "recovery_diagnostics",
