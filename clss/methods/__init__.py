@@ -18,7 +18,11 @@ from clss.methods.base import (
     register_method,
 )
 from clss.methods.clss import CLSS
+from clss.methods.fullysupervised import FullySupervised
 from clss.methods.gclss import GCLSS
+from clss.methods.meanteacher import MeanTeacher
+from clss.methods.mixmatch import MixMatch
+from clss.methods.pimodel import PiModel
 from clss.methods.supervised import Supervised
 
 __all__ = [
@@ -26,10 +30,14 @@ __all__ = [
     "GCLSS",
     "METHODS",
     "Batch",
+    "FullySupervised",
+    "MeanTeacher",
     "Method",
     "MethodParams",
+    "MixMatch",
     "NonFiniteLossError",
     "OptimizerConfig",
+    "PiModel",
     "Supervised",
     "TrainingContext",
     "build_method",

@@ -12,7 +12,9 @@ modules, the seeded generator), so its state-dict keys stay where they are:
   GCLSS's stable-subset selection, label-anchored pseudo-values, the drop of unreachable rows and the joint
   labelled + pseudo-valued contrastive term;
 - :func:`perturbation_norm`, :func:`recovery_diagnostics`: GCLSS's diagnostics;
-- :func:`ramp_weight`, :func:`ema_update`: ramp-ups of unlabelled terms and the EMA teacher.
+- :func:`ramp_weight`, :func:`ema_update`: ramp-ups of unlabelled terms and the EMA teacher;
+- :func:`input_noise`, :func:`warn_if_noiseless`, :func:`has_dropout`: the noise of the consistency methods
+  and the check that their two passes can differ; :func:`mixup`, :func:`beta_draw`: MixMatch's mixup.
 
 Similarities, seriation and eigen-solvers run in the features' own precision, at least float32: a method
 casts half-precision model outputs up before they reach these functions (:meth:`Method.forward`).
@@ -27,6 +29,7 @@ from clss.methods.parts.anchored import (
     recovery_diagnostics,
     stable_subset,
 )
+from clss.methods.parts.consistency import beta_draw, has_dropout, input_noise, mixup, warn_if_noiseless
 from clss.methods.parts.draw import draw_rows
 from clss.methods.parts.pseudo_ranks import (
     pseudo_rank_terms,
@@ -41,9 +44,13 @@ __all__ = [
     "RAMP_SHAPES",
     "anchored_contrastive_terms",
     "anchored_targets",
+    "beta_draw",
     "draw_rows",
     "ema_update",
+    "has_dropout",
+    "input_noise",
     "kept_count",
+    "mixup",
     "perturbation_norm",
     "pseudo_rank_terms",
     "pseudo_target_losses",
@@ -54,4 +61,5 @@ __all__ = [
     "seriation_ranks",
     "stable_subset",
     "supervised_terms",
+    "warn_if_noiseless",
 ]
