@@ -32,7 +32,8 @@ def model_fn(dropout=0.0, seed=0):
 
 def build(name, params=None, *, dropout=0.0, total=10, optimizer=SGD):
     method = build_method(name, model_fn(dropout), optimizer, {"unlabeled_weight": 0.7, **(params or {})})
-    method.setup(TrainingContext(total_steps=total, train_size=40, labeled_y=torch.zeros(6, dtype=torch.float64),
+    method.setup(TrainingContext(total_steps=total, train_size=40,
+                                 labeled_y=torch.zeros(6, dtype=torch.float64),
                                  unlabeled_index=torch.arange(6, 16)))
     return method
 
@@ -108,8 +109,8 @@ def test_meanteacher_step_matches_the_plain_loop_reference():
 
 
 def test_meanteacher_term_is_nonzero_on_identical_views_with_dropout():
-    """The USB fault: with one view for both networks and the teacher equal to the student, the term must still
-    be a real consistency (dropout noise in both passes), with a gradient that changes the step."""
+    """The USB fault: with one view for both networks and the teacher equal to the student, the term must
+    still be a real consistency (dropout noise in both passes), with a gradient that changes the step."""
     lab, ulb = data()
     same = Batch({"weak": ulb.views["weak"], "strong": ulb.views["weak"]}, ulb.index)
     on = build("meanteacher", {"ramp_up": 0.0}, dropout=0.3)
@@ -196,7 +197,8 @@ def test_ramp_follows_the_run_length(shape):
 def test_input_noise_is_drawn_from_the_method_stream():
     x = torch.randn(4, 3, dtype=torch.float64)
     g = torch.Generator().manual_seed(3)
-    assert input_noise(x, 0.0, g) is x and torch.equal(g.get_state(), torch.Generator().manual_seed(3).get_state())
+    fresh = torch.Generator().manual_seed(3).get_state()
+    assert input_noise(x, 0.0, g) is x and torch.equal(g.get_state(), fresh)  # no draw at std 0
     noisy = input_noise(x, 0.2, g)
     torch.testing.assert_close(noisy, x + 0.2 * torch.randn(4, 3, generator=torch.Generator().manual_seed(3),
                                                             dtype=torch.float64))
