@@ -18,12 +18,15 @@ from clss.methods.base import (
     register_method,
 )
 from clss.methods.clss import CLSS
-from clss.methods.fullysupervised import FullySupervised
 from clss.methods.gclss import GCLSS
+from clss.methods.supervised import Supervised
+
+# isort: split
+# The baselines register after the package's own methods, so that `clss methods` lists those first.
+from clss.methods.fullysupervised import FullySupervised
 from clss.methods.meanteacher import MeanTeacher
 from clss.methods.mixmatch import MixMatch
 from clss.methods.pimodel import PiModel
-from clss.methods.supervised import Supervised
 
 __all__ = [
     "CLSS",

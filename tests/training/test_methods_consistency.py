@@ -296,3 +296,17 @@ def test_digits_rotation_image_run(tmp_path, name):
     res = train(cfg, tmp_path / "run")
     assert res.summary["status"] == "finished" and np.isfinite(res.summary["test"]["mae"])
     assert res.summary["unlabeled"] == (0 if name == "fullysupervised" else 972)
+
+
+def test_presets_fork_settings_and_dataset_keys():
+    mt = resolve_config({}, {"dataset": "utkface-rankup", "method": "meanteacher"})
+    assert mt.unlabeled_batch_size == 32 and mt.model["name"] == "wrn28_2"
+    assert mt.method_params["ema_warmup"] is False and mt.method_params["student_view"] == "weak@2"
+    assert mt.method_params["regression_loss"] == "l1" and mt.method_params["unlabeled_weight"] == 0.1
+    for name in ("pimodel", "mixmatch"):
+        cfg = resolve_config({}, {"dataset": "utkface-rankup", "method": name})
+        assert cfg.method_params["regression_loss"] == "l1" and cfg.unlabeled_batch_size == 32
+    for name in ("pimodel", "meanteacher", "mixmatch", "fullysupervised"):
+        # the operator-sde preset's supervised keys are accepted by every method's parameters
+        cfg = resolve_config({}, {"dataset": "operator-sde", "method": name})
+        build_method(name, model_fn(), params=cfg.method_params)
