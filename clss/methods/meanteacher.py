@@ -4,7 +4,8 @@ Per step: the supervised terms on the labelled rows; the student's predictions o
 strong (noisy) view are pulled towards the teacher's predictions on their weak view (MSE; the teacher
 carries no gradient), weighted by ``unlabeled_weight`` times a ramp-up over the first ``ramp_up`` fraction
 of training; after the optimiser step the teacher moves towards the student, ``θ' ← m θ' + (1 − m) θ``.
-Both passes run in training mode (dropout on), as in the paper and in RankUp's USB fork. Evaluation and
+Both passes run in training mode (dropout on), as in the paper and in RankUp's USB fork; as in the fork, the
+student's unlabelled pass leaves its batch-norm running statistics alone. Evaluation and
 :meth:`predict` use the teacher by default (``eval_teacher``).
 
 USB's own Mean Teacher compared the teacher's weak-view output with itself (a zero term without gradient);
@@ -26,7 +27,14 @@ from torch.nn import functional as F
 
 from clss.methods.base import Batch, Method, OptimizerConfig, register_method
 from clss.methods.common import contrastive_loss
-from clss.methods.parts import ema_update, input_noise, ramp_weight, supervised_terms, warn_if_noiseless
+from clss.methods.parts import (
+    batch_norm_frozen,
+    ema_update,
+    input_noise,
+    ramp_weight,
+    supervised_terms,
+    warn_if_noiseless,
+)
 from clss.methods.pimodel import FORK_UTKFACE, PiModelParams
 from clss.methods.precision import autocast, full_precision
 from clss.schema import param
@@ -99,7 +107,8 @@ class MeanTeacher(Method):
             warn_if_noiseless(self.name, self.model, x_teacher, x_student, p.input_noise)
         with torch.no_grad():
             target = self._teacher_forward(x_teacher)["pred"]
-        pred = self(x_student)["pred"]
+        with batch_norm_frozen(self.model):  # as the fork: only labelled passes move the statistics
+            pred = self(x_student)["pred"]
         ramp = ramp_weight(step, length, p.ramp_shape)
         parts["unlabeled_consistency"] = (p.unlabeled_weight * ramp) * F.mse_loss(pred, target)
         loss = torch.stack(list(parts.values())).sum()

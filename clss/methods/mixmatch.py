@@ -8,7 +8,8 @@ pseudo-targets) are concatenated and mixed with one ``λ ~ Beta(α, α)``, ``λ'
 permutation (both from the method's seeded stream); the mixed labelled part gets the supervised terms
 against its mixed targets, the mixed unlabelled part an MSE against its mixed targets, weighted by
 ``unlabeled_weight`` times a ramp-up over the first ``ramp_up`` fraction of training. The two mixed parts
-go through the network in separate forwards (the fork forwards them apart too). Mixing acts on the inputs,
+go through the network in separate forwards (the fork forwards them apart too), and only the labelled one
+moves the batch-norm running statistics (the fork freezes them for the others). Mixing acts on the inputs,
 so it needs inputs of one shape (tables, images of one size). :meth:`predict` is the network's.
 """
 
@@ -24,7 +25,7 @@ from torch.nn import functional as F
 
 from clss.methods.base import Batch, Method, OptimizerConfig, register_method
 from clss.methods.common import CONTRASTIVE_LOSSES, contrastive_loss
-from clss.methods.parts import RAMP_SHAPES, mixup, ramp_weight, supervised_terms
+from clss.methods.parts import RAMP_SHAPES, batch_norm_frozen, mixup, ramp_weight, supervised_terms
 from clss.methods.pimodel import FORK_UTKFACE
 from clss.methods.supervised import SupervisedParams
 from clss.schema import param
@@ -84,7 +85,7 @@ class MixMatch(Method):
         length = round(p.ramp_up * self.require_context().total_steps)
         self.model.train()
         draws = [unlabeled.view(v) for v in self.unlabeled_views]
-        with torch.no_grad():
+        with torch.no_grad(), batch_norm_frozen(self.model):  # as the fork: labelled passes move the stats
             pseudo = torch.stack([self(x)["pred"] for x in draws]).mean(0).to(labeled.y.dtype)
         x_l = labeled.view("weak")
         rows = torch.cat([x_l, *(x.to(x_l.dtype) for x in draws)])
@@ -95,7 +96,8 @@ class MixMatch(Method):
         parts = supervised_terms(out_l["pred"], out_l["feat"], mixed_y[:n_l], regression=p.regression_loss,
                                  contrastive=self.labeled_contrastive, weight=p.contrastive_weight,
                                  rows=p.contrastive_rows, generator=self.generator)
-        pred_u = self(mixed_x[n_l:])["pred"]
+        with batch_norm_frozen(self.model):
+            pred_u = self(mixed_x[n_l:])["pred"]
         ramp = ramp_weight(step, length, p.ramp_shape)
         parts["unlabeled_consistency"] = (p.unlabeled_weight * ramp) * F.mse_loss(pred_u, mixed_y[n_l:])
         loss = torch.stack(list(parts.values())).sum()

@@ -8,7 +8,8 @@ the first pass's, which is the target and carries no gradient (the fork detaches
 
 Tabular data has no augmentation, so both views are the same rows: the noise must come from the model's
 dropout or from ``input_noise``. Without either the two passes are equal and the term trains nothing; the
-method warns once in that case.
+method warns once in that case. The unlabelled passes leave the batch-norm running statistics alone (the
+fork freezes them there), so evaluation normalises with statistics of labelled batches.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from clss.methods.base import Batch, Method, OptimizerConfig, register_method
 from clss.methods.common import CONTRASTIVE_LOSSES, contrastive_loss
 from clss.methods.parts import (
     RAMP_SHAPES,
+    batch_norm_frozen,
     input_noise,
     ramp_weight,
     supervised_terms,
@@ -99,9 +101,10 @@ class PiModel(Method):
         if not self._noise_checked:
             self._noise_checked = True
             warn_if_noiseless(self.name, self.model, first, second, p.input_noise)
-        with torch.no_grad():  # the first pass is the target (detached in the fork)
-            target = self(first)["pred"]
-        pred = self(second)["pred"]
+        with batch_norm_frozen(self.model):  # as the fork: only labelled passes move the statistics
+            with torch.no_grad():  # the first pass is the target (detached in the fork)
+                target = self(first)["pred"]
+            pred = self(second)["pred"]
         ramp = ramp_weight(step, length, p.ramp_shape)
         parts["unlabeled_consistency"] = (p.unlabeled_weight * ramp) * F.mse_loss(pred, target)
         loss = torch.stack(list(parts.values())).sum()

@@ -13,11 +13,12 @@ import torch
 from scipy import stats
 
 from clss.config import resolve_config
+from clss.data import InputSpec
 from clss.engine import TrainingInterrupted, train
 from clss.engine.checkpoint import load_checkpoint
 from clss.methods import Batch, OptimizerConfig, TrainingContext, build_method
-from clss.methods.parts import beta_draw, input_noise, mixup
-from clss.models import MLPRegressor
+from clss.methods.parts import batch_norm_frozen, beta_draw, input_noise, mixup
+from clss.models import MLPRegressor, build_model
 
 SGD = OptimizerConfig(name="sgd", lr=0.1, weight_decay=0.0, momentum=0.0)
 D = 5
@@ -122,8 +123,8 @@ def test_meanteacher_term_is_nonzero_on_identical_views_with_dropout():
     torch.manual_seed(5)
     off.training_step(lab, same, 0)
     assert logs["unlabeled_consistency"] > 1e-6
-    moved = max(float((p - q).abs().max()) for p, q in zip(on.model.parameters(), off.model.parameters(),
-                                                          strict=True))
+    pairs = zip(on.model.parameters(), off.model.parameters(), strict=True)
+    moved = max(float((p - q).detach().abs().max()) for p, q in pairs)
     assert moved > 1e-8
 
 
@@ -310,3 +311,32 @@ def test_presets_fork_settings_and_dataset_keys():
         # the operator-sde preset's supervised keys are accepted by every method's parameters
         cfg = resolve_config({}, {"dataset": "operator-sde", "method": name})
         build_method(name, model_fn(), params=cfg.method_params)
+
+
+def _cnn(seed=0):
+    torch.manual_seed(seed)
+    return build_model("cnn", InputSpec("image", (1, 8, 8)), channels=4, blocks=1).double()
+
+
+def test_batch_norm_frozen_keeps_the_statistics_and_the_batch_normalisation():
+    net, x = _cnn(), torch.randn(6, 1, 8, 8, dtype=torch.float64)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with batch_norm_frozen(net):
+        out = net(x)["pred"]
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    torch.testing.assert_close(out, _cnn()(x)["pred"])  # normalised with the batch's statistics as usual
+
+
+@pytest.mark.parametrize("name", ["pimodel", "meanteacher"])
+def test_only_the_labelled_pass_moves_batch_norm_statistics(name):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(10, 1, 8, 8, generator=g, dtype=torch.float64)
+    lab = Batch({"weak": x[:4]}, torch.arange(4), x[:4].mean((1, 2, 3)))
+    ulb = Batch({"weak": x[4:], "weak@2": x[4:] + 0.1, "strong": x[4:] - 0.2}, torch.arange(4, 10))
+    method = build_method(name, _cnn, SGD)
+    method.setup(TrainingContext(total_steps=10, train_size=10, labeled_y=lab.y, unlabeled_index=ulb.index))
+    reference = _cnn()
+    reference(lab.views["weak"])  # the labelled forward alone, in training mode
+    method.training_step(lab, ulb, 2)
+    for (key, want), got in zip(reference.named_buffers(), method.model.buffers(), strict=True):
+        torch.testing.assert_close(got, want, msg=key)
