@@ -53,14 +53,15 @@ def has_dropout(model: nn.Module) -> bool:
 def warn_if_noiseless(method: str, model: nn.Module, first: torch.Tensor, second: torch.Tensor,
                       noise: float) -> bool:
     """Warn (and return True) when two passes over views ``first`` and ``second`` cannot differ: the views
-    are equal (data without augmentation), ``model`` has no dropout and ``noise`` is 0. The consistency term
-    of ``method`` would then compare a pass with itself and train nothing."""
+    are equal (data without augmentation), ``model`` has no dropout and ``noise`` is 0. The Π-model's term
+    would then compare a pass with itself and train nothing; Mean Teacher's would only compare the student
+    with its average, without the noise the method is about."""
     if noise > 0 or has_dropout(model) or not (first is second or torch.equal(first, second)):
         return False
     warnings.warn(f"{method}: the unlabelled rows' views are identical (no augmentation), the model has no "
-                  "dropout and method_params.input_noise is 0, so the consistency term compares a pass with "
-                  "itself and trains nothing; set method_params.input_noise (e.g. 0.1) or model.dropout "
-                  "(e.g. 0.1)", UserWarning, stacklevel=3)
+                  "dropout and method_params.input_noise is 0, so the consistency term has no noise to be "
+                  "robust to (the Π-model's is 0 and trains nothing); set method_params.input_noise "
+                  "(e.g. 0.1) or model.dropout (e.g. 0.1)", UserWarning, stacklevel=3)
     return True
 
 
