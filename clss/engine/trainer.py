@@ -154,7 +154,8 @@ def _splits(cfg: TrainConfig, data: DataSplits, method: Method) -> Splits:
                                require_unlabeled=method.semi_supervised or method.all_labels,
                                no_target=data.no_target)
     if method.all_labels:
-        with_target = np.setdiff1d(splits.unlabeled, splits.no_target)
+        # data.no_target, not splits.no_target: a protocol's fixed split records no rows without a target
+        with_target = np.setdiff1d(splits.unlabeled, data.no_target)
         splits = dataclasses.replace(splits, labeled=np.union1d(splits.labeled, with_target).astype(np.int64),
                                      unlabeled=np.empty(0, dtype=np.int64),
                                      extra={**splits.extra, "all_labels": True})

@@ -21,15 +21,26 @@ from clss.methods.clss import CLSS
 from clss.methods.gclss import GCLSS
 from clss.methods.supervised import Supervised
 
+# isort: split
+# The baselines register after the package's own methods, so that `clss methods` lists those first.
+from clss.methods.fullysupervised import FullySupervised
+from clss.methods.meanteacher import MeanTeacher
+from clss.methods.mixmatch import MixMatch
+from clss.methods.pimodel import PiModel
+
 __all__ = [
     "CLSS",
     "GCLSS",
     "METHODS",
     "Batch",
+    "FullySupervised",
+    "MeanTeacher",
     "Method",
     "MethodParams",
+    "MixMatch",
     "NonFiniteLossError",
     "OptimizerConfig",
+    "PiModel",
     "Supervised",
     "TrainingContext",
     "build_method",

@@ -12,7 +12,10 @@ modules, the seeded generator), so its state-dict keys stay where they are:
   GCLSS's stable-subset selection, label-anchored pseudo-values, the drop of unreachable rows and the joint
   labelled + pseudo-valued contrastive term;
 - :func:`perturbation_norm`, :func:`recovery_diagnostics`: GCLSS's diagnostics;
-- :func:`ramp_weight`, :func:`ema_update`: ramp-ups of unlabelled terms and the EMA teacher.
+- :func:`ramp_weight`, :func:`ema_update`: ramp-ups of unlabelled terms and the EMA teacher;
+- :func:`input_noise`, :func:`warn_if_noiseless`, :func:`has_dropout`: the noise of the consistency methods
+  and the check that their two passes can differ; :func:`batch_norm_frozen`: unlabelled passes that leave
+  the batch-norm statistics alone; :func:`mixup`, :func:`beta_draw`: MixMatch's mixup.
 
 Similarities, seriation and eigen-solvers run in the features' own precision, at least float32: a method
 casts half-precision model outputs up before they reach these functions (:meth:`Method.forward`).
@@ -26,6 +29,14 @@ from clss.methods.parts.anchored import (
     reachable,
     recovery_diagnostics,
     stable_subset,
+)
+from clss.methods.parts.consistency import (
+    batch_norm_frozen,
+    beta_draw,
+    has_dropout,
+    input_noise,
+    mixup,
+    warn_if_noiseless,
 )
 from clss.methods.parts.draw import draw_rows
 from clss.methods.parts.pseudo_ranks import (
@@ -41,9 +52,14 @@ __all__ = [
     "RAMP_SHAPES",
     "anchored_contrastive_terms",
     "anchored_targets",
+    "batch_norm_frozen",
+    "beta_draw",
     "draw_rows",
     "ema_update",
+    "has_dropout",
+    "input_noise",
     "kept_count",
+    "mixup",
     "perturbation_norm",
     "pseudo_rank_terms",
     "pseudo_target_losses",
@@ -54,4 +70,5 @@ __all__ = [
     "seriation_ranks",
     "stable_subset",
     "supervised_terms",
+    "warn_if_noiseless",
 ]
