@@ -18,13 +18,17 @@ from clss.methods.base import (
     register_method,
 )
 from clss.methods.clss import CLSS
+from clss.methods.cps import CPS
 from clss.methods.gclss import GCLSS
 from clss.methods.supervised import Supervised
+from clss.methods.ucvme import UCVME
 
 __all__ = [
     "CLSS",
+    "CPS",
     "GCLSS",
     "METHODS",
+    "UCVME",
     "Batch",
     "Method",
     "MethodParams",

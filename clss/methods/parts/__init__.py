@@ -3,7 +3,8 @@
 A method composes them in its own ``training_step`` and owns every stateful thing they use (the loss
 modules, the seeded generator), so its state-dict keys stay where they are:
 
-- :func:`supervised_terms`: regression and the labelled contrastive term on a seeded row subsample;
+- :func:`supervised_terms`: regression and the labelled contrastive term on a seeded row subsample
+  (:func:`labeled_contrastive_term` alone, for methods with their own regression loss);
 - :func:`draw_rows`: the unlabelled rows of a step, drawn before any forward;
 - :func:`seriation_ranks`: CLSS's pseudo-ranks, the spectral seriation of the features' cosine similarities;
 - :func:`pseudo_target_losses`, :func:`pseudo_rank_terms`: L_UR and L_UC (or a contrastive loss) against
@@ -12,7 +13,8 @@ modules, the seeded generator), so its state-dict keys stay where they are:
   GCLSS's stable-subset selection, label-anchored pseudo-values, the drop of unreachable rows and the joint
   labelled + pseudo-valued contrastive term;
 - :func:`perturbation_norm`, :func:`recovery_diagnostics`: GCLSS's diagnostics;
-- :func:`ramp_weight`, :func:`ema_update`: ramp-ups of unlabelled terms and the EMA teacher.
+- :func:`ramp_weight`, :func:`ema_update`: ramp-ups of unlabelled terms and the EMA teacher;
+- :func:`evaluating`: evaluation mode for the networks of a two-network method (CPS, UCVME).
 
 Similarities, seriation and eigen-solvers run in the features' own precision, at least float32: a method
 casts half-precision model outputs up before they reach these functions (:meth:`Method.forward`).
@@ -35,7 +37,8 @@ from clss.methods.parts.pseudo_ranks import (
     seriation_ranks,
 )
 from clss.methods.parts.schedules import RAMP_SHAPES, ema_update, ramp_weight
-from clss.methods.parts.supervised import supervised_terms
+from clss.methods.parts.supervised import labeled_contrastive_term, supervised_terms
+from clss.methods.parts.two_networks import evaluating
 
 __all__ = [
     "RAMP_SHAPES",
@@ -43,7 +46,9 @@ __all__ = [
     "anchored_targets",
     "draw_rows",
     "ema_update",
+    "evaluating",
     "kept_count",
+    "labeled_contrastive_term",
     "perturbation_norm",
     "pseudo_rank_terms",
     "pseudo_target_losses",
