@@ -80,6 +80,14 @@ class CPS(Method):
         return self.optimizers
 
     def training_step(self, labeled: Batch, unlabeled: Batch | None, step: int) -> dict[str, float]:
+        parts = self.loss_terms(labeled, unlabeled)
+        loss = torch.stack(list(parts.values())).sum()
+        stats = self.optimize(loss, parts)
+        return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}, **stats}
+
+    def loss_terms(self, labeled: Batch, unlabeled: Batch | None) -> dict[str, torch.Tensor]:
+        """The step's weighted loss terms, by name (both networks in training mode): ``"regression"`` and
+        ``"contrastive"`` (when on) summed over the two networks, ``"unlabeled_cps"`` (when w > 0)."""
         p = self.params
         self.model.train()
         self.model2.train()
@@ -99,9 +107,7 @@ class CPS(Method):
             # each network regresses onto the other's prediction, which is a fixed target (no gradient)
             parts["unlabeled_cps"] = p.unlabeled_weight * (F.mse_loss(pred1, pred2.detach())
                                                            + F.mse_loss(pred2, pred1.detach()))
-        loss = torch.stack(list(parts.values())).sum()
-        stats = self.optimize(loss, parts)
-        return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}, **stats}
+        return parts
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:

@@ -134,6 +134,15 @@ class UCVME(Method):
         return torch.stack(means).view(2 * t, b).mean(0), torch.stack(log_vars).view(2 * t, b).mean(0)
 
     def training_step(self, labeled: Batch, unlabeled: Batch | None, step: int) -> dict[str, float]:
+        parts = self.loss_terms(labeled, unlabeled)
+        loss = torch.stack(list(parts.values())).sum()
+        stats = self.optimize(loss, parts)
+        return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}, **stats}
+
+    def loss_terms(self, labeled: Batch, unlabeled: Batch | None) -> dict[str, torch.Tensor]:
+        """The step's weighted loss terms, by name (both networks in training mode): ``"regression"``,
+        ``"uncertainty"``, ``"contrastive"`` (when on), and ``"unlabeled_regression"``,
+        ``"unlabeled_uncertainty"`` (when w > 0, multiplied by w)."""
         p = self.params
         y = labeled.y
         if y is None:
@@ -144,11 +153,12 @@ class UCVME(Method):
         s_bar = (s1 + s2) / 2  # both heads' variances enter both networks' losses, with gradient
         parts = {"regression": heteroscedastic_loss(m1, y, s_bar) + heteroscedastic_loss(m2, y, s_bar),
                  "uncertainty": ((s1 - s2) ** 2).mean()}
-        contrastive = [labeled_contrastive_term(f, y, contrastive=self.labeled_contrastive,
-                                                weight=p.contrastive_weight, rows=p.contrastive_rows,
-                                                generator=self.generator) for f in (f1, f2)]
-        if contrastive[0] is not None and contrastive[1] is not None:
-            parts["contrastive"] = contrastive[0] + contrastive[1]
+        for f in (f1, f2):
+            term = labeled_contrastive_term(f, y, contrastive=self.labeled_contrastive,
+                                            weight=p.contrastive_weight, rows=p.contrastive_rows,
+                                            generator=self.generator)
+            if term is not None:
+                parts["contrastive"] = parts["contrastive"] + term if "contrastive" in parts else term
         if p.unlabeled_weight > 0:  # at weight 0 the unlabelled rows are not forwarded at all
             if unlabeled is None or len(unlabeled) == 0:
                 raise ValueError(f"{self.name} needs an unlabelled batch when unlabeled_weight > 0")
@@ -159,9 +169,7 @@ class UCVME(Method):
                 heteroscedastic_loss(u1, y_bar, s_tilde) + heteroscedastic_loss(u2, y_bar, s_tilde))
             parts["unlabeled_uncertainty"] = p.unlabeled_weight * (
                 ((v1 - s_tilde) ** 2).mean() + ((v2 - s_tilde) ** 2).mean())
-        loss = torch.stack(list(parts.values())).sum()
-        stats = self.optimize(loss, parts)
-        return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}, **stats}
+        return parts
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
