@@ -69,6 +69,7 @@ class ResNetRegressor(torch.nn.Module):
         net = torchvision.models.resnet18(weights=None)
         net.fc = torch.nn.Identity()
         self.backbone, self.drop, self.head = net, torch.nn.Dropout(0.05), torch.nn.Linear(512, 1)
+        self.feature_dim = 512
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feat = self.drop(self.backbone(x))

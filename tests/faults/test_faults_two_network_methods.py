@@ -105,3 +105,18 @@ def test_training_step_bad_batches(method, case, message):
     with pytest.raises(ValueError, match=message):
         m.training_step(*args, 0)
     assert all(torch.equal(a, b) for a, b in zip(before, m.parameters(), strict=True))
+
+
+def test_ucvme_needs_the_model_feature_dim():
+    class Bare(torch.nn.Module):  # a network of the output contract without the feature_dim attribute
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            feat = self.lin(x)
+            return {"pred": feat.sum(-1), "feat": feat}
+
+    with pytest.raises(TypeError, match=r"ucvme builds its mean and log-variance heads from the model's "
+                                        r"feature_dim, but Bare has none \(got None\)"):
+        build_method("ucvme", Bare)

@@ -12,7 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from clss.config import resolve_config
-from clss.engine import TrainingInterrupted, train
+from clss.engine import TrainingInterrupted, evaluate_run, train
 from clss.methods import CPS, UCVME, Batch, NonFiniteLossError, build_method
 from clss.models import MLPRegressor
 
@@ -297,6 +297,8 @@ def test_resume_is_exact(tmp_path, method):
         train(cfg, tmp_path / "cut", callback=stop)
     resumed = train(None, tmp_path / "cut", resume=True)
     assert resumed.summary["test"] == full.summary["test"]
+    # re-evaluating the saved weights gives the same numbers (ucvme's Monte-Carlo draws are seeded)
+    assert evaluate_run(tmp_path / "full")["mae"] == full.summary["test"]["mae"]
     log = "metrics.jsonl"
     assert (tmp_path / "cut" / log).read_text() == (tmp_path / "full" / log).read_text()
 
