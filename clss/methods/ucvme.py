@@ -94,9 +94,10 @@ class UCVME(Method):
         self.model2 = model_fn()  # a second call: its own random initialisation
         d = getattr(self.model, "feature_dim", None)
         if not isinstance(d, int) or d < 1:
-            raise TypeError(f"{self.name} builds its mean and log-variance heads from the model's feature_dim, "
-                            f"but {type(self.model).__name__} has none (got {d!r}); give the network an integer "
-                            "feature_dim attribute, the size of its 'feat' output (every clss.models model has it)")
+            raise TypeError(f"{self.name} builds its mean and log-variance heads from the model's "
+                            f"feature_dim, but {type(self.model).__name__} has none (got {d!r}); give the "
+                            "network an integer feature_dim attribute, the size of its 'feat' output (every "
+                            "clss.models model has it)")
         self.mean_heads = nn.ModuleList([nn.Linear(d, 1), nn.Linear(d, 1)])
         self.logvar_heads = nn.ModuleList([nn.Linear(d, 1), nn.Linear(d, 1)])
         dtype = next(self.model.parameters()).dtype
