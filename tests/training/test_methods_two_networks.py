@@ -35,6 +35,11 @@ def batches(n_l=6, n_u=5, seed=0):
     return lab, ulb
 
 
+def float32(batch):
+    return Batch({k: v.float() for k, v in batch.views.items()}, batch.index,
+                 None if batch.y is None else batch.y.float())
+
+
 def grads(term, module):
     return torch.autograd.grad(term, list(module.parameters()), retain_graph=True, allow_unused=True)
 
@@ -254,8 +259,7 @@ def test_ucvme_log_variance_is_clamped_so_the_loss_stays_finite():
     torch.manual_seed(0)
     lab, ulb = batches()
     method = UCVME(model_fn(dtype=torch.float32), params={"log_var_limit": 10.0})
-    lab32, ulb32 = (Batch({k: v.float() for k, v in b.views.items()}, b.index,
-                          None if b.y is None else b.y.float()) for b in (lab, ulb))
+    lab32, ulb32 = float32(lab), float32(ulb)
     for sign in (-1.0, 1.0):
         with torch.no_grad():
             for head in method.logvar_heads:
@@ -280,7 +284,7 @@ def test_ucvme_without_unlabelled_rows_needs_weight_zero():
 
 
 def tiny(method, **overrides):
-    return resolve_config({}, {"dataset": "diabetes", "method": method, "steps": 12, "eval_every": 4,
+    return resolve_config({}, {"dataset": "diabetes", "method": method, "steps": 8, "eval_every": 4,
                                "batch_size": 12, "unlabeled_batch_size": 12, **FAST, **overrides})
 
 
@@ -345,3 +349,15 @@ def test_non_finite_loss_is_refused_for_both_methods():
         with pytest.raises(NonFiniteLossError, match=name):
             method.training_step(bad, ulb, 0)
         assert all(torch.equal(a, b) for a, b in zip(before, method.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("method", ["cps", "ucvme"])
+def test_bf16_forward_passes_of_both_networks(method):
+    # both networks (and ucvme's pseudo-target passes) run in the method's precision; the losses in float32
+    torch.manual_seed(0)
+    lab, ulb = (float32(b) for b in batches())
+    m = build_method(method, model_fn(dtype=torch.float32), params={"unlabeled_weight": 1.0},
+                     precision="bf16")
+    parts = m.loss_terms(lab, ulb)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in parts.values())
+    assert all(math.isfinite(v) for v in m.training_step(lab, ulb, 0).values())
