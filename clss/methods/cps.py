@@ -89,6 +89,10 @@ class CPS(Method):
         """The step's weighted loss terms, by name (both networks in training mode): ``"regression"`` and
         ``"contrastive"`` (when on) summed over the two networks, ``"unlabeled_cps"`` (when w > 0)."""
         p = self.params
+        if labeled.y is None:
+            raise ValueError("the labelled batch has no targets")
+        if p.unlabeled_weight > 0 and (unlabeled is None or len(unlabeled) == 0):
+            raise ValueError(f"{self.name} needs an unlabelled batch when unlabeled_weight > 0")
         self.model.train()
         self.model2.train()
         parts: dict[str, torch.Tensor] = {}
@@ -99,9 +103,7 @@ class CPS(Method):
                                      rows=p.contrastive_rows, generator=self.generator)
             for key, value in terms.items():
                 parts[key] = parts[key] + value if key in parts else value
-        if p.unlabeled_weight > 0:  # at weight 0 the unlabelled rows are not forwarded at all
-            if unlabeled is None or len(unlabeled) == 0:
-                raise ValueError(f"{self.name} needs an unlabelled batch when unlabeled_weight > 0")
+        if unlabeled is not None and p.unlabeled_weight > 0:  # at weight 0 they are not forwarded at all
             pred1 = self(unlabeled.view("weak"))["pred"]
             pred2 = self(unlabeled.view("weak@2"), model=self.model2)["pred"]
             # each network regresses onto the other's prediction, which is a fixed target (no gradient)

@@ -152,6 +152,8 @@ class UCVME(Method):
         y = labeled.y
         if y is None:
             raise ValueError("the labelled batch has no targets")
+        if p.unlabeled_weight > 0 and (unlabeled is None or len(unlabeled) == 0):
+            raise ValueError(f"{self.name} needs an unlabelled batch when unlabeled_weight > 0")
         self.model.train()
         self.model2.train()
         (m1, s1, f1), (m2, s2, f2) = (self.outputs(k, labeled.view("weak")) for k in (0, 1))
@@ -164,9 +166,7 @@ class UCVME(Method):
                                             generator=self.generator)
             if term is not None:
                 parts["contrastive"] = parts["contrastive"] + term if "contrastive" in parts else term
-        if p.unlabeled_weight > 0:  # at weight 0 the unlabelled rows are not forwarded at all
-            if unlabeled is None or len(unlabeled) == 0:
-                raise ValueError(f"{self.name} needs an unlabelled batch when unlabeled_weight > 0")
+        if unlabeled is not None and p.unlabeled_weight > 0:  # at weight 0 they are not forwarded at all
             x_u = unlabeled.view("weak")
             (u1, v1, _), (u2, v2, _) = (self.outputs(k, x_u) for k in (0, 1))
             y_bar, s_tilde = self.pseudo_targets(x_u)
