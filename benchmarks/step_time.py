@@ -5,7 +5,8 @@ OE/UR/UC weights 1e-3, 10-row subsamples; gclss: dropout 0.05 and all kept unlab
 labelled/unlabelled batch sizes (``--sizes``, default 200/200 = the paper's full batch at 1/5 labels, and a
 64/64 mini-batch), the same rows (standardised rows of operator-sde run 0, or Gaussian inputs without the
 files) and one torch thread. Variants: ``supervised``, ``clss``, ``gclss`` (clean, diagnostics off),
-``gclss+diag`` (clean with its default per-step diagnostics) and ``gclss-faithful``.
+``gclss+diag`` (clean with its default per-step diagnostics), ``gclss-faithful``, and the two-network
+baselines ``cps`` and ``ucvme`` (their operator-sde presets; ucvme with its 5 Monte-Carlo passes per network).
 
 Method: each variant gets its own method instance; its first ``training_step`` (LAPACK/numba start-up,
 allocator warm-up) is timed and reported separately, then ``--warmup`` more steps run untimed. The timed
@@ -52,6 +53,8 @@ VARIANTS = {  # name: (method, extra method parameters)
     "gclss": ("gclss", {"diagnostics_every": 0}),
     "gclss+diag": ("gclss", {"diagnostics_every": 1}),
     "gclss-faithful": ("gclss", {"mode": "faithful", "diagnostics_every": 0}),
+    "cps": ("cps", {}),
+    "ucvme": ("ucvme", {}),
 }
 
 
@@ -66,6 +69,7 @@ class ResNetRegressor(torch.nn.Module):
         net = torchvision.models.resnet18(weights=None)
         net.fc = torch.nn.Identity()
         self.backbone, self.drop, self.head = net, torch.nn.Dropout(0.05), torch.nn.Linear(512, 1)
+        self.feature_dim = 512
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feat = self.drop(self.backbone(x))

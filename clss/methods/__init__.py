@@ -18,8 +18,10 @@ from clss.methods.base import (
     register_method,
 )
 from clss.methods.clss import CLSS
+from clss.methods.cps import CPS
 from clss.methods.gclss import GCLSS
 from clss.methods.supervised import Supervised
+from clss.methods.ucvme import UCVME
 
 # isort: split
 # The baselines register after the package's own methods, so that `clss methods` lists those first.
@@ -30,8 +32,10 @@ from clss.methods.pimodel import PiModel
 
 __all__ = [
     "CLSS",
+    "CPS",
     "GCLSS",
     "METHODS",
+    "UCVME",
     "Batch",
     "FullySupervised",
     "MeanTeacher",

@@ -225,16 +225,18 @@ class Method(nn.Module):
         """Run one iteration (forward, backward, optimiser step(s)); return scalars to log."""
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The model's output on ``x`` in the method's precision (a training forward: the caller sets the
-        mode). Under ``"bf16"``/``"fp16"`` the network runs under autocast and its half-precision outputs
-        come back as float32, so the losses, similarity matrices, seriation and eigen-solvers downstream
-        never run in half precision; under ``"fp32"`` this is ``self.model(x)``."""
+    def forward(self, x: torch.Tensor, model: nn.Module | None = None) -> dict[str, torch.Tensor]:
+        """The output of ``model`` (default ``self.model``; methods with a second network pass it) on ``x``
+        in the method's precision (a training forward: the caller sets the mode). Under ``"bf16"``/``"fp16"``
+        the network runs under autocast and its half-precision outputs come back as float32, so the losses,
+        similarity matrices, seriation and eigen-solvers downstream never run in half precision; under
+        ``"fp32"`` this is ``model(x)``."""
+        net = self.model if model is None else model
         if self.precision == "fp32":
-            return self.model(x)
-        device = next(self.model.parameters()).device
+            return net(x)
+        device = next(net.parameters()).device
         with autocast(self.precision, device):
-            out = self.model(x)
+            out = net(x)
         return full_precision(out)
 
     @torch.no_grad()

@@ -199,7 +199,7 @@ def test_method_state_round_trip_includes_generator():
 
 def test_registry_and_bad_parameters():
     names = [m.name for m in list_methods()]
-    assert names[:3] == ["supervised", "clss", "gclss"]
+    assert names[0] == "supervised" and {"clss", "gclss", "cps", "ucvme"} <= set(names)
     with pytest.raises(ValueError, match="unknown method"):
         build_method("meanteacher2", model_fn())
     with pytest.raises(ValueError, match="mode"):

@@ -3,7 +3,8 @@
 A method composes them in its own ``training_step`` and owns every stateful thing they use (the loss
 modules, the seeded generator), so its state-dict keys stay where they are:
 
-- :func:`supervised_terms`: regression and the labelled contrastive term on a seeded row subsample;
+- :func:`supervised_terms`: regression and the labelled contrastive term on a seeded row subsample
+  (:func:`labeled_contrastive_term` alone, for methods with their own regression loss);
 - :func:`draw_rows`: the unlabelled rows of a step, drawn before any forward;
 - :func:`seriation_ranks`: CLSS's pseudo-ranks, the spectral seriation of the features' cosine similarities;
 - :func:`pseudo_target_losses`, :func:`pseudo_rank_terms`: L_UR and L_UC (or a contrastive loss) against
@@ -16,6 +17,7 @@ modules, the seeded generator), so its state-dict keys stay where they are:
 - :func:`input_noise`, :func:`warn_if_noiseless`, :func:`has_dropout`: the noise of the consistency methods
   and the check that their two passes can differ; :func:`batch_norm_frozen`: unlabelled passes that leave
   the batch-norm statistics alone; :func:`mixup`, :func:`beta_draw`: MixMatch's mixup.
+- :func:`evaluating`: evaluation mode for the networks of a two-network method (CPS, UCVME).
 
 Similarities, seriation and eigen-solvers run in the features' own precision, at least float32: a method
 casts half-precision model outputs up before they reach these functions (:meth:`Method.forward`).
@@ -46,7 +48,8 @@ from clss.methods.parts.pseudo_ranks import (
     seriation_ranks,
 )
 from clss.methods.parts.schedules import RAMP_SHAPES, ema_update, ramp_weight
-from clss.methods.parts.supervised import supervised_terms
+from clss.methods.parts.supervised import labeled_contrastive_term, supervised_terms
+from clss.methods.parts.two_networks import evaluating
 
 __all__ = [
     "RAMP_SHAPES",
@@ -56,9 +59,11 @@ __all__ = [
     "beta_draw",
     "draw_rows",
     "ema_update",
+    "evaluating",
     "has_dropout",
     "input_noise",
     "kept_count",
+    "labeled_contrastive_term",
     "mixup",
     "perturbation_norm",
     "pseudo_rank_terms",

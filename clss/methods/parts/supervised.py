@@ -8,6 +8,19 @@ from torch import nn
 from clss.methods.common import regression_loss, subsample
 
 
+def labeled_contrastive_term(feat: torch.Tensor, y: torch.Tensor, *, contrastive: nn.Module | None,
+                             weight: float, rows: int | None,
+                             generator: torch.Generator) -> torch.Tensor | None:
+    """``weight × contrastive(features, targets)`` on ``rows`` distinct labelled rows drawn with
+    ``generator`` (all rows, and no draw, when ``rows`` is ``None`` or ``>= B``); ``None`` when the term is
+    off (no loss or weight 0: nothing is drawn). ``feat`` ``[B, d]``, ``y`` ``[B]``."""
+    if contrastive is None or weight <= 0:
+        return None
+    drawn = subsample(feat.shape[0], rows, generator)
+    f, t = (feat, y) if drawn is None else (feat[drawn.to(feat.device)], y[drawn.to(feat.device)])
+    return weight * contrastive(f, t)
+
+
 def supervised_terms(pred: torch.Tensor, feat: torch.Tensor, y: torch.Tensor | None, *, regression: str,
                      contrastive: nn.Module | None, weight: float, rows: int | None,
                      generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -21,7 +34,7 @@ def supervised_terms(pred: torch.Tensor, feat: torch.Tensor, y: torch.Tensor | N
     contrastive : a loss of :mod:`clss.losses` taking ``(features, targets)``, or ``None`` for no term.
     weight : the contrastive term's weight (no term at 0).
     rows : the contrastive term sees this many distinct rows drawn with ``generator`` (all rows, and no
-        draw, when ``None`` or ``>= B``).
+        draw, when ``None`` or ``>= B``); see :func:`labeled_contrastive_term`.
 
     Returns
     -------
@@ -30,8 +43,8 @@ def supervised_terms(pred: torch.Tensor, feat: torch.Tensor, y: torch.Tensor | N
     if y is None:
         raise ValueError("the labelled batch has no targets")
     parts = {"regression": regression_loss(pred, y, regression)}
-    if contrastive is not None and weight > 0:
-        drawn = subsample(pred.shape[0], rows, generator)
-        f, t = (feat, y) if drawn is None else (feat[drawn.to(feat.device)], y[drawn.to(feat.device)])
-        parts["contrastive"] = weight * contrastive(f, t)
+    term = labeled_contrastive_term(feat, y, contrastive=contrastive, weight=weight, rows=rows,
+                                    generator=generator)
+    if term is not None:
+        parts["contrastive"] = term
     return parts
