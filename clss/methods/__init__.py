@@ -19,17 +19,23 @@ from clss.methods.base import (
 )
 from clss.methods.clss import CLSS
 from clss.methods.gclss import GCLSS
+from clss.methods.rankup import RankUp
+from clss.methods.rankup_rda import RankUpRDA
+from clss.methods.rda import RDA
 from clss.methods.supervised import Supervised
 
 __all__ = [
     "CLSS",
     "GCLSS",
     "METHODS",
+    "RDA",
     "Batch",
     "Method",
     "MethodParams",
     "NonFiniteLossError",
     "OptimizerConfig",
+    "RankUp",
+    "RankUpRDA",
     "Supervised",
     "TrainingContext",
     "build_method",
