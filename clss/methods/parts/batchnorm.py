@@ -8,19 +8,30 @@ from contextlib import contextmanager
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
+
 
 @contextmanager
 def frozen_batchnorm(model: nn.Module) -> Iterator[None]:
     """Within the block, training-mode forwards of ``model`` still normalise with the batch's statistics
-    but the running mean, variance and batch count are restored afterwards (USB's ``bn_controller``
+    but the running mean, variance and batch count are unchanged afterwards (USB's ``bn_controller``
     freeze/unfreeze around the unlabelled weak view), so evaluation statistics come from the other
-    forwards only. A model without batch norm is unaffected."""
-    saved = [(m, {k: getattr(m, k).clone() for k in ("running_mean", "running_var", "num_batches_tracked")
-                  if getattr(m, k, None) is not None})
-             for m in model.modules() if isinstance(m, _BatchNorm)]
+    forwards only. A model without batch norm is unaffected.
+
+    The block's forwards update copies that are dropped at its end: the original tensors are never written,
+    since autograd may hold them for a backward through an earlier forward (writing them back in place
+    would fail that backward's version check).
+    """
+    saved = []
+    for module in model.modules():
+        if isinstance(module, _BatchNorm):
+            held = {k: getattr(module, k) for k in _STATISTICS if getattr(module, k, None) is not None}
+            saved.append((module, held))
+            for name, value in held.items():
+                setattr(module, name, value.clone())
     try:
         yield
     finally:
-        for module, buffers in saved:
-            for name, value in buffers.items():
-                getattr(module, name).copy_(value)
+        for module, held in saved:
+            for name, value in held.items():
+                setattr(module, name, value)
