@@ -97,7 +97,8 @@ class RankUp(Method):
 
     def training_step(self, labeled: Batch, unlabeled: Batch | None, step: int) -> dict[str, float]:
         if unlabeled is None or len(unlabeled) < 2:
-            raise ValueError(f"{self.name} needs an unlabelled batch of at least 2 rows")
+            raise ValueError(f"{self.name} needs an unlabelled batch of at least 2 rows (set "
+                             "unlabeled_batch_size to 2 or more)")
         if labeled.y is None:
             raise ValueError("the labelled batch has no targets")
         p = self.params

@@ -111,7 +111,8 @@ class RDA(Method):
         context = self.require_context()
         assert self.alignment is not None  # built by setup
         if unlabeled is None or len(unlabeled) < 1:
-            raise ValueError(f"{self.name} needs an unlabelled batch")
+            raise ValueError(f"{self.name} needs an unlabelled batch (set unlabeled_batch_size to 1 or "
+                             "more)")
         if labeled.y is None:
             raise ValueError("the labelled batch has no targets")
         p = self.params
