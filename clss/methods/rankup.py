@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from clss.methods.base import Batch, Method, MethodParams, OptimizerConfig, register_method
-from clss.methods.common import REGRESSION_LOSSES, regression_loss
+from clss.methods.base import Batch, Method, OptimizerConfig, register_method
+from clss.methods.common import CONTRASTIVE_LOSSES, REGRESSION_LOSSES, contrastive_loss
 from clss.methods.parts import (
     ema_copy,
     ema_update,
@@ -33,35 +33,39 @@ from clss.methods.parts import (
     labeled_pair_loss,
     pair_logits,
     pair_targets,
+    supervised_terms,
     unlabeled_pair_loss,
 )
+from clss.methods.supervised import SupervisedParams
 from clss.schema import param
 
 
 @dataclass
-class RankUpParams(MethodParams):
+class RankUpParams(SupervisedParams):
     """Defaults are the official UTKFace configuration (``config/classic_cv/rankup/rankup_utkface_lb*``,
     the same for 50, 250 and 2000 labels).
 
-    ``regression_loss``: ``"l1"`` (the configuration's criterion) or ``"mse"``. ``arc_loss_ratio``: weight
-    of the whole ARC term (0.2). ``arc_ulb_loss_ratio``: weight of the unlabelled pair loss inside it (1).
+    ``regression_loss``: ``"l1"`` (the configuration's criterion) or ``"mse"``. ``contrastive``: the
+    labelled contrastive term of :class:`~clss.methods.Supervised` (with its ``contrastive_weight``,
+    ``contrastive_rows``, ``oe_variant``, ``lambda_val`` and ``seed``), off as in RankUp.
+    ``arc_loss_ratio``: weight of the whole ARC term (0.2). ``arc_ulb_loss_ratio``: weight of the unlabelled
+    pair loss inside it (1).
     ``p_cutoff``: confidence a weak-view pair probability needs to become a pseudo-label (0.95).
     ``ema``: decay of the EMA copy of the model that predictions and evaluation use (0.999; 0 evaluates
-    the trained model itself). ``seed``: the run's seed, which the engine passes to every method (this
-    one draws nothing of its own).
+    the trained model itself).
     """
 
     regression_loss: str = param("l1", "str", choices=REGRESSION_LOSSES)
+    contrastive: str | None = param("none", "str", choices=(*CONTRASTIVE_LOSSES, "none", None))
     arc_loss_ratio: float = param(0.2, ge=0)
     arc_ulb_loss_ratio: float = param(1.0, ge=0)
     p_cutoff: float = param(0.95, gt=0, le=1)
     ema: float = param(0.999, ge=0, lt=1)
-    seed: int = param(0, "int", ge=0)
 
 
 #: The published UTKFace settings, pinned for the ``utkface-rankup`` preset.
-UTKFACE_RANKUP = {"regression_loss": "l1", "arc_loss_ratio": 0.2, "arc_ulb_loss_ratio": 1.0, "p_cutoff": 0.95,
-                  "ema": 0.999}
+UTKFACE_RANKUP = {"regression_loss": "l1", "contrastive": "none", "arc_loss_ratio": 0.2,
+                  "arc_ulb_loss_ratio": 1.0, "p_cutoff": 0.95, "ema": 0.999}
 
 
 @register_method
@@ -83,6 +87,10 @@ class RankUp(Method):
     def __init__(self, model_fn: Callable[[], nn.Module], optimizer: OptimizerConfig | None = None,
                  params: Mapping[str, Any] | None = None, precision: str = "fp32") -> None:
         super().__init__(model_fn, optimizer, params, precision)
+        p = self.params
+        self.labeled_contrastive = contrastive_loss(p.contrastive, oe_variant=p.oe_variant,
+                                                    lambda_val=p.lambda_val)
+        self.generator = torch.Generator().manual_seed(p.seed)
         self.arc = nn.Linear(self.model.feature_dim, 2)  # RankUp's initialisation: Xavier normal, zero bias
         nn.init.xavier_normal_(self.arc.weight)
         nn.init.zeros_(self.arc.bias)
@@ -99,8 +107,6 @@ class RankUp(Method):
         if unlabeled is None or len(unlabeled) < 2:
             raise ValueError(f"{self.name} needs an unlabelled batch of at least 2 rows (set "
                              "unlabeled_batch_size to 2 or more)")
-        if labeled.y is None:
-            raise ValueError("the labelled batch has no targets")
         p = self.params
         self.model.train()
         out_l = self(labeled.view("weak"))
@@ -108,12 +114,12 @@ class RankUp(Method):
             weak = pair_logits(self.arc(self(unlabeled.view("weak"))["feat"]))
         strong = pair_logits(self.arc(self(unlabeled.view("strong"))["feat"]))
         arc_unlabeled, mask = unlabeled_pair_loss(weak, strong, p.p_cutoff)
-        parts = {
-            "regression": regression_loss(out_l["pred"], labeled.y, p.regression_loss),
-            "arc": p.arc_loss_ratio * labeled_pair_loss(pair_logits(self.arc(out_l["feat"])),
-                                                        pair_targets(labeled.y)),
-            "arc_unlabeled": p.arc_loss_ratio * p.arc_ulb_loss_ratio * arc_unlabeled,
-        }
+        parts = supervised_terms(out_l["pred"], out_l["feat"], labeled.y, regression=p.regression_loss,
+                                 contrastive=self.labeled_contrastive, weight=p.contrastive_weight,
+                                 rows=p.contrastive_rows, generator=self.generator)
+        parts["arc"] = p.arc_loss_ratio * labeled_pair_loss(pair_logits(self.arc(out_l["feat"])),
+                                                            pair_targets(labeled.y))
+        parts["arc_unlabeled"] = p.arc_loss_ratio * p.arc_ulb_loss_ratio * arc_unlabeled
         loss = torch.stack(list(parts.values())).sum()
         stats = self.optimize(loss, parts)
         if self.ema_model is not None:

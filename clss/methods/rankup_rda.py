@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from clss.methods.base import Batch, Method, OptimizerConfig, TrainingContext, register_method
-from clss.methods.common import regression_loss
+from clss.methods.common import contrastive_loss
 from clss.methods.parts import (
     DistributionAlignment,
     ema_copy,
@@ -32,6 +32,7 @@ from clss.methods.parts import (
     pair_logits,
     pair_targets,
     ramp_weight,
+    supervised_terms,
     unlabeled_pair_loss,
 )
 from clss.methods.rankup import UTKFACE_RANKUP, RankUpParams
@@ -63,6 +64,10 @@ class RankUpRDA(Method):
     def __init__(self, model_fn: Callable[[], nn.Module], optimizer: OptimizerConfig | None = None,
                  params: Mapping[str, Any] | None = None, precision: str = "fp32") -> None:
         super().__init__(model_fn, optimizer, params, precision)
+        p = self.params
+        self.labeled_contrastive = contrastive_loss(p.contrastive, oe_variant=p.oe_variant,
+                                                    lambda_val=p.lambda_val)
+        self.generator = torch.Generator().manual_seed(p.seed)
         self.arc = nn.Linear(self.model.feature_dim, 2)  # RankUp's initialisation: Xavier normal, zero bias
         nn.init.xavier_normal_(self.arc.weight)
         nn.init.zeros_(self.arc.bias)
@@ -98,8 +103,6 @@ class RankUpRDA(Method):
         if unlabeled is None or len(unlabeled) < 2:
             raise ValueError(f"{self.name} needs an unlabelled batch of at least 2 rows (set "
                              "unlabeled_batch_size to 2 or more)")
-        if labeled.y is None:
-            raise ValueError("the labelled batch has no targets")
         p = self.params
         self.model.train()
         out_l = self(labeled.view("weak"))
@@ -107,8 +110,10 @@ class RankUpRDA(Method):
             out_w = self(unlabeled.view("weak"))
         strong = pair_logits(self.arc(self(unlabeled.view("strong"))["feat"]))
         arc_unlabeled, mask = unlabeled_pair_loss(pair_logits(self.arc(out_w["feat"])), strong, p.p_cutoff)
+        parts = supervised_terms(out_l["pred"], out_l["feat"], labeled.y, regression=p.regression_loss,
+                                 contrastive=self.labeled_contrastive, weight=p.contrastive_weight,
+                                 rows=p.contrastive_rows, generator=self.generator)
         pseudo = self.alignment.update(unlabeled.index, out_w["pred"], step)
-        parts = {"regression": regression_loss(out_l["pred"], labeled.y, p.regression_loss)}
         if step >= p.rda_start:
             ramp = ramp_weight(step, p.warmup * context.total_steps)
             parts["rda"] = p.rda_weight * ramp * F.mse_loss(out_w["pred"], pseudo)

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clss.methods.base import Batch, Method, MethodParams, OptimizerConfig, TrainingContext, register_method
-from clss.methods.common import REGRESSION_LOSSES, regression_loss
+from clss.methods.base import Batch, Method, OptimizerConfig, TrainingContext, register_method
+from clss.methods.common import CONTRASTIVE_LOSSES, REGRESSION_LOSSES, contrastive_loss
 from clss.methods.parts import (
     DistributionAlignment,
     ema_copy,
@@ -32,35 +32,38 @@ from clss.methods.parts import (
     eval_predict,
     frozen_batchnorm,
     ramp_weight,
+    supervised_terms,
 )
+from clss.methods.supervised import SupervisedParams
 from clss.schema import param
 
 
 @dataclass
-class RDAParams(MethodParams):
+class RDAParams(SupervisedParams):
     """Defaults are the official UTKFace configuration (``config/classic_cv/rda/rda_utkface_lb*``).
 
-    ``regression_loss``: ``"l1"`` (the configuration's criterion) or ``"mse"``. ``rda_weight``: weight of
-    the pseudo-label MSE (``ulb_loss_ratio``, 1). ``warmup``: fraction of training over which that weight
-    ramps up linearly from 0 (``unsup_warm_up``, 0.4). ``refine_every``: steps between refreshes of the
+    ``regression_loss``: ``"l1"`` (the configuration's criterion) or ``"mse"``. ``contrastive``: the
+    labelled contrastive term of :class:`~clss.methods.Supervised` (with its ``contrastive_weight``,
+    ``contrastive_rows``, ``oe_variant``, ``lambda_val`` and ``seed``), off as in RDA. ``rda_weight``:
+    weight of the pseudo-label MSE (``ulb_loss_ratio``, 1). ``warmup``: fraction of training over which that
+    weight ramps up linearly from 0 (``unsup_warm_up``, 0.4). ``refine_every``: steps between refreshes of the
     aligned pseudo-labels (``rda_num_refine_iter``, 1024). ``rda_start``: first step that uses them (the
     official code's second epoch: 262 144 iterations / 256 epochs = 1024). ``ema``: decay of the EMA copy
-    that predictions and evaluation use (0.999; 0 evaluates the trained model itself). ``seed``: the
-    run's seed, which the engine passes to every method (this one draws nothing of its own).
+    that predictions and evaluation use (0.999; 0 evaluates the trained model itself).
     """
 
     regression_loss: str = param("l1", "str", choices=REGRESSION_LOSSES)
+    contrastive: str | None = param("none", "str", choices=(*CONTRASTIVE_LOSSES, "none", None))
     rda_weight: float = param(1.0, ge=0)
     warmup: float = param(0.4, ge=0, le=1)
     refine_every: int = param(1024, "int", ge=1)
     rda_start: int = param(1024, "int", ge=0)
     ema: float = param(0.999, ge=0, lt=1)
-    seed: int = param(0, "int", ge=0)
 
 
 #: The published UTKFace settings, pinned for the ``utkface-rankup`` preset.
-UTKFACE_RDA = {"regression_loss": "l1", "rda_weight": 1.0, "warmup": 0.4, "refine_every": 1024,
-               "rda_start": 1024, "ema": 0.999}
+UTKFACE_RDA = {"regression_loss": "l1", "contrastive": "none", "rda_weight": 1.0, "warmup": 0.4,
+               "refine_every": 1024, "rda_start": 1024, "ema": 0.999}
 #: Our choice for the 500-step digits runs: refresh and start every 50 steps (the official 1024 would never
 #: start), and an EMA that a 500-step run can move.
 DIGITS_RDA = {"refine_every": 50, "rda_start": 50, "ema": 0.99}
@@ -83,6 +86,10 @@ class RDA(Method):
     def __init__(self, model_fn: Callable[[], nn.Module], optimizer: OptimizerConfig | None = None,
                  params: Mapping[str, Any] | None = None, precision: str = "fp32") -> None:
         super().__init__(model_fn, optimizer, params, precision)
+        p = self.params
+        self.labeled_contrastive = contrastive_loss(p.contrastive, oe_variant=p.oe_variant,
+                                                    lambda_val=p.lambda_val)
+        self.generator = torch.Generator().manual_seed(p.seed)
         self.ema_model = ema_copy(self.model) if self.params.ema > 0 else None
         self.alignment: DistributionAlignment | None = None
 
@@ -113,15 +120,15 @@ class RDA(Method):
         if unlabeled is None or len(unlabeled) < 1:
             raise ValueError(f"{self.name} needs an unlabelled batch (set unlabeled_batch_size to 1 or "
                              "more)")
-        if labeled.y is None:
-            raise ValueError("the labelled batch has no targets")
         p = self.params
         self.model.train()
         out_l = self(labeled.view("weak"))
         with frozen_batchnorm(self.model):
             pred_u = self(unlabeled.view("weak"))["pred"]
+        parts = supervised_terms(out_l["pred"], out_l["feat"], labeled.y, regression=p.regression_loss,
+                                 contrastive=self.labeled_contrastive, weight=p.contrastive_weight,
+                                 rows=p.contrastive_rows, generator=self.generator)
         pseudo = self.alignment.update(unlabeled.index, pred_u, step)
-        parts = {"regression": regression_loss(out_l["pred"], labeled.y, p.regression_loss)}
         if step >= p.rda_start:
             ramp = ramp_weight(step, p.warmup * context.total_steps)
             parts["rda"] = p.rda_weight * ramp * F.mse_loss(pred_u, pseudo)

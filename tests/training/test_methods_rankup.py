@@ -438,6 +438,26 @@ def test_presets_pin_the_published_utkface_settings(name):
         build_method(name, model_fn).params.to_dict()  # the defaults are that configuration
 
 
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_operator_sde_and_digits_presets_resolve_and_build(name):
+    # the operator-sde preset's labelled contrastive settings are accepted and stay off (contrastive "none")
+    cfg = resolve_config({}, {"dataset": "operator-sde", "method": name})
+    method = build_method(name, model_fn, params=cfg.method_params)
+    assert method.params.contrastive == "none" and method.labeled_contrastive is None
+    digits = resolve_config({}, {"dataset": "digits-rotation", "method": name}).method_params
+    assert digits["ema"] == 0.99
+    assert name == "rankup" or (digits["refine_every"], digits["rda_start"]) == (50, 50)
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_optional_labelled_contrastive_term(name):
+    method = built(name, contrastive="oe", contrastive_weight=0.5, ema=0.0)
+    lab, ulb = batches()
+    out = method.training_step(lab, ulb, 0)
+    assert out["contrastive"] != 0  # Ordinal Entropy may be negative
+    assert out["loss"] == pytest.approx(sum(v for k, v in out.items() if k not in ("loss", "mask")), rel=1e-9)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", METHOD_NAMES)
 def test_tiny_image_run_on_digits_rotation(tmp_path, name):
