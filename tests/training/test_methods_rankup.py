@@ -12,8 +12,10 @@ import torch
 from torch import nn
 
 from clss.config import resolve_config
+from clss.data import load_dataset
 from clss.engine import TrainingInterrupted, train
 from clss.engine.checkpoint import load_checkpoint
+from clss.engine.predict import predict_array
 from clss.methods import Batch, TrainingContext, build_method
 from clss.methods.parts import (
     DistributionAlignment,
@@ -389,6 +391,12 @@ def test_resume_is_exact_including_the_rda_buffer(tmp_path, name):
         assert torch.equal(buffers[0]["raw"], buffers[1]["raw"])
         assert torch.equal(buffers[0]["refined"], buffers[1]["refined"])
         assert float(buffers[0]["raw"].abs().sum()) > 0
+    # a predictor (built without setup, so without the buffer) reproduces the run's test predictions,
+    # which come from the EMA copy
+    rows = (full.run_dir / "predictions.csv").read_text().splitlines()[1:]
+    expected = np.array([float(r.split(",")[4]) for r in rows if r.startswith("test")])
+    got = predict_array(full.run_dir, load_dataset("diabetes", seed=0).x_test)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6 * float(np.abs(expected).max()))
 
 
 @pytest.mark.parametrize("name", METHOD_NAMES)
