@@ -18,23 +18,27 @@ from clss.methods.base import (
     register_method,
 )
 from clss.methods.clss import CLSS
-from clss.methods.cps import CPS
 from clss.methods.gclss import GCLSS
 from clss.methods.supervised import Supervised
-from clss.methods.ucvme import UCVME
 
 # isort: split
 # The baselines register after the package's own methods, so that `clss methods` lists those first.
+from clss.methods.cps import CPS
 from clss.methods.fullysupervised import FullySupervised
 from clss.methods.meanteacher import MeanTeacher
 from clss.methods.mixmatch import MixMatch
 from clss.methods.pimodel import PiModel
+from clss.methods.rankup import RankUp
+from clss.methods.rankup_rda import RankUpRDA
+from clss.methods.rda import RDA
+from clss.methods.ucvme import UCVME
 
 __all__ = [
     "CLSS",
     "CPS",
     "GCLSS",
     "METHODS",
+    "RDA",
     "UCVME",
     "Batch",
     "FullySupervised",
@@ -45,6 +49,8 @@ __all__ = [
     "NonFiniteLossError",
     "OptimizerConfig",
     "PiModel",
+    "RankUp",
+    "RankUpRDA",
     "Supervised",
     "TrainingContext",
     "build_method",

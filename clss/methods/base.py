@@ -19,6 +19,7 @@ from torch import nn
 
 from clss.losses._common import finite_sum
 from clss.losses.errors import NonFiniteLossError  # defined with the losses, which raise a subclass
+from clss.methods.modes import evaluating
 from clss.methods.precision import autocast, check_precision, full_precision
 from clss.schema import check_dataclass, check_mapping, param, specs_of
 
@@ -242,12 +243,8 @@ class Method(nn.Module):
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Standardised predictions ``[B]`` in evaluation mode (always in the model's own dtype)."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with evaluating(self.model):
             return self.model(x)["pred"]
-        finally:
-            self.model.train(was_training)
 
     def optimize(self, loss: torch.Tensor, parts: Mapping[str, torch.Tensor],
                  optimizer: torch.optim.Optimizer | None = None) -> dict[str, float]:

@@ -16,7 +16,6 @@ method warns once when there is none).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -28,15 +27,16 @@ from torch.nn import functional as F
 from clss.methods.base import Batch, Method, OptimizerConfig, register_method
 from clss.methods.common import contrastive_loss
 from clss.methods.parts import (
-    batch_norm_frozen,
+    ema_copy,
     ema_update,
+    evaluating,
+    frozen_batchnorm,
     input_noise,
     ramp_weight,
     supervised_terms,
     warn_if_noiseless,
 )
 from clss.methods.pimodel import FORK_UTKFACE, PiModelParams
-from clss.methods.precision import autocast, full_precision
 from clss.schema import param
 
 
@@ -79,7 +79,7 @@ class MeanTeacher(Method):
                  params: Mapping[str, Any] | None = None, precision: str = "fp32") -> None:
         super().__init__(model_fn, optimizer, params, precision)
         p = self.params
-        self.teacher = copy.deepcopy(self.model).requires_grad_(False)
+        self.teacher = ema_copy(self.model)
         self.labeled_contrastive = contrastive_loss(p.contrastive, oe_variant=p.oe_variant,
                                                     lambda_val=p.lambda_val)
         self.generator = torch.Generator().manual_seed(p.seed)
@@ -106,8 +106,8 @@ class MeanTeacher(Method):
             self._noise_checked = True
             warn_if_noiseless(self.name, self.model, x_teacher, x_student, p.input_noise)
         with torch.no_grad():
-            target = self._teacher_forward(x_teacher)["pred"]
-        with batch_norm_frozen(self.model):  # as the fork: only labelled passes move the statistics
+            target = self.forward(x_teacher, self.teacher)["pred"]
+        with frozen_batchnorm(self.model):  # as the fork: only labelled passes move the statistics
             pred = self(x_student)["pred"]
         ramp = ramp_weight(step, length, p.ramp_shape)
         parts["unlabeled_consistency"] = (p.unlabeled_weight * ramp) * F.mse_loss(pred, target)
@@ -117,21 +117,10 @@ class MeanTeacher(Method):
         return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()},
                 "ramp": ramp, "ema_decay": decay, **stats}
 
-    def _teacher_forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The teacher's output on ``x`` in the method's precision (as :meth:`forward` for the student)."""
-        with autocast(self.precision, x.device):
-            out = self.teacher(x)
-        return full_precision(out)
-
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Standardised predictions ``[B]`` of the teacher (``eval_teacher``, the default) or the student,
         in evaluation mode."""
-        if not self.params.eval_teacher:
-            return super().predict(x)
-        was_training = self.teacher.training
-        self.teacher.eval()
-        try:
-            return self.teacher(x)["pred"]
-        finally:
-            self.teacher.train(was_training)
+        net = self.teacher if self.params.eval_teacher else self.model
+        with evaluating(net):
+            return net(x)["pred"]

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 
 from clss.methods.base import Batch, Method, OptimizerConfig, register_method
 from clss.methods.common import CONTRASTIVE_LOSSES, contrastive_loss
-from clss.methods.parts import RAMP_SHAPES, batch_norm_frozen, mixup, ramp_weight, supervised_terms
+from clss.methods.parts import RAMP_SHAPES, frozen_batchnorm, mixup, ramp_weight, supervised_terms
 from clss.methods.pimodel import FORK_UTKFACE
 from clss.methods.supervised import SupervisedParams
 from clss.schema import param
@@ -85,7 +85,7 @@ class MixMatch(Method):
         length = round(p.ramp_up * self.require_context().total_steps)
         self.model.train()
         draws = [unlabeled.view(v) for v in self.unlabeled_views]
-        with torch.no_grad(), batch_norm_frozen(self.model):  # as the fork: labelled passes move the stats
+        with torch.no_grad(), frozen_batchnorm(self.model):  # as the fork: labelled passes move the stats
             pseudo = torch.stack([self(x)["pred"] for x in draws]).mean(0).to(labeled.y.dtype)
         x_l = labeled.view("weak")
         rows = torch.cat([x_l, *(x.to(x_l.dtype) for x in draws)])
@@ -96,7 +96,7 @@ class MixMatch(Method):
         parts = supervised_terms(out_l["pred"], out_l["feat"], mixed_y[:n_l], regression=p.regression_loss,
                                  contrastive=self.labeled_contrastive, weight=p.contrastive_weight,
                                  rows=p.contrastive_rows, generator=self.generator)
-        with batch_norm_frozen(self.model):
+        with frozen_batchnorm(self.model):
             pred_u = self(mixed_x[n_l:])["pred"]
         ramp = ramp_weight(step, length, p.ramp_shape)
         parts["unlabeled_consistency"] = (p.unlabeled_weight * ramp) * F.mse_loss(pred_u, mixed_y[n_l:])

@@ -26,7 +26,7 @@ from clss.methods.base import Batch, Method, OptimizerConfig, register_method
 from clss.methods.common import CONTRASTIVE_LOSSES, contrastive_loss
 from clss.methods.parts import (
     RAMP_SHAPES,
-    batch_norm_frozen,
+    frozen_batchnorm,
     input_noise,
     ramp_weight,
     supervised_terms,
@@ -101,7 +101,7 @@ class PiModel(Method):
         if not self._noise_checked:
             self._noise_checked = True
             warn_if_noiseless(self.name, self.model, first, second, p.input_noise)
-        with batch_norm_frozen(self.model):  # as the fork: only labelled passes move the statistics
+        with frozen_batchnorm(self.model):  # as the fork: only labelled passes move the statistics
             with torch.no_grad():  # the first pass is the target (detached in the fork)
                 target = self(first)["pred"]
             pred = self(second)["pred"]

@@ -17,7 +17,7 @@ from clss.data import InputSpec
 from clss.engine import TrainingInterrupted, evaluate_run, train
 from clss.engine.checkpoint import load_checkpoint
 from clss.methods import Batch, OptimizerConfig, TrainingContext, build_method
-from clss.methods.parts import batch_norm_frozen, beta_draw, input_noise, mixup
+from clss.methods.parts import beta_draw, input_noise, mixup
 from clss.models import MLPRegressor, build_model
 
 SGD = OptimizerConfig(name="sgd", lr=0.1, weight_decay=0.0, momentum=0.0)
@@ -318,15 +318,6 @@ def test_presets_fork_settings_and_dataset_keys():
 def _cnn(seed=0):
     torch.manual_seed(seed)
     return build_model("cnn", InputSpec("image", (1, 8, 8)), channels=4, blocks=1).double()
-
-
-def test_batch_norm_frozen_keeps_the_statistics_and_the_batch_normalisation():
-    net, x = _cnn(), torch.randn(6, 1, 8, 8, dtype=torch.float64)
-    before = {k: v.clone() for k, v in net.state_dict().items()}
-    with batch_norm_frozen(net):
-        out = net(x)["pred"]
-    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
-    torch.testing.assert_close(out, _cnn()(x)["pred"])  # normalised with the batch's statistics as usual
 
 
 @pytest.mark.parametrize("name", ["pimodel", "meanteacher"])

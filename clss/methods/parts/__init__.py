@@ -15,14 +15,19 @@ modules, the seeded generator), so its state-dict keys stay where they are:
 - :func:`perturbation_norm`, :func:`recovery_diagnostics`: GCLSS's diagnostics;
 - :func:`ramp_weight`, :func:`ema_update`: ramp-ups of unlabelled terms and the EMA teacher;
 - :func:`input_noise`, :func:`warn_if_noiseless`, :func:`has_dropout`: the noise of the consistency methods
-  and the check that their two passes can differ; :func:`batch_norm_frozen`: unlabelled passes that leave
-  the batch-norm statistics alone; :func:`mixup`, :func:`beta_draw`: MixMatch's mixup.
-- :func:`evaluating`: evaluation mode for the networks of a two-network method (CPS, UCVME).
+  and the check that their two passes can differ; :func:`mixup`, :func:`beta_draw`: MixMatch's mixup;
+- :func:`frozen_batchnorm`: unlabelled passes that leave the batch-norm running statistics alone;
+  :func:`evaluating`: evaluation mode for one or more networks, each one's mode restored afterwards;
+- :func:`ema_copy`: the frozen copy an EMA teacher or an EMA-evaluated method starts from;
+- :func:`pair_logits`, :func:`pair_targets`, :func:`labeled_pair_loss`, :func:`unlabeled_pair_loss`:
+  RankUp's auxiliary ranking classifier over row pairs;
+- :class:`DistributionAlignment`, :func:`quantile_map`: RDA's pseudo-labels aligned to the labelled targets.
 
 Similarities, seriation and eigen-solvers run in the features' own precision, at least float32: a method
 casts half-precision model outputs up before they reach these functions (:meth:`Method.forward`).
 """
 
+from clss.methods.modes import evaluating, frozen_batchnorm
 from clss.methods.parts.anchored import (
     anchored_contrastive_terms,
     anchored_targets,
@@ -32,8 +37,8 @@ from clss.methods.parts.anchored import (
     recovery_diagnostics,
     stable_subset,
 )
+from clss.methods.parts.averaged import ema_copy
 from clss.methods.parts.consistency import (
-    batch_norm_frozen,
     beta_draw,
     has_dropout,
     input_noise,
@@ -47,27 +52,39 @@ from clss.methods.parts.pseudo_ranks import (
     ranks_of,
     seriation_ranks,
 )
+from clss.methods.parts.ranking import (
+    labeled_pair_loss,
+    pair_logits,
+    pair_targets,
+    unlabeled_pair_loss,
+)
+from clss.methods.parts.rda import DistributionAlignment, quantile_map
 from clss.methods.parts.schedules import RAMP_SHAPES, ema_update, ramp_weight
 from clss.methods.parts.supervised import labeled_contrastive_term, supervised_terms
-from clss.methods.parts.two_networks import evaluating
 
 __all__ = [
     "RAMP_SHAPES",
+    "DistributionAlignment",
     "anchored_contrastive_terms",
     "anchored_targets",
-    "batch_norm_frozen",
     "beta_draw",
     "draw_rows",
+    "ema_copy",
     "ema_update",
     "evaluating",
+    "frozen_batchnorm",
     "has_dropout",
     "input_noise",
     "kept_count",
     "labeled_contrastive_term",
+    "labeled_pair_loss",
     "mixup",
+    "pair_logits",
+    "pair_targets",
     "perturbation_norm",
     "pseudo_rank_terms",
     "pseudo_target_losses",
+    "quantile_map",
     "ramp_weight",
     "ranks_of",
     "reachable",
@@ -75,5 +92,6 @@ __all__ = [
     "seriation_ranks",
     "stable_subset",
     "supervised_terms",
+    "unlabeled_pair_loss",
     "warn_if_noiseless",
 ]

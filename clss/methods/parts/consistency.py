@@ -3,14 +3,11 @@ stream, the check that two passes can differ at all, and mixup."""
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from collections.abc import Iterator
 
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 
 
@@ -23,26 +20,6 @@ def input_noise(x: torch.Tensor, std: float, generator: torch.Generator) -> torc
     draw_dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
     eps = torch.randn(x.shape, generator=generator, dtype=draw_dtype)
     return x + std * eps.to(device=x.device, dtype=x.dtype)
-
-
-@contextlib.contextmanager
-def batch_norm_frozen(model: nn.Module) -> Iterator[None]:
-    """Forwards inside keep ``model``'s batch-norm running statistics (and batch counts) as they were: they
-    still normalise with their batch's statistics in training mode, but only the labelled passes move the
-    statistics evaluation uses (USB's ``bn_controller.freeze_bn`` around the unlabelled passes). A model
-    without batch norm is untouched."""
-    # The passes update copies of the buffers, dropped afterwards; the buffers themselves are never written
-    # in place, since a backward still to come may hold them.
-    kept = [(m, dict(m.named_buffers(recurse=False))) for m in model.modules() if isinstance(m, _BatchNorm)]
-    for m, buffers in kept:
-        for name, b in buffers.items():
-            setattr(m, name, b.clone())
-    try:
-        yield
-    finally:
-        for m, buffers in kept:
-            for name, b in buffers.items():
-                setattr(m, name, b)
 
 
 def has_dropout(model: nn.Module) -> bool:
