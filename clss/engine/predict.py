@@ -368,7 +368,8 @@ def load_predictor(run_dir: str | os.PathLike[str], *, checkpoint: Literal["best
         No such directory, or it lacks ``config.yaml`` or the checkpoint.
     ValueError
         ``run_dir`` is a file; unknown ``checkpoint`` or ``device``; a checkpoint without weights or
-        standardisation; a run trained on inputs other than table rows (images).
+        standardisation; an image run whose splits.json records no image preprocessing (written by an
+        older clss, or trained on an in-memory dataset without one).
     """
     from clss.engine.trainer import WEIGHTS_KEYS, _build_method, _device
 
@@ -399,6 +400,10 @@ def load_predictor(run_dir: str | os.PathLike[str], *, checkpoint: Literal["best
             raise ValueError(f"{run_path} was trained on images by an older clss that did not record its "
                              f"image preprocessing in splits.json; retrain it with this version to predict "
                              f"images")
+        if split_info["image_preprocessing"] is None:
+            raise ValueError(f"{run_path} was trained on images of a dataset without an ImagePreprocessing "
+                             f"(data passed to train(data=...)); image files cannot be turned into its "
+                             f"inputs")
         prep = ImagePreprocessing.from_dict(split_info["image_preprocessing"])
     elif spec is not None and spec.kind != "tabular":
         raise ValueError(f"{run_path} was trained on {spec.kind} inputs; clss predict reads table rows and "

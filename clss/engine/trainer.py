@@ -386,9 +386,10 @@ def _preprocessing(data: DataSplits) -> dict[str, Any]:
                            "target": data.target_name}
     if data.encoding is not None:
         out["encoding"] = data.encoding.to_dict()
-    preprocessing = getattr(data.train, "preprocessing", None)
-    if data.input.kind == "image" and isinstance(preprocessing, ImagePreprocessing):
-        out["image_preprocessing"] = preprocessing.to_dict()
+    if data.input.kind == "image":  # None: a dataset that decodes no files (in-memory data=)
+        preprocessing = getattr(data.train, "preprocessing", None)
+        out["image_preprocessing"] = (preprocessing.to_dict() if isinstance(preprocessing, ImagePreprocessing)
+                                      else None)
     return out
 
 
