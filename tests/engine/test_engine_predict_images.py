@@ -188,3 +188,43 @@ def test_cli_predicts_an_image_folder_with_progress_lines(image_run, tmp_path):
                                       "--out", str(out), "--no-progress", "--workers", "auto"])
     assert quiet.exit_code == 0 and "predict images" not in quiet.output, quiet.output
     assert len(_rows(out)) == 40 and list(_rows(out)[0]) == ["index", "path", "y_pred"]
+
+
+def test_a_method_with_its_own_predict_is_used_as_the_trainer_used_it(image_run, tmp_path):
+    """A two-network method (test-only) whose predict averages its model and a second network held in its
+    state dict, like an ensemble or a teacher: prediction goes through method.predict, after the checkpoint
+    restored both networks."""
+    from clss.methods import METHODS
+    from clss.methods.supervised import Supervised
+
+    class Averaged(Supervised):
+        name = "test-averaged-predict"
+
+        def __init__(self, model_fn, optimizer=None, params=None, precision="fp32"):
+            super().__init__(model_fn, optimizer, params, precision)
+            self.second = model_fn()
+
+        @torch.no_grad()
+        def predict(self, x):
+            self.second.eval()
+            return 0.5 * (super().predict(x) + self.second(x)["pred"])
+
+    METHODS[Averaged.name] = Averaged
+    try:
+        model = {"name": "cnn", "channels": 8, "blocks": 1}
+        config = resolve_config({}, {"dataset": f"image-csv:{image_run.parent / 'data.csv'}",
+                                     "method": Averaged.name, "model": model,
+                                     "preprocessing": {"resize": [8, 6]}, "labeled": "all", "steps": 2,
+                                     "eval_every": 2, "batch_size": 4, **FAST})
+        run = train(config, tmp_path / "run").run_dir
+        truth = _run_predictions(run)
+        res = predict_images_file(run, image_run.parent / "img")
+        by_file = dict(zip(res.files, res.y_pred, strict=True))
+        _close([by_file[f] for f in truth], [p for _, p in truth.values()])
+        predictor = load_predictor(run)
+        x = torch.stack([predictor.image_preprocessing.decode(f) for f in truth])
+        with torch.no_grad():
+            alone = predictor.standardizer.inverse_y(predictor.method.model(x)["pred"].double().numpy())
+        assert np.abs(alone - [p for _, p in truth.values()]).max() > 1e-3  # the second network counts
+    finally:
+        del METHODS[Averaged.name]
