@@ -185,6 +185,8 @@ class Predictor:
 
         Raises
         ------
+        TypeError
+            ``files`` is one path rather than a list of them.
         ValueError
             A table run; no files; bad ``batch_size``/``workers``/``y_true``; a bad file (without
             ``skip_bad``; ``ImageReadError`` for an undecodable one) or no good file (with it).
@@ -192,6 +194,8 @@ class Predictor:
             Missing files (without ``skip_bad``), counted and the first ones named.
         """
         self._refuse_kind("image")
+        if isinstance(files, str | os.PathLike):
+            raise TypeError(f"files must be a list of image paths; wrap one path in a list: [{files!r}]")
         files = [os.fspath(f) for f in files]
         if not files:
             raise ValueError("no image files to predict")

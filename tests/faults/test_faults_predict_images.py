@@ -193,24 +193,28 @@ def test_a_corrupt_file_decoded_in_a_worker_is_named_in_one_line(runs, tmp_path)
 
 
 PYTHON = [
-    pytest.param(lambda p, r: p["image"].predict(np.zeros((2, 3))),
+    pytest.param(lambda p, r: p["image"].predict(np.zeros((2, 3))), ValueError,
                  r"was trained on images; pass image files", id="rows-to-image-predictor"),
-    pytest.param(lambda p, r: p["table"].predict_images([str(r["img"] / "0.png")]),
+    pytest.param(lambda p, r: p["table"].predict_images([str(r["img"] / "0.png")]), ValueError,
                  r"was trained on table rows; pass a CSV", id="images-to-table-predictor"),
-    pytest.param(lambda p, r: p["image"].predict_images([]), r"no image files to predict", id="no-files"),
-    pytest.param(lambda p, r: p["image"].predict_images([str(r["img"] / "0.png")], batch_size=0),
+    pytest.param(lambda p, r: p["image"].predict_images([]), ValueError, r"no image files to predict",
+                 id="no-files"),
+    pytest.param(lambda p, r: p["image"].predict_images(str(r["img"] / "0.png")), TypeError,
+                 r"files must be a list of image paths; wrap one path in a list",
+                 id="one-path-not-in-a-list"),
+    pytest.param(lambda p, r: p["image"].predict_images([str(r["img"] / "0.png")], batch_size=0), ValueError,
                  r"batch_size must be an integer >= 1", id="zero-batch"),
-    pytest.param(lambda p, r: p["image"].predict_images([str(r["img"] / "0.png")], workers=-1),
+    pytest.param(lambda p, r: p["image"].predict_images([str(r["img"] / "0.png")], workers=-1), ValueError,
                  r"workers must be an integer >= 0 or 'auto'", id="negative-workers"),
     pytest.param(lambda p, r: p["image"].predict_images([str(r["img"] / "0.png")], y_true=[1.0, 2.0]),
-                 r"y_true has 2 values for 1 image files", id="y-true-length"),
-    pytest.param(lambda p, r: predict_file(p["image"], r["img"] / "0.png"), r"was trained on images",
-                 id="predict-file-on-image-run"),
+                 ValueError, r"y_true has 2 values for 1 image files", id="y-true-length"),
+    pytest.param(lambda p, r: predict_file(p["image"], r["img"] / "0.png"), ValueError,
+                 r"was trained on images", id="predict-file-on-image-run"),
 ]
 
 
-@pytest.mark.parametrize(("call", "message"), PYTHON)
-def test_predictor_refuses_the_wrong_kind_and_bad_settings(runs, call, message):
+@pytest.mark.parametrize(("call", "error", "message"), PYTHON)
+def test_predictor_refuses_the_wrong_kind_and_bad_settings(runs, call, error, message):
     predictors = {k: load_predictor(runs[k]) for k in ("image", "table")}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         call(predictors, runs)
