@@ -64,7 +64,9 @@ def predict_command(run_dir: Path, input_arg: Path | None, input_file: Path | No
     """
     from clss.engine.predict import load_predictor, predict_file, predict_images_file
 
-    if (input_arg is None) == (input_file is None):
+    if input_arg is None and input_file is None:
+        raise click.UsageError("Missing argument 'INPUT' (or option '--input')")
+    if input_arg is not None and input_file is not None:
         raise click.UsageError("give the input once: as INPUT or as --input")
     source = input_arg if input_arg is not None else input_file
     predictor = load_predictor(run_dir, checkpoint=checkpoint, device=device)

@@ -206,13 +206,15 @@ class Predictor:
         if truth is not None and truth.size != len(files):
             raise ValueError(f"y_true has {truth.size} values for {len(files)} image files")
         prep, shape = self.image_preprocessing, self.input.shape  # type: ignore[union-attr]
-        assert prep is not None
+        assert prep is not None  # load_predictor sets it for every image run
         problems = _file_problems(files, prep, shape[1:])
         if problems and not skip_bad:
             _raise_problems(problems, len(files))
         bad = {i for i, _ in problems}
         good = [i for i in range(len(files)) if i not in bad]
         dataset = _ImageFiles([files[i] for i in good], prep, shape, skip_bad)
+        # No more worker processes than batches: a handful of files is not worth starting eight processes.
+        workers = min(workers, math.ceil(len(good) / batch_size))
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers,
                                              pin_memory=self.device.type == "cuda",
                                              generator=torch.Generator())
