@@ -58,6 +58,8 @@ class TrainingProgress:
         Step already done (a resumed run).
     description : str, default "train"
         Label in front of the bar and of the log lines.
+    unit : str, default "step"
+        What is counted, in the log lines (``predict images 512/2000``).
     log_every : int, optional
         Without a terminal, print one line every ``log_every`` steps; None (default) prints nothing.
     console : rich.console.Console, optional
@@ -74,7 +76,7 @@ class TrainingProgress:
     """
 
     def __init__(self, total_steps: int, *, enabled: bool = True, start: int = 0, description: str = "train",
-                 log_every: int | None = None, console: Console | None = None,
+                 unit: str = "step", log_every: int | None = None, console: Console | None = None,
                  refresh_interval: float = 0.1) -> None:
         if total_steps < 0:
             raise ValueError(f"total_steps must be >= 0, got {total_steps}")
@@ -86,6 +88,7 @@ class TrainingProgress:
         self.step = start
         self.scalars: dict[str, Any] = {}
         self.description = description
+        self.unit = unit
         self._console = console if console is not None else Console()
         self.live = enabled and (self._console.is_interactive or self._console.is_jupyter)
         self._log_every = log_every if enabled and not self.live else None
@@ -137,7 +140,7 @@ class TrainingProgress:
         elif self._log_every is not None and (step // self._log_every > self._last_logged // self._log_every
                                               or step >= self.total_steps > self._last_logged):
             self._last_logged = step
-            line = f"{self.description} step {step}/{self.total_steps} {self._format()}"
+            line = f"{self.description} {self.unit} {step}/{self.total_steps} {self._format()}"
             self._console.print(line.rstrip(), markup=False, highlight=False, soft_wrap=True)
 
     def close(self) -> None:

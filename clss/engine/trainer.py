@@ -31,6 +31,7 @@ import torch
 from clss.config import TrainConfig
 from clss.data import (
     DataSplits,
+    ImagePreprocessing,
     InputSpec,
     RegressionData,
     RegressionDataset,
@@ -380,11 +381,16 @@ def _prepare(cfg: TrainConfig, data: RegressionData | DataSplits | None, *, resu
 
 def _preprocessing(data: DataSplits) -> dict[str, Any]:
     """What ``clss predict`` needs to turn new files into this run's inputs: the input description, feature
-    names, target name and the fitted CSV encoding (when the data set has one)."""
+    names, target name, the fitted CSV encoding (when the data set has one) and, for images, the resolved
+    :class:`~clss.data.ImagePreprocessing` (normalisation statistics included) evaluation decodes with."""
     out: dict[str, Any] = {"input": data.input.to_dict(), "features": list(data.input.feature_names),
                            "target": data.target_name}
     if data.encoding is not None:
         out["encoding"] = data.encoding.to_dict()
+    if data.input.kind == "image":  # None: a dataset that decodes no files (in-memory data=)
+        preprocessing = getattr(data.train, "preprocessing", None)
+        out["image_preprocessing"] = (preprocessing.to_dict() if isinstance(preprocessing, ImagePreprocessing)
+                                      else None)
     return out
 
 

@@ -168,5 +168,5 @@ def test_cli_predict_refuses_an_image_run_in_one_line(tmp_path):
                                        str(tmp_path / "p.csv")])
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and "was trained on image inputs; clss predict reads tables only" in lines[0]
+    assert len(lines) == 1 and "trained on images of a dataset without an ImagePreprocessing" in lines[0]
     assert not (tmp_path / "p.csv").exists()

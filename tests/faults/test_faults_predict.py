@@ -220,7 +220,8 @@ PREDICT_CASES = [
                  r"device must be 'cpu', 'cuda' \(or 'cuda:N'\) or 'auto', got 'tpu'", id="unknown-device"),
     pytest.param(lambda tmp, run, x: (run, _npy(tmp, x[:2]), ["__NO_OUT__"]), "Missing option '--out'",
                  id="no-out"),
-    pytest.param(lambda tmp, run, x: (run, None, []), "Missing option '--input'", id="no-input"),
+    pytest.param(lambda tmp, run, x: (run, None, []), r"Missing argument 'INPUT' \(or option '--input'\)",
+                 id="no-input"),
 ]
 
 

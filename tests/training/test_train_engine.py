@@ -316,7 +316,7 @@ def test_image_run_records_its_input_and_sources_and_predict_refuses_it(tmp_path
     index, source, _ = unlabeled[1].split(",")
     assert source == f"faces/img_{int(index):03d}.jpg" and len(unlabeled) == 1 + 36
     assert (run / "plots" / "unlabeled_similarity.png").is_file()
-    with pytest.raises(ValueError, match="trained on image inputs; clss predict reads tables only"):
+    with pytest.raises(ValueError, match="trained on images of a dataset without an ImagePreprocessing"):
         load_predictor(run)
 
 
