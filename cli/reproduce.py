@@ -74,7 +74,8 @@ def reproduce_command(table: str, more_seeds: tuple[str, ...], seed_items: tuple
         raise click.UsageError("--out DIR is required (the folder of the grid's runs and report)")
     tbl = load_table(table)
     runs = plan_table(tbl, seeds=seeds, methods=_names(methods) or None, settings=_names(settings) or None,
-                      quick=quick, steps=steps, overrides=parse_overrides(sets), data_root=data_root)
+                      quick=quick, steps=steps, overrides=parse_overrides(sets), data_root=data_root,
+                      check_data=not dry_run)
     note = tbl.quick.get("note", "quick profile") if quick else ""
     if out is not None and out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; pass a folder for the grid's run directories")
@@ -121,32 +122,35 @@ def _report_command(table: str, out: Path, seeds: list[int] | None, methods: tup
     return shlex.join([*args, "--report-only"])
 
 
-def _print_plan(tbl, runs, costs, out: Path | None) -> None:
-    from rich.table import Table
-
+def _print_plan(tbl, runs, costs, out: Path | None) -> None:  # noqa: ANN001 (library types)
+    """One plain line per (method, setting): seeds, steps, runs done and to run, estimated time and its basis
+    (plain text: complete at any width and when piped)."""
     from clss.reproduce import run_state
 
-    grid = Table(title=f"{tbl.name}: {len(runs)} runs ({tbl.selection})")
-    for col in ("method", "setting", "seeds", "steps", "done", "to run", "estimated", "step time"):
-        grid.add_column(col, justify="right" if col in ("steps", "done", "to run", "estimated") else "left")
+    click.echo(f"{tbl.name}: {len(runs)} runs; selection: {tbl.selection}")
     groups: dict[tuple[str, str], list] = {}
     for run in runs:
         groups.setdefault((run.method, run.setting), []).append(run)
+    header = ("method", "setting", "seeds", "steps", "done", "to run", "estimated", "step time")
+    lines = [header]
     total, unknown = 0.0, 0
     for (method, setting), members in groups.items():
         states = [run_state(out / r.run_dir) if out is not None else "new" for r in members]
         seconds = [costs[r.name].seconds for r in members]
         todo = sum(s in ("new", "partial") for s in states)
-        cost = sum(s for s in seconds if s is not None)
+        total += sum(s for s in seconds if s is not None)
         unknown += sum(s is None for s in seconds)
-        total += cost
-        grid.add_row(method, setting, ",".join(str(r.seed) for r in members), str(members[0].config["steps"]),
-                     str(len(members) - todo), str(todo), "unknown" if None in seconds else _duration(cost),
-                     costs[members[0].name].basis)
-    console.print(grid)
-    console.print(f"estimated total: {_duration(total)} of one process"
-                  + (f" ({unknown} runs of unknown cost)" if unknown else "")
-                  + "; divide by --jobs for the wall time. Dry run: nothing was written.")
+        lines.append((method, setting, ",".join(str(r.seed) for r in members), str(members[0].config["steps"]),
+                      str(len(members) - todo), str(todo),
+                      "unknown" if None in seconds else _duration(sum(s for s in seconds if s is not None)),
+                      next((costs[r.name].basis for r, st in zip(members, states, strict=True)
+                            if st in ("new", "partial")), "done")))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    click.echo(f"estimated total: {_duration(total)} of one process"
+               + (f" ({unknown} runs of unknown cost)" if unknown else "")
+               + "; divide by --jobs for the wall time. Dry run: nothing was written.")
 
 
 def _duration(seconds: float) -> str:

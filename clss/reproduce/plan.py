@@ -33,7 +33,8 @@ def _choose(kind: str, asked: Sequence[str] | None, known: list[str], default: l
 
 def plan_table(table: Table, *, seeds: Sequence[int] | None = None, methods: Sequence[str] | None = None,
                settings: Sequence[str] | None = None, quick: bool = False, steps: int | None = None,
-               overrides: dict[str, Any] | None = None, data_root: str | Path | None = None) -> list[GridRun]:
+               overrides: dict[str, Any] | None = None, data_root: str | Path | None = None,
+               check_data: bool = True) -> list[GridRun]:
     """The runs of ``table``: rows x columns x seeds, each with its resolved configuration.
 
     Precedence of a run's configuration, lowest first: the defaults and presets < the table's ``config`` <
@@ -49,6 +50,8 @@ def plan_table(table: Table, *, seeds: Sequence[int] | None = None, methods: Seq
     steps : override the training budget of every run.
     overrides : configuration keys for every run (nested, as :func:`clss.config.parse_overrides` gives).
     data_root : folder of an image table's files (made absolute).
+    check_data : refuse a table that reads image files (the face protocols) without a ``data_root``
+        (False: plan it anyway, e.g. to print the plan).
 
     Raises
     ------
@@ -67,6 +70,12 @@ def plan_table(table: Table, *, seeds: Sequence[int] | None = None, methods: Seq
         raise ValueError(f"seeds lists a seed twice: {seeds!r}")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    from clss.data.faces import FACE_DATASETS
+
+    has_root = data_root is not None or (overrides or {}).get("data_root") or table.config.get("data_root")
+    if check_data and table.dataset in FACE_DATASETS and not has_root:
+        raise ValueError(f"table {table.name!r} trains on the {table.dataset} image files: give the folder that "
+                         f"holds them as data_root (--data-root DIR)")
     profile = table.quick if quick else {}
     chosen_methods = _choose("methods", methods, [r.method for r in table.rows], profile.get("methods"))
     if settings:

@@ -92,10 +92,19 @@ def collect_results(out: str | Path, runs: Sequence[GridRun], metrics: Sequence[
     return values, states
 
 
-def _fmt(x: float | None) -> str:
+def _fmt(x: float | None, like: float | None = None) -> str:
+    """``x`` with 3 decimals, 2 from 10 on (the magnitude of ``like`` when given: a std as its mean)."""
     if x is None or not math.isfinite(x):
         return "n/a"
-    return f"{x:.3f}" if abs(x) < 10 else f"{x:.2f}"
+    ref = x if like is None or not math.isfinite(like) else like
+    return f"{x:.3f}" if abs(ref) < 10 else f"{x:.2f}"
+
+
+def _pm(mean: float | None, std: float | None) -> str:
+    """``mean ± std`` (``mean`` alone without a finite std)."""
+    if std is None or not math.isfinite(std):
+        return _fmt(mean)
+    return f"{_fmt(mean)} ± {_fmt(std, mean)}"
 
 
 def _mean_std(values: dict[int, float]) -> tuple[float, float, int]:
@@ -191,10 +200,8 @@ def _markdown(table: Table, records: list[dict[str, Any]], methods: list[str], s
             cells = []
             for s in settings:
                 r = by_key[(metric, method, s)]
-                ours = (f"{_fmt(r['mean'])} ± {_fmt(r['std'])} ({r['n']})" if r["n"] > 1
-                        else f"{_fmt(r['mean'])} ({r['n']})" if r["n"] else "not run")
-                paper = (f"{_fmt(r['paper_mean'])}" + (f" ± {_fmt(r['paper_std'])}" if r["paper_std"] is not None
-                                                         else "")) if r["paper_mean"] is not None else "n/a"
+                ours = f"{_pm(r['mean'], r['std'])} ({r['n']})" if r["n"] else "not run"
+                paper = _pm(r["paper_mean"], r["paper_std"])
                 cells.append(f"{ours} \\| {paper}")
             lines.append(f"| {by_key[(metric, method, settings[0])]['label']} (`{method}`) | " + " | ".join(cells)
                          + " |")
@@ -235,16 +242,16 @@ def plot_table(table: Table, records: list[dict[str, Any]], methods: list[str], 
     x = np.arange(len(settings))
     fig = Figure(figsize=(5.2 * len(table.metrics), 4.4), layout="constrained")
     axes = fig.subplots(1, len(table.metrics), squeeze=False)[0]
-    colors = [f"C{i % 10}" for i in range(len(methods))]
     for ax, metric in zip(axes, table.metrics, strict=True):
-        for method, color in zip(methods, colors, strict=True):
+        for i, method in enumerate(methods):
+            color, shifted = f"C{i % 10}", x + 0.03 * (i - (len(methods) - 1) / 2)  # overlapping bars apart
             rs = [by_key[(metric, method, s)] for s in settings]
             mean = np.array([r["mean"] for r in rs], dtype=float)
             std = np.nan_to_num(np.array([r["std"] for r in rs], dtype=float))
-            ax.errorbar(x, mean, yerr=std, color=color, marker="o", capsize=3, label=f"{method} (ours)")
+            ax.errorbar(shifted, mean, yerr=std, color=color, marker="o", capsize=3, label=f"{method} (ours)")
             paper = np.array([np.nan if r["paper_mean"] is None else r["paper_mean"] for r in rs], dtype=float)
             if np.isfinite(paper).any():
-                ax.plot(x, paper, color=color, linestyle="--", marker="o", markerfacecolor="none",
+                ax.plot(shifted, paper, color=color, linestyle="--", marker="o", markerfacecolor="none",
                         label=f"{method} (paper)")
         ax.set_xticks(x, [table.column(s).label for s in settings])
         ax.set_xlabel("labelled data")

@@ -57,11 +57,6 @@ class Cell:
     std: float | None = None
     missing: str | None = None
 
-    def text(self, digits: int = 3) -> str:
-        if self.mean is None:
-            return "n/a"
-        return f"{self.mean:.{digits}f}" + ("" if self.std is None else f" ± {self.std:.{digits}f}")
-
 
 @dataclass(frozen=True)
 class Column:
