@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from clss_cli.console import UserError, console, fail_cleanly
+
+if TYPE_CHECKING:
+    from clss.reproduce import GridRun, Table
+    from clss.reproduce.plan import Estimate
 
 
 def _names(values: tuple[str, ...]) -> list[str]:
@@ -37,18 +42,22 @@ def _seeds(given: tuple[str, ...], extra: tuple[str, ...]) -> list[int] | None:
 @click.option("--out", type=click.Path(path_type=Path),
               help="Folder of the grid: one run directory per cell and seed, the report.")
 @click.option("--methods", multiple=True, help="Rows to run, comma-separated registry names (default: all).")
-@click.option("--settings", multiple=True, help="Columns to run, comma-separated (names or labels; default all).")
+@click.option("--settings", multiple=True,
+              help="Columns to run, comma-separated (names or labels; default all).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Runs at a time, each its own process with cores/jobs torch threads.")
-@click.option("--steps", type=click.IntRange(min=1), help="Training steps of every run (overrides the table).")
-@click.option("--quick", is_flag=True, help="The table's quick profile (fewer columns and steps; see its file).")
+@click.option("--steps", type=click.IntRange(min=1),
+              help="Training steps of every run (overrides the table).")
+@click.option("--quick", is_flag=True,
+              help="The table's quick profile (fewer columns and steps; see its file).")
 @click.option("--data-root", type=click.Path(path_type=Path), help="Image tables: the folder of the dataset.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Configuration override for every run, e.g. --set device=cuda.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and its estimated cost; write nothing.")
 @click.option("--emit", type=click.Choice(["slurm"]),
               help="Write the grid as a SLURM job array (OUT/slurm/) instead of running it.")
-@click.option("--report-only", is_flag=True, help="Only (re)build the report from the finished runs in --out.")
+@click.option("--report-only", is_flag=True,
+              help="Only (re)build the report from the finished runs in --out.")
 @click.option("--no-progress", is_flag=True, help="Log lines instead of a progress bar.")
 @fail_cleanly
 def reproduce_command(table: str, more_seeds: tuple[str, ...], seed_items: tuple[str, ...], out: Path | None,
@@ -91,8 +100,8 @@ def reproduce_command(table: str, more_seeds: tuple[str, ...], seed_items: tuple
         costs = estimate_cost(tbl, runs, out)
         known = [e.seconds for e in costs.values() if e.seconds is not None]
         report = _report_command(table, out, seeds, methods, settings, quick, steps, data_root, sets)
-        script, manifest = emit_slurm(out, runs, report_command=report, job_name=f"clss-{tbl.name}", meta=meta,
-                                      time_limit_s=max(known) if known else None)
+        script, manifest = emit_slurm(out, runs, report_command=report, job_name=f"clss-{tbl.name}",
+                                      meta=meta, time_limit_s=max(known) if known else None)
         console.print(f"SLURM array of {len(runs)} runs: [bold]{script}[/bold] (tasks: {manifest})")
         console.print(f"submit: sbatch {shlex.quote(str(script))}")
         console.print(f"then build the report: {report}")
@@ -103,8 +112,8 @@ def reproduce_command(table: str, more_seeds: tuple[str, ...], seed_items: tuple
                   f"[bold]{paths['md']}[/bold], {paths['csv'].name}, {paths['figure'].name}")
     if result.failed:
         lines = "; ".join(f"{name} (log: {log})" for name, log in result.failed.items())
-        raise click.ClickException(f"{len(result.failed)} run(s) failed: {lines}; fix the cause and rerun the "
-                                   f"same command (finished runs are kept)")
+        raise click.ClickException(f"{len(result.failed)} run(s) failed: {lines}; fix the cause and rerun "
+                                   f"the same command (finished runs are kept)")
 
 
 def _report_command(table: str, out: Path, seeds: list[int] | None, methods: tuple[str, ...],
@@ -122,7 +131,7 @@ def _report_command(table: str, out: Path, seeds: list[int] | None, methods: tup
     return shlex.join([*args, "--report-only"])
 
 
-def _print_plan(tbl, runs, costs, out: Path | None) -> None:  # noqa: ANN001 (library types)
+def _print_plan(tbl: Table, runs: list[GridRun], costs: dict[str, Estimate], out: Path | None) -> None:
     """One plain line per (method, setting): seeds, steps, runs done and to run, estimated time and its basis
     (plain text: complete at any width and when piped)."""
     from clss.reproduce import run_state
@@ -140,8 +149,8 @@ def _print_plan(tbl, runs, costs, out: Path | None) -> None:  # noqa: ANN001 (li
         todo = sum(s in ("new", "partial") for s in states)
         total += sum(s for s in seconds if s is not None)
         unknown += sum(s is None for s in seconds)
-        lines.append((method, setting, ",".join(str(r.seed) for r in members), str(members[0].config["steps"]),
-                      str(len(members) - todo), str(todo),
+        lines.append((method, setting, ",".join(str(r.seed) for r in members),
+                      str(members[0].config["steps"]), str(len(members) - todo), str(todo),
                       "unknown" if None in seconds else _duration(sum(s for s in seconds if s is not None)),
                       next((costs[r.name].basis for r, st in zip(members, states, strict=True)
                             if st in ("new", "partial")), "done")))
@@ -155,4 +164,6 @@ def _print_plan(tbl, runs, costs, out: Path | None) -> None:  # noqa: ANN001 (li
 
 def _duration(seconds: float) -> str:
     minutes = seconds / 60
-    return f"{seconds:.0f} s" if seconds < 120 else f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"

@@ -139,7 +139,8 @@ def load_plan(path: str | Path) -> tuple[list[GridRun], dict[str, Any]]:
     if p.is_dir():
         p = p / PLAN_FILE
     if not p.is_file():
-        raise FileNotFoundError(f"no grid plan at {p} (clss reproduce TABLE --out DIR writes DIR/{PLAN_FILE})")
+        raise FileNotFoundError(f"no grid plan at {p} (clss reproduce TABLE --out DIR writes "
+                                f"DIR/{PLAN_FILE})")
     values = json.loads(p.read_text(encoding="utf-8"))
     return [GridRun(**r) for r in values["runs"]], values.get("meta", {})
 
@@ -252,8 +253,8 @@ class _Progress:
         if enabled and sys.stderr.isatty():
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self._bar = Progress(TextColumn("grid runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 TextColumn("{task.description}"))
+            self._bar = Progress(TextColumn("grid runs"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("{task.description}"))
             self._task = self._bar.add_task("", total=total, completed=done)
 
     def __enter__(self) -> _Progress:

@@ -74,8 +74,8 @@ def plan_table(table: Table, *, seeds: Sequence[int] | None = None, methods: Seq
 
     has_root = data_root is not None or (overrides or {}).get("data_root") or table.config.get("data_root")
     if check_data and table.dataset in FACE_DATASETS and not has_root:
-        raise ValueError(f"table {table.name!r} trains on the {table.dataset} image files: give the folder that "
-                         f"holds them as data_root (--data-root DIR)")
+        raise ValueError(f"table {table.name!r} trains on the {table.dataset} image files: give the folder "
+                         f"that holds them as data_root (--data-root DIR)")
     profile = table.quick if quick else {}
     chosen_methods = _choose("methods", methods, [r.method for r in table.rows], profile.get("methods"))
     if settings:
@@ -100,8 +100,9 @@ def plan_table(table: Table, *, seeds: Sequence[int] | None = None, methods: Seq
             base = merge_dicts(merge_dicts(table.config, profile.get("config", {})), column.config)
             base = merge_dicts(base, row.config)
             for seed in seeds:
-                values = merge_dicts(base, {"dataset": table.dataset, "method": method, "labeled": column.labeled,
-                                            "method_params": row.params, **{k: seed for k in table.seed_keys}})
+                values = merge_dicts(base, {"dataset": table.dataset, "method": method,
+                                            "labeled": column.labeled, "method_params": row.params,
+                                            **{k: seed for k in table.seed_keys}})
                 try:
                     cfg = resolve_config(values, late)
                 except ValueError as exc:

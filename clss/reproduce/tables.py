@@ -44,8 +44,8 @@ _SOURCE = {"paper", "table", "selection", "seeds", "url", "notes"}
 _QUICK = {"config", "settings", "methods", "note"}
 _COST = {"step_seconds", "overhead_seconds", "measured"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_CELL_RE = re.compile(r"^\s*([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*(%?)\s*(?:±\s*(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)"
-                      r"\s*%?)?\s*$")
+_NUMBER = r"\d+(?:\.\d*)?(?:[eE][-+]?\d+)?"
+_CELL_RE = re.compile(rf"^\s*([-+]?{_NUMBER})\s*(%?)\s*(?:±\s*({_NUMBER})\s*%?)?\s*$")
 
 
 @dataclass(frozen=True)
@@ -219,7 +219,8 @@ def parse_cell(value: Any) -> Cell:
     return Cell(mean=float(match.group(1)) * scale, std=std)
 
 
-def _published(path: Path, where: str, values: Any, metrics: list[str], n_columns: int) -> dict[str, list[Cell]]:
+def _published(path: Path, where: str, values: Any, metrics: list[str],
+               n_columns: int) -> dict[str, list[Cell]]:
     if isinstance(values, dict) and set(values) == {"missing"}:  # the whole row: one reason
         cell = _cell(path, where, values)
         return {m: [cell] * n_columns for m in metrics}
@@ -255,9 +256,10 @@ def _parse(values: dict[str, Any], path: Path) -> Table:
     for key in ("paper", "selection"):
         _text(path, f"source.{key}", source[key])
     seed_keys = values.get("seed_keys", ["seed"])
-    if not isinstance(seed_keys, list) or "seed" not in seed_keys or any(k not in SEED_KEYS for k in seed_keys):
-        raise _fail(path, "seed_keys", f"must be a list holding 'seed' and optionally 'split_seed', 'run', got "
-                                       f"{seed_keys!r}")
+    if (not isinstance(seed_keys, list) or "seed" not in seed_keys
+            or any(k not in SEED_KEYS for k in seed_keys)):
+        raise _fail(path, "seed_keys", f"must be a list holding 'seed' and optionally 'split_seed', 'run', "
+                                       f"got {seed_keys!r}")
     seeds = values.get("seeds", [0, 1, 2])
     if (not isinstance(seeds, list) or not seeds
             or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
@@ -295,7 +297,8 @@ def _columns(path: Path, values: Any) -> list[Column]:
         item = _keys(path, where, item, _COLUMN, ("name", "label", "labeled"))
         name = _text(path, f"{where}.name", item["name"])
         if not _NAME_RE.match(name):
-            raise _fail(path, f"{where}.name", f"is a folder name: letters, digits, '.', '_' or '-', got {name!r}")
+            raise _fail(path, f"{where}.name", f"is a folder name: letters, digits, '.', '_' or '-', got "
+                                                f"{name!r}")
         labeled = item["labeled"]
         if isinstance(labeled, bool) or not isinstance(labeled, str | int | float):
             raise _fail(path, f"{where}.labeled", f"must be a label setting such as '20%', 0.2 or 250, got "
@@ -323,7 +326,8 @@ def _rows(path: Path, values: Any, metrics: list[str], n_columns: int) -> list[R
         out.append(Row(method=_text(path, f"{where}.method", item["method"]),
                        label=_text(path, f"{where}.label", item["label"]), params=dict(params),
                        config=_check_config(path, f"{where}.config", item.get("config"), _PER_RUN),
-                       published=_published(path, f"{where}.published", item["published"], metrics, n_columns)))
+                       published=_published(path, f"{where}.published", item["published"], metrics,
+                                            n_columns)))
     methods = [r.method for r in out]
     dupes = sorted({m for m in methods if methods.count(m) > 1})
     if dupes:

@@ -49,7 +49,8 @@ def test_slurm_emission_writes_an_array_whose_range_and_manifest_match_the_plan(
     lines = (out / "slurm" / "manifest.tsv").read_text().splitlines()
     assert lines[0].split("\t") == ["index", "method", "setting", "seed", "run_dir"] and len(lines) == 9
     for i, (line, run) in enumerate(zip(lines[1:], runs, strict=True)):
-        assert line.split("\t") == [str(i), run.method, run.setting, str(run.seed), str(out.resolve() / run.run_dir)]
+        assert line.split("\t") == [str(i), run.method, run.setting, str(run.seed),
+                                    str(out.resolve() / run.run_dir)]
     assert all(r.config["optimizer"]["lr"] == 0.01 for r in runs)
     assert not any((out / r.run_dir).exists() for r in runs)  # nothing trained
     # an array task is the worker on the plan (here in this process): it trains exactly its run
@@ -65,15 +66,16 @@ def test_slurm_emission_writes_an_array_whose_range_and_manifest_match_the_plan(
 
 
 def _run_grid_command(table, out, *extra):
-    return [sys.executable, "-m", "clss_cli.main", "reproduce", str(table), "--out", str(out), "--no-progress",
-            *map(str, extra)]
+    return [sys.executable, "-m", "clss_cli.main", "reproduce", str(table), "--out", str(out),
+            "--no-progress", *map(str, extra)]
 
 
 @pytest.mark.slow
 def test_a_tiny_real_grid_runs_in_parallel_processes(tmp_path):
     table = write_table(tmp_path)
     out = tmp_path / "grid"
-    done = subprocess.run(_run_grid_command(table, out, "--jobs", 2), capture_output=True, text=True, timeout=1200)
+    done = subprocess.run(_run_grid_command(table, out, "--jobs", 2), capture_output=True, text=True,
+                          timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     runs, _ = load_plan(out)
     assert len(runs) == 12
@@ -84,7 +86,8 @@ def test_a_tiny_real_grid_runs_in_parallel_processes(tmp_path):
     for name in ("table.md", "table.csv", "runs.csv", "figure.png"):
         assert (out / name).is_file()
     assert "[12/12] finished" in done.stderr
-    again = subprocess.run(_run_grid_command(table, out, "--jobs", 2), capture_output=True, text=True, timeout=600)
+    again = subprocess.run(_run_grid_command(table, out, "--jobs", 2), capture_output=True, text=True,
+                           timeout=600)
     assert again.returncode == 0 and "0 runs trained, 12 already done" in again.stdout
 
 

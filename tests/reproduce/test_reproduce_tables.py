@@ -85,7 +85,8 @@ def _mutated(change):
 @pytest.mark.parametrize(("change", "phrase"), [
     (lambda v: v.update(colour="red"), "top level: unknown key 'colour'"),
     (lambda v: v.pop("source"), "top level: missing key 'source'"),
-    (lambda v: v["rows"][0]["published"]["mae"].pop(), r"rows\[0\].published.mae: must list one cell per column"),
+    (lambda v: v["rows"][0]["published"]["mae"].pop(),
+     r"rows\[0\].published.mae: must list one cell per column"),
     (lambda v: v["rows"][0]["published"]["mae"].__setitem__(0, "0.1+-0.2"),
      r"rows\[0\].published.mae\[0\]: a published cell is 'MEAN±STD'"),
     (lambda v: v["rows"][0]["published"]["mae"].__setitem__(0, float("nan")), "must be finite"),
