@@ -106,7 +106,12 @@ def reproduce_command(table: str, more_seeds: tuple[str, ...], seed_items: tuple
         console.print(f"submit: sbatch {shlex.quote(str(script))}")
         console.print(f"then build the report: {report}")
         return
-    result = run_grid(out, runs, jobs=jobs, meta=meta, progress=not no_progress)
+    try:
+        result = run_grid(out, runs, jobs=jobs, meta=meta, progress=not no_progress)
+    except KeyboardInterrupt:
+        click.echo("interrupted: the runs under way saved a checkpoint; rerun the same command to continue",
+                   err=True)
+        click.get_current_context().exit(130)
     paths = write_report(tbl, out, runs, note=note)
     console.print(f"{len(result.ran)} runs trained, {len(result.skipped)} already done; report: "
                   f"[bold]{paths['md']}[/bold], {paths['csv'].name}, {paths['figure'].name}")
