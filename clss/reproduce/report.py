@@ -218,13 +218,7 @@ def _markdown(table: Table, records: list[dict[str, Any]], methods: list[str], s
             for method in methods:
                 if method == BASELINE:
                     continue
-                cells = []
-                for s in settings:
-                    p: Paired | None = by_key[(metric, method, s)]["paired"]
-                    cells.append("n/a" if p is None or p.n == 0 else
-                                 f"{p.mean:+.4g} [{p.low:+.3g}, {p.high:+.3g}], {p.wins}/{p.losses}"
-                                 + (f" ({p.ties} ties)" if p.ties else "") if p.n > 1 else
-                                 f"{p.mean:+.4g} (1 seed), {p.wins}/{p.losses}")
+                cells = [_paired_text(by_key[(metric, method, s)]["paired"]) for s in settings]
                 lines.append(f"| `{method}` | " + " | ".join(cells) + " |")
             lines.append("")
     missing = sorted({(r["method"], r["setting_label"], r["paper_missing"]) for r in records
@@ -236,6 +230,14 @@ def _markdown(table: Table, records: list[dict[str, Any]], methods: list[str], s
         lines += ["## Runs without a result", ""]
         lines += [f"- {name}: {state}" for name, state in sorted(unfinished.items())] + [""]
     return "\n".join(lines)
+
+
+def _paired_text(p: Paired | None) -> str:
+    """``+0.012 [-0.003, +0.027], 2/1`` (mean difference, t-interval, wins/losses)."""
+    if p is None or p.n == 0:
+        return "n/a"
+    interval = f"[{p.low:+.3g}, {p.high:+.3g}]" if p.n > 1 else "(1 seed)"
+    return f"{p.mean:+.4g} {interval}, {p.wins}/{p.losses}" + (f" ({p.ties} ties)" if p.ties else "")
 
 
 def plot_table(table: Table, records: list[dict[str, Any]], methods: list[str], settings: list[str],
