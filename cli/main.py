@@ -8,6 +8,7 @@ from clss import __version__
 from clss_cli.data import data_group
 from clss_cli.datasets import datasets_command
 from clss_cli.predict import predict_command
+from clss_cli.reproduce import reproduce_command
 from clss_cli.seriate import seriate_command
 from clss_cli.train import eval_command, methods_command, train_command
 
@@ -30,6 +31,7 @@ main.add_command(methods_command)
 main.add_command(predict_command)
 main.add_command(datasets_command)
 main.add_command(data_group)
+main.add_command(reproduce_command)
 
 
 if __name__ == "__main__":
