@@ -242,7 +242,7 @@ def apply_move(mat, order, pos, aux, a, t, code):
 def insertion_pass(mat, order, pos, deg, aux, visit, active, code, sign, window, tol):
     """One pass of best-slot insertion moves (within ``window`` positions) for the active items of
     ``visit``, in place. An item whose best move improves nothing becomes inactive; a move
-    reactivates the items it shifted and their two neighbours.
+    reactivates the moved item and the neighbours of its old and new positions.
 
     Returns ``(improvement, moves)``: the summed (negative) objective change and the accepted moves.
     """
@@ -269,7 +269,10 @@ def insertion_pass(mat, order, pos, deg, aux, visit, active, code, sign, window,
             active[item] = False
             continue
         apply_move(mat, order, pos, aux, a, best_at, code)
-        for p in range(max(0, min(a, best_at) - 1), min(n, max(a, best_at) + 2)):
+        # don't-look bits: wake the items around the gap the move closed and the slot it opened
+        for p in range(max(0, a - 1), min(n, a + 2)):
+            active[order[p]] = True
+        for p in range(max(0, best_at - 1), min(n, best_at + 2)):
             active[order[p]] = True
         gained += best
         moves += 1

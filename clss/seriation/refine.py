@@ -206,32 +206,26 @@ def refine_order(similarity: Any, order: ArrayLike, criterion_name: str = "2sum"
         m = np.ascontiguousarray(m[np.ix_(work, work)])
     before = value(m, work)
     rng = np.random.default_rng(seed)
-    active = np.ones(n, dtype=np.bool_)
+    active = np.ones(n, dtype=np.bool_) if n >= 3 else np.zeros(n, dtype=np.bool_)
     moves = passes = 0
     gained = 0.0
-    converged = n < 3
     state = None
-    while not converged and passes < max_passes:
+    while active.any() and passes < max_passes:
         passes += 1
-        full = bool(active.all())
-        found = 0
         if code_name == "ADJACENT":
             flips = kern.two_opt_pass(m, work, reach, tol)[1]
             if flips:  # a reversal changes the neighbourhood of every item in it
                 active[:] = True
-            found += flips
-        if state is None or full or code_name == "ADJACENT":  # fresh sums: no drift
+            moves += flips
+        if state is None or code_name == "ADJACENT":  # later moves update the sums in place
             state = kern.pair_state(m, work, code)
         change, inserted = kern.insertion_pass(m, work, *state, rng.permutation(n).astype(np.int64),
                                                active, code, sign, reach, tol)
         gained += change
-        found += inserted
-        moves += found
-        converged = full and found == 0
-        if not active.any():  # every item looked at without a move: check all once more
-            active[:] = True
+        moves += inserted
         if time_limit is not None and time.perf_counter() - start > time_limit:
             break
+    converged = not active.any()
     if triple:  # exact move changes (integers for the counts) instead of a second O(n² log n) pass
         after = before + sign * (float(np.ldexp(gained, exponent)) if code_name == "DEVIATIONS"
                                  else gained)
