@@ -269,11 +269,12 @@ def insertion_pass(mat, order, pos, deg, aux, visit, active, code, sign, window,
             active[item] = False
             continue
         apply_move(mat, order, pos, aux, a, best_at, code)
-        # don't-look bits: wake the items around the gap the move closed and the slot it opened
-        for p in range(max(0, a - 1), min(n, a + 2)):
-            active[order[p]] = True
-        for p in range(max(0, best_at - 1), min(n, best_at + 2)):
-            active[order[p]] = True
+        # don't-look bits: wake the two items the move made adjacent and the item's new neighbours
+        # (the moved item itself sits at its best slot)
+        lo = a - 1 if best_at > a else a
+        for p in (lo, lo + 1, best_at - 1, best_at + 1):
+            if 0 <= p < n and p != best_at:
+                active[order[p]] = True
         gained += best
         moves += 1
     return gained, moves

@@ -4,9 +4,11 @@ The criteria and their names are those of :mod:`clss.seriation.quality` (docs/me
 refinable one is minimised exactly as :func:`clss.seriation.quality.criterion` defines it, up to a
 constant factor and offset (``D = max(S) - S`` or ``-S`` for a similarity, ``1/(1+d)`` for 2-SUM on
 a distance). The search (numba kernels in ``_refine_kernels``) moves one item at a time to the best
-slot within ``window`` positions, accumulating exact O(n) swap deltas (O(1) for path length, which
-also gets 2-opt segment reversals), and accepts only strict improvements. See docs/seriation.md,
-"Optimising a criterion".
+slot within ``window`` positions; a move's exact change costs O(1) per slot for path length, LS and
+gradient_weighted, O(slot distance) for 2SUM and inertia (running sums updated after each accepted
+move) and O(n) for the triple criteria (AR events/deviations, gradient_raw). Path length also gets 2-opt
+segment reversals. Don't-look bits skip items whose last look found nothing until a move lands next
+to them; only strict improvements are accepted. See docs/seriation.md, "Optimising a criterion".
 """
 
 from __future__ import annotations
@@ -63,9 +65,10 @@ class Refinement:
     moves : int
         Accepted moves (insertions, and 2-opt reversals for path length).
     passes : int
-        Passes over all items.
+        Passes: the first looks at every item, each later one at the items a move woke up (its
+        neighbours before and after it moved).
     converged : bool
-        True when the last pass found no improving move (a local optimum for the move set); False
+        True when every item's last look found no improving move (don't-look bits all set); False
         when ``max_passes`` or ``time_limit`` stopped the search.
     seconds : float
         Wall time of the search, including the two criterion evaluations.
@@ -135,10 +138,11 @@ def refine_order(similarity: Any, order: ArrayLike, criterion_name: str = "2sum"
         How to read the matrix (the conversion rule of :mod:`clss.seriation.quality`).
     window : int or None, default 50
         Largest distance an item moves in one insertion move (and longest 2-opt segment); ``None``:
-        anywhere. Each pass costs O(n² · window) (O(n · window) for path length).
+        anywhere. A look at one item costs O(window) for path length, LS and gradient_weighted,
+        O(window²) for 2SUM and inertia, O(n · window) for the triple criteria.
     max_passes : int, default 20
-        Passes over all items (each item visited once per pass, in a seeded random order); the search
-        stops earlier at a local optimum.
+        Passes (the active items visited once each, in a seeded random order); the search stops
+        earlier when no item is active.
     time_limit : float, optional
         Stop after the pass during which this many seconds have elapsed. With it the result can
         depend on the machine's speed; without it the result is deterministic given ``seed``.
@@ -150,8 +154,10 @@ def refine_order(similarity: Any, order: ArrayLike, criterion_name: str = "2sum"
     Returns
     -------
     Refinement
-        The refined order, the criterion's value before and after (by
-        :func:`clss.seriation.quality.criterion`), moves, passes, convergence and time.
+        The refined order, the criterion's value before and after (as
+        :func:`clss.seriation.quality.criterion` defines it, computed by the kernels in O(n²) or, for
+        the triple criteria, O(n² log n), and for those the value after as the value before plus the
+        exact changes of the accepted moves), moves, passes, convergence and time.
 
     Examples
     --------
@@ -186,24 +192,26 @@ def refine_order(similarity: Any, order: ArrayLike, criterion_name: str = "2sum"
     # is elementwise, so the kernels' matrix stays exactly symmetric.
     sym = mat / 2
     sym += sym.T
-    pair_sign = 1.0 if code_name in _TRIPLE else sign  # pair objectives carry the sign in m
-    if operand == "s" and kind == "distance":
-        m = distance_to_similarity(sym, "inverse", None) * pair_sign
+    triple = code_name in _TRIPLE
+    work = start_order.copy()
+    if triple:  # the kernels keep the matrix in position order, permuted along with the order
+        m = sym[np.ix_(work, work)]
+        m *= 1.0 if kind == "distance" else -1.0
+    elif operand == "s" and kind == "distance":
+        m = distance_to_similarity(sym, "inverse", None) * sign  # pair objectives carry the sign
     else:  # "s": S; "x": D or -S
-        m = sym * (pair_sign if operand == "s" or kind == "distance" else -pair_sign)
+        m = sym * (sign if operand == "s" or kind == "distance" else -sign)
     m, exponent = rescale_magnitude(m)
     m = np.ascontiguousarray(m, dtype=np.float64)
     np.fill_diagonal(m, 0.0)
     code = getattr(kern, code_name)
-    top = float(np.abs(m).max()) if n else 0.0
-    tol = (0.5 if code_name in ("EVENTS", "GRADIENT")
-           else 1e-13 * n * n * top * (2.0 * n if code_name == "SQUARE" else 1.0))
+    if code_name in ("EVENTS", "GRADIENT"):  # integer-valued changes
+        tol = 0.5
+    else:
+        top = max(float(m.max()), -float(m.min())) if n else 0.0
+        tol = 1e-13 * n * n * top * (2.0 * n if code_name == "SQUARE" else 1.0)
     reach = n - 1 if window is None else int(min(window, max(n - 1, 1)))
     value = _Value(name, code_name, kind, sym, exponent)
-    work = start_order.copy()
-    triple = code_name in _TRIPLE
-    if triple:  # the kernels keep the matrix in position order, permuted along with the order
-        m = np.ascontiguousarray(m[np.ix_(work, work)])
     before = value(m, work)
     rng = np.random.default_rng(seed)
     active = np.ones(n, dtype=np.bool_) if n >= 3 else np.zeros(n, dtype=np.bool_)
@@ -252,7 +260,7 @@ class _Value:
         k = np.arange(1, n, dtype=np.float64)
         similarity = kind == "similarity"
         # criterion = factor * objective * 2^exponent + offset (dissimilarity max(S) - S on a similarity)
-        top = float(sym.max()) if n else 0.0
+        top = float(sym.max()) if n and similarity and name in ("inertia", "ls", "path_length") else 0.0
         if name == "2sum":
             self.factor, self.offset = 2.0, 0.0
         elif name == "inertia":
