@@ -27,62 +27,114 @@ def noisy_robinson(n, seed, noise=0.15):
     return permute_matrix(s, perm), np.argsort(perm)
 
 
-def kernel_matrix(s, name):
-    """The matrix and sign refine_order hands the kernels for a similarity ``s``."""
+TRIPLE = ("EVENTS", "DEVIATIONS", "GRADIENT")
+# criterion = ±FACTOR · (kernel objective) + constant on a similarity (full-matrix pair sums: 2)
+FACTOR = {"2sum": 2.0, "inertia": 2.0, "ls": 2.0, "gradient_weighted": 3.0}
+
+
+def kernel_matrix(s, name, order):
+    """The matrix, code and sign refine_order hands the kernels for a similarity ``s`` (the triple
+    codes get it in position order)."""
     code, operand, sign = _OBJECTIVES[name]
     m = s if operand == "s" else -s
-    if code in ("SQUARE", "LINEAR"):
-        m = sign * m
-    return np.ascontiguousarray(m), getattr(kern, code), sign
+    m = m[np.ix_(order, order)] if code in TRIPLE else sign * m
+    m = np.ascontiguousarray(m)
+    np.fill_diagonal(m, 0.0)
+    return m, getattr(kern, code), sign
 
 
 def criterion_change(name, s, before, after):
     """Change of the kernel's minimised objective implied by quality.criterion."""
-    factor = 2.0 if _OBJECTIVES[name][0] in ("SQUARE", "LINEAR") else 1.0  # full-matrix sums
     direction = 1.0 if CRITERIA[name].direction == "loss" else -1.0
-    return direction * (criterion(s, after, name) - criterion(s, before, name)) / factor
+    return direction * (criterion(s, after, name) - criterion(s, before, name)) / FACTOR.get(name, 1.0)
+
+
+def moved(order, a, t):
+    """``order`` with the item at position ``a`` taken to position ``t``."""
+    rest = np.delete(order, a)
+    return np.insert(rest, t, order[a])
+
+
+def objective(m, order, code, sign):
+    """The kernels' objective by its definition, with plain loops (position-ordered for triples)."""
+    n = len(order)
+    if code == kern.ADJACENT:
+        return sum(m[order[p], order[p + 1]] for p in range(n - 1))
+    if code in (kern.SQUARE, kern.LINEAR):
+        return sum(m[order[p], order[q]] * ((q - p) ** 2 if code == kern.SQUARE else q - p)
+                   for p, q in itertools.combinations(range(n), 2))
+    phi = {kern.EVENTS: lambda t: float(t < 0), kern.DEVIATIONS: lambda t: max(-t, 0.0),
+           kern.GRADIENT: lambda t: float(np.sign(t))}[code]
+    return sign * sum(phi(m[p, r] - m[p, q]) + phi(m[p, r] - m[q, r])
+                      for p, q, r in itertools.combinations(range(n), 3))
 
 
 @pytest.mark.parametrize("name", REFINABLE)
-def test_swap_delta_equals_full_recomputation(name):
+def test_walk_deltas_equal_full_recomputation(name):
+    """Every insertion move (each distance, both directions) against quality.criterion after the move."""
     rng = np.random.default_rng(1)
-    for trial in range(30):
-        n = int(rng.integers(3, 12))
+    for trial in range(12):
+        n = int(rng.integers(3, 13))
         s = random_similarity(n, trial)
-        m, code, sign = kernel_matrix(s, name)
         order = rng.permutation(n).astype(np.int64)
-        b = int(rng.integers(0, n - 1))
-        swapped = order.copy()
-        swapped[[b, b + 1]] = swapped[[b + 1, b]]
-        expected = criterion_change(name, s, order, swapped)
-        got = kern.swap_delta(m, order, b, code, sign)
-        assert got == pytest.approx(expected, rel=1e-9, abs=1e-9 * np.abs(s).sum())
+        m, code, sign = kernel_matrix(s, name, order)
+        pos, deg, aux = kern.pair_state(m, order, code)
+        a = int(rng.integers(0, n))
+        out = np.full((2, n), np.nan)
+        nr, nl = kern.walk(m, order, pos, deg, aux, a, n - 1, code, sign, out)
+        assert (nr, nl) == (n - 1 - a, a)
+        for j in range(1, nr + 1):
+            expected = criterion_change(name, s, order, moved(order, a, a + j))
+            assert out[0, j - 1] == pytest.approx(expected, rel=1e-9, abs=1e-9 * np.abs(s).sum())
+        for j in range(1, nl + 1):
+            expected = criterion_change(name, s, order, moved(order, a, a - j))
+            assert out[1, j - 1] == pytest.approx(expected, rel=1e-9, abs=1e-9 * np.abs(s).sum())
 
 
 @pytest.mark.parametrize("name", REFINABLE)
-def test_insertion_walk_delta_equals_full_recomputation(name):
-    """An insertion move is a walk of adjacent swaps: the summed deltas equal the full change."""
+def test_apply_move_keeps_the_incremental_state_exact(name):
+    """After a chain of moves the running sums equal a fresh computation, and the position-ordered
+    matrix of the triple criteria equals the permuted input."""
     rng = np.random.default_rng(2)
-    n = 14
+    n = 15
     s = random_similarity(n, 7)
-    m, code, sign = kernel_matrix(s, name)
-    for _ in range(20):
-        order = rng.permutation(n).astype(np.int64)
-        a, b = sorted(rng.choice(n, 2, replace=False))
-        work, total = order.copy(), 0.0
-        for p in range(a, b):
-            total += kern.swap_delta(m, work, p, code, sign)
-            work[[p, p + 1]] = work[[p + 1, p]]
-        assert work.tolist() == order[:a].tolist() + order[a + 1:b + 1].tolist() + [order[a]] \
-            + order[b + 1:].tolist()
-        assert total == pytest.approx(criterion_change(name, s, order, work), rel=1e-9,
-                                      abs=1e-9 * np.abs(s).sum())
+    order = rng.permutation(n).astype(np.int64)
+    m, code, _sign = kernel_matrix(s, name, order)
+    pos, _deg, aux = kern.pair_state(m, order, code)
+    for _ in range(10):
+        a, t = (int(v) for v in rng.choice(n, 2, replace=False))
+        kern.apply_move(m, order, pos, aux, a, t, code)
+    fresh_pos, _, fresh_aux = kern.pair_state(m, order, code)
+    assert np.array_equal(pos, fresh_pos)
+    assert np.allclose(aux, fresh_aux, rtol=1e-12, atol=1e-12 * np.abs(s).sum())
+    if code in (kern.EVENTS, kern.DEVIATIONS, kern.GRADIENT):
+        want, _, _ = kernel_matrix(s, name, order)
+        assert np.array_equal(m, want)
+
+
+@pytest.mark.parametrize("name", REFINABLE)
+def test_insertion_pass_gain_equals_objective_change(name):
+    rng = np.random.default_rng(3)
+    n = 12
+    s = random_similarity(n, 8)
+    start = rng.permutation(n).astype(np.int64)
+    m, code, sign = kernel_matrix(s, name, start)
+    order = start.copy()
+    state = kern.pair_state(m, order, code)
+    before = objective(m, order, code, sign)
+    gained, moves = kern.insertion_pass(m, order, *state, rng.permutation(n), np.ones(n, bool),
+                                        code, sign, 5, 0.0)
+    assert moves > 0
+    after = objective(m, order, code, sign)  # the triple matrix moved along with the order
+    assert gained == pytest.approx(after - before, rel=1e-9, abs=1e-9 * np.abs(s).sum())
+    assert gained == pytest.approx(criterion_change(name, s, start, order), rel=1e-9,
+                                   abs=1e-9 * np.abs(s).sum())
 
 
 def test_two_opt_gain_equals_path_length_change():
     s = random_similarity(30, 3)
-    m, _, _ = kernel_matrix(s, "path_length")
     order = np.random.default_rng(3).permutation(30).astype(np.int64)
+    m, _, _ = kernel_matrix(s, "path_length", order)
     work = order.copy()
     gained, moves = kern.two_opt_pass(m, work, 29, 0.0)
     assert moves > 0
@@ -92,11 +144,30 @@ def test_two_opt_gain_equals_path_length_change():
 
 @pytest.mark.parametrize("name,code", [("ar_events", kern.EVENTS), ("ar_deviations", kern.DEVIATIONS),
                                        ("gradient_raw", kern.GRADIENT)])
-def test_triple_value_equals_quality(name, code):
-    s = random_similarity(25, 4)
-    order = np.random.default_rng(4).permutation(25).astype(np.int64)
-    assert kern.triple_value(np.ascontiguousarray(-s), order, code) == pytest.approx(
-        criterion(s, order, name), rel=1e-12)
+@pytest.mark.parametrize("ties", [False, True])
+def test_triple_value_equals_plain_loops_and_quality(name, code, ties):
+    s = random_similarity(22, 4)
+    if ties:  # many equal entries: the ranks must keep ties apart from strict inequalities
+        s = np.round(s * 4) / 4
+    order = np.random.default_rng(4).permutation(22).astype(np.int64)
+    p = np.ascontiguousarray(-s[np.ix_(order, order)])
+    sign = -1.0 if name == "gradient_raw" else 1.0
+    got = kern.triple_value(p, code)
+    assert got == pytest.approx(sign * objective(p, order, code, sign), rel=1e-12)
+    assert got == pytest.approx(criterion(s, order, name), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", REFINABLE)
+@pytest.mark.parametrize("kind", ["similarity", "distance"])
+def test_reported_values_equal_quality(name, kind):
+    rng = np.random.default_rng(15)
+    a = rng.random((35, 35)) * 3.0
+    mat = (a + a.T) / 2
+    order = rng.permutation(35)
+    out = refine_order(mat, order, name, kind=kind)
+    assert out.before == pytest.approx(criterion(mat, order, name, kind=kind), rel=1e-10)
+    assert out.after == pytest.approx(criterion(mat, out.order, name, kind=kind), rel=1e-10)
+    assert out.moves > 0 and out.converged
 
 
 @pytest.mark.parametrize("name", REFINABLE)
