@@ -250,9 +250,10 @@ def refine_order(similarity: Any, order: ArrayLike, criterion_name: str = "2sum"
 
 class _Value:
     """The criterion's value (as :func:`clss.seriation.quality.criterion` defines it) from the
-    kernels' objective on the matrix scaled by ``2^-exponent`` (``sym``, exactly symmetric): O(n²) for the pair criteria, O(n² log n) for the triple ones, instead of
-    ``criterion``'s general evaluation (0.16 s for a pair criterion at n = 1000, ~1 min for a
-    triple one). Tests check the two agree."""
+    kernels' objective on the matrix scaled by ``2^-exponent`` (``sym``, exactly symmetric): O(n²)
+    for the pair criteria, O(n² log n) for the triple ones, instead of ``criterion``'s general
+    evaluation (0.16 s for a pair criterion at n = 1000, ~1 min for a triple one). Tests check the
+    two agree."""
 
     def __init__(self, name: str, code_name: str, kind: str, sym: NDArray[np.float64],
                  exponent: int) -> None:
