@@ -245,10 +245,14 @@ def eval_command(run_dir: Path, split: str, checkpoint: str, as_json: bool) -> N
 
 
 @click.command("methods")
-def methods_command() -> None:
-    """List the training methods, their parameters, defaults and accepted values.
+@click.argument("names", nargs=-1)
+@click.option("--all", "show_all", is_flag=True, help="Parameters of every method.")
+def methods_command(names: tuple[str, ...], show_all: bool) -> None:
+    """List the training methods, one line each; with NAMES (or --all), their parameters, defaults and
+    accepted values.
 
-    Set a parameter with --set method_params.NAME=VALUE (or a method_params mapping in --config).
+    Example: clss methods gclss meanteacher. Set a parameter with --set method_params.NAME=VALUE (or a
+    method_params mapping in --config).
     """
     from rich.table import Table
     from rich.text import Text
@@ -256,9 +260,25 @@ def methods_command() -> None:
     from clss.methods import METHODS, list_methods
     from clss.schema import specs_of
 
+    unknown = [n for n in names if n not in METHODS]
+    if unknown:
+        raise UserError(f"unknown method {unknown[0]!r}; available: {', '.join(METHODS)}")
+    infos = list_methods()
+    if not names and not show_all:
+        listing = Table.grid(padding=(0, 2))
+        listing.add_column(no_wrap=True, style="bold cyan")
+        listing.add_column(no_wrap=True)
+        listing.add_column(overflow="fold")
+        for info in infos:
+            kind = "semi-supervised" if info.semi_supervised else "labelled only"
+            listing.add_row(info.name, kind, Text(info.description))
+        console.print(listing)
+        return
     # One parameter per row, its default and accepted values wrapped at spaces beside the name: complete
     # at any width and when piped (a table cell would cut them).
-    for info in list_methods():
+    for info in infos:
+        if names and info.name not in names:
+            continue
         kind = "semi-supervised" if info.semi_supervised else "labelled rows only"
         console.print(f"[bold cyan]{info.name}[/bold cyan] ({kind}): {info.description}", highlight=False)
         specs = specs_of(METHODS[info.name].Params)

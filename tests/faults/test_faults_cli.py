@@ -258,8 +258,9 @@ EVAL_CASES = [
     pytest.param(["eval", "{root}/finished", "--split", "holdout"], "--split", True, id="eval-split"),
     pytest.param(["eval", "{root}/finished", "--checkpoint", "first"], "--checkpoint", True,
                  id="eval-checkpoint"),
-    pytest.param(["methods", "gclss"], "unexpected extra argument", True, id="methods-extra-argument"),
-    pytest.param(["methods", "--all"], "no such option", True, id="methods-unknown-flag"),
+    pytest.param(["methods", "gclsss"], "unknown method 'gclsss'; available: supervised", False,
+                 id="methods-unknown-name"),
+    pytest.param(["methods", "--params"], "no such option", True, id="methods-unknown-flag"),
     pytest.param(["seriate"], "give either FILE or --example", True, id="seriate-nothing"),
     pytest.param(["seriate", "{root}/missing.npy"], "missing.npy", False, id="seriate-missing-file"),
     pytest.param(["seriate", "{root}/a_dir"], "a_dir", False, id="seriate-directory"),
@@ -378,9 +379,19 @@ def _run_script(args: list[str], columns: int) -> str:
     return done.stdout
 
 
+@pytest.mark.parametrize("columns", [80, 200])
+def test_methods_lists_one_line_per_method(columns) -> None:
+    lines = [line for line in _run_script(["methods"], columns).splitlines() if line.strip()]
+    starts = [line.split()[0] for line in lines if not line.startswith(" ")]
+    assert sorted(starts) == sorted(METHODS)  # every method once, continuation lines (if any) indented
+    if columns == 200:
+        assert len(lines) == len(METHODS)
+        assert all(METHODS[line.split()[0]].description in line for line in lines)
+
+
 @pytest.mark.parametrize("columns", [40, 80, 200])
 def test_methods_lists_every_parameter_in_full(columns) -> None:
-    text = _run_script(["methods"], columns)  # output piped, console width from COLUMNS
+    text = _run_script(["methods", "--all"], columns)  # output piped, console width from COLUMNS
     assert "…" not in text
     assert all(len(line.rstrip()) <= columns for line in text.splitlines())
     flat = " ".join(text.split())
@@ -392,7 +403,8 @@ def test_methods_lists_every_parameter_in_full(columns) -> None:
 
 
 def test_methods_shows_the_accepted_values() -> None:
-    flat = " ".join(_run_script(["methods"], 200).split())
+    flat = " ".join(_run_script(["methods", "gclss", "clss"], 200).split())
+    assert "supervised (labelled rows only)" not in flat
     assert "rank_weight = 0.05 (a float >= 0)" in flat
     assert "keep = 0.75 (a fraction in (0, 1] or a count >= 2)" in flat
     assert "selection = null (one of 'min', 'max_faithful', null)" in flat
