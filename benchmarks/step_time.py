@@ -5,8 +5,11 @@ OE/UR/UC weights 1e-3, 10-row subsamples; gclss: dropout 0.05 and all kept unlab
 labelled/unlabelled batch sizes (``--sizes``, default 200/200 = the paper's full batch at 1/5 labels, and a
 64/64 mini-batch), the same rows (standardised rows of operator-sde run 0, or Gaussian inputs without the
 files) and one torch thread. Variants: ``supervised``, ``clss``, ``gclss`` (clean, diagnostics off),
-``gclss+diag`` (clean with its default per-step diagnostics), ``gclss-faithful``, and the two-network
-baselines ``cps`` and ``ucvme`` (their operator-sde presets; ucvme with its 5 Monte-Carlo passes per network).
+``gclss+diag`` (clean with its default per-step diagnostics), ``gclss-faithful``, and the baselines
+``pimodel``, ``meanteacher``, ``mixmatch``, ``cps``, ``ucvme`` (5 Monte-Carlo passes per network), ``rda``,
+``rankup`` and ``rankup_rda`` (each with its operator-sde preset where it declares one, else its defaults).
+Every view a method asks for (``weak@2``, ``strong``, MixMatch's K draws) is the same plain input, so the
+timings compare the methods' computation, not augmentation.
 
 Method: each variant gets its own method instance; its first ``training_step`` (LAPACK/numba start-up,
 allocator warm-up) is timed and reported separately, then ``--warmup`` more steps run untimed. The timed
@@ -42,7 +45,7 @@ from torch.nn import functional as F
 
 from clss.config import resolve_config
 from clss.data import InputSpec
-from clss.methods import Batch, OptimizerConfig, build_method, parts
+from clss.methods import Batch, OptimizerConfig, TrainingContext, build_method, parts
 from clss.models import build_model
 
 DATA_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "operator_sde"
@@ -53,8 +56,14 @@ VARIANTS = {  # name: (method, extra method parameters)
     "gclss": ("gclss", {"diagnostics_every": 0}),
     "gclss+diag": ("gclss", {"diagnostics_every": 1}),
     "gclss-faithful": ("gclss", {"mode": "faithful", "diagnostics_every": 0}),
+    "pimodel": ("pimodel", {}),
+    "meanteacher": ("meanteacher", {}),
+    "mixmatch": ("mixmatch", {}),
     "cps": ("cps", {}),
     "ucvme": ("ucvme", {}),
+    "rda": ("rda", {}),
+    "rankup": ("rankup", {}),
+    "rankup_rda": ("rankup_rda", {}),
 }
 
 
@@ -77,7 +86,7 @@ class ResNetRegressor(torch.nn.Module):
 
 
 def build(method: str, extra: dict, seed: int, model: str = "mlp", precision: str = "fp32",
-          clip: float | None = None):
+          clip: float | None = None, context: TrainingContext | None = None):
     """``mlp``: a method configured exactly as ``clss train --dataset operator-sde --method <method>``;
     ``resnet18``: the official image scripts' defaults (Adam 5e-4, OE weight 1, UR 0.05, UC 0.01)."""
     if model == "mlp":
@@ -97,7 +106,15 @@ def build(method: str, extra: dict, seed: int, model: str = "mlp", precision: st
     m = build_method(method, model_fn, OptimizerConfig(**opt, clip_grad_norm=clip), {"seed": seed, **params},
                      precision)
     m.configure_optimizers()
+    if context is not None:
+        m.setup(context)
     return m, {"model": described, "params": m.params.to_dict()}
+
+
+def as_views(batch: Batch, names: tuple[str, ...]) -> Batch:
+    """``batch`` with every view in ``names`` set to its plain input."""
+    x = batch.view("weak")
+    return Batch(dict.fromkeys(names, x), batch.index, batch.y)
 
 
 def plain(x: torch.Tensor, index: torch.Tensor, y: torch.Tensor | None) -> Batch:
@@ -199,22 +216,26 @@ def main() -> None:
     for size in args.sizes:
         n_l, n_u = (int(s) for s in size.split("/"))
         lab, ulb, source = (rows if args.model == "mlp" else images)(n_l, n_u)
-        methods, first, configs = {}, {}, {}
+        # a long run (ramp-ups past their start), the rows of the timed batch
+        context = TrainingContext(total_steps=100_000, train_size=1000, labeled_y=lab.y,
+                                  unlabeled_index=ulb.index)
+        methods, batches, first, configs = {}, {}, {}, {}
         for name in args.variants:
             method, extra = VARIANTS[name]
-            methods[name], configs[name] = build(method, extra, args.seed, args.model, args.precision,
-                                                 args.clip)
+            m, configs[name] = build(method, extra, args.seed, args.model, args.precision, args.clip, context)
+            methods[name] = m
+            batches[name] = as_views(lab, m.labeled_views), as_views(ulb, m.unlabeled_views)
             t0 = time.perf_counter()
-            methods[name].training_step(lab, ulb, 0)
+            m.training_step(*batches[name], 0)
             first[name] = time.perf_counter() - t0
             for i in range(args.warmup):
-                methods[name].training_step(lab, ulb, i + 1)
+                m.training_step(*batches[name], i + 1)
         per_step: dict[str, list[float]] = defaultdict(list)
         for _ in range(args.reps):
             for name, m in methods.items():
                 t0 = time.perf_counter()
                 for i in range(args.inner):
-                    m.training_step(lab, ulb, i)
+                    m.training_step(*batches[name], i)
                 per_step[name].append(1e3 * (time.perf_counter() - t0) / args.inner)
         med = {name: statistics.median(v) for name, v in per_step.items()}
         base = med.get("supervised")
