@@ -162,6 +162,11 @@ def _print_plan(tbl: Table, runs: list[GridRun], costs: dict[str, Estimate], out
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    runs = sum(len(members) for members in groups.values())
+    if unknown == runs:
+        click.echo("estimated total: unknown (the table has no step times for these runs: a cost block gives "
+                   "them). Dry run: nothing was written.")
+        return
     click.echo(f"estimated total: {_duration(total)} of one process"
                + (f" ({unknown} runs of unknown cost)" if unknown else "")
                + "; divide by --jobs for the wall time. Dry run: nothing was written.")

@@ -33,6 +33,10 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
     shipped = invoke("operator-sde", "--dry-run", "--quick", "--methods", "supervised,clss,gclss")
     assert shipped.exit_code == 0, shipped.output
     assert "18 runs" in shipped.output and "10000" in shipped.output and "1-4" not in shipped.output
+    example = Path(__file__).resolve().parents[2] / "examples" / "tables" / "digits-rotation.yaml"
+    costless = invoke(example, "--dry-run", "--methods", "supervised,gclss")  # a table without a cost block
+    assert costless.exit_code == 0, costless.output
+    assert "estimated total: unknown" in costless.output and " 0 s" not in costless.output
 
 
 def test_slurm_emission_writes_an_array_whose_range_and_manifest_match_the_plan(tmp_path, capsys):
