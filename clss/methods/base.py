@@ -240,11 +240,19 @@ class Method(nn.Module):
             out = net(x)
         return full_precision(out)
 
+    @property
+    def prediction_model(self) -> nn.Module:
+        """The network :meth:`predict` runs: the model, or an averaged copy of it for methods that evaluate
+        through one (Mean Teacher's teacher, RankUp's EMA copy)."""
+        return self.model
+
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Standardised predictions ``[B]`` in evaluation mode (always in the model's own dtype)."""
-        with evaluating(self.model):
-            return self.model(x)["pred"]
+        """Standardised predictions ``[B]`` of :attr:`prediction_model` in evaluation mode (always in the
+        model's own dtype)."""
+        net = self.prediction_model
+        with evaluating(net):
+            return net(x)["pred"]
 
     def optimize(self, loss: torch.Tensor, parts: Mapping[str, torch.Tensor],
                  optimizer: torch.optim.Optimizer | None = None) -> dict[str, float]:

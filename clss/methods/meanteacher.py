@@ -29,7 +29,6 @@ from clss.methods.common import contrastive_loss
 from clss.methods.parts import (
     ema_copy,
     ema_update,
-    evaluating,
     frozen_batchnorm,
     input_noise,
     ramp_weight,
@@ -117,10 +116,7 @@ class MeanTeacher(Method):
         return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()},
                 "ramp": ramp, "ema_decay": decay, **stats}
 
-    @torch.no_grad()
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Standardised predictions ``[B]`` of the teacher (``eval_teacher``, the default) or the student,
-        in evaluation mode."""
-        net = self.teacher if self.params.eval_teacher else self.model
-        with evaluating(net):
-            return net(x)["pred"]
+    @property
+    def prediction_model(self) -> nn.Module:
+        """The teacher (``eval_teacher``, the default) or the student."""
+        return self.teacher if self.params.eval_teacher else self.model

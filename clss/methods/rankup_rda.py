@@ -26,7 +26,6 @@ from clss.methods.parts import (
     DistributionAlignment,
     ema_copy,
     ema_update,
-    evaluating,
     frozen_batchnorm,
     labeled_pair_loss,
     pair_logits,
@@ -127,9 +126,7 @@ class RankUpRDA(Method):
         return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()},
                 "mask": float(mask.mean()), **stats}
 
-    @torch.no_grad()
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Predictions of the EMA copy when ``ema > 0`` (as the official evaluation), else of the model."""
-        net = self.model if self.ema_model is None else self.ema_model
-        with evaluating(net):
-            return net(x)["pred"]
+    @property
+    def prediction_model(self) -> nn.Module:
+        """The EMA copy when ``ema > 0`` (as the official evaluation), else the model."""
+        return self.model if self.ema_model is None else self.ema_model
