@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from clss import __version__
+from clss_cli.compare import compare_command
 from clss_cli.data import data_group
 from clss_cli.datasets import datasets_command
 from clss_cli.predict import predict_command
@@ -32,6 +33,7 @@ main.add_command(predict_command)
 main.add_command(datasets_command)
 main.add_command(data_group)
 main.add_command(reproduce_command)
+main.add_command(compare_command)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from clss.engine.trainer import (
     TrainResult,
     evaluate,
     evaluate_run,
+    load_data,
     predict_batched,
     train,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "evaluate",
     "evaluate_run",
     "load_checkpoint",
+    "load_data",
     "numpy_generator_state",
     "plot_learning_curves",
     "plot_predictions",

@@ -109,7 +109,9 @@ def _standardize_sides(spec: str) -> dict[str, bool]:
     return {"inputs": "x" in spec, "targets": "y" in spec}
 
 
-def _load_data(cfg: TrainConfig) -> DataSplits:
+def load_data(cfg: TrainConfig) -> DataSplits:
+    """The dataset of a run's configuration, as :func:`train` loads it (its split seed, protocol, target and
+    data options): e.g. to fit other models on a finished run's rows (``splits.json`` indexes ``train``)."""
     fraction, options = None, cfg.data_options()
     if cfg.unlabeled == "paper":
         info = dataset_info(cfg.dataset)
@@ -344,7 +346,7 @@ def _prepare(cfg: TrainConfig, data: RegressionData | DataSplits | None, *, resu
     lr_lambda = _schedule(cfg)
     device = _device(cfg.device)
     pin_memory = resolve_pin_memory(cfg.pin_memory, device)
-    data = _load_data(cfg) if data is None else _as_splits(data)
+    data = load_data(cfg) if data is None else _as_splits(data)
     workers = resolve_workers(cfg.workers, in_memory=data.train.in_memory)
     torch.manual_seed(cfg.seed)  # model initialisation and dropout draw from the global torch RNG
     method = _build_method(cfg, data.input, pretrained=not resume).to(device)
@@ -708,7 +710,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *,
     cfg = TrainConfig.from_dict(run.read_config())
     state = load_checkpoint(ckpt, kind=("train", "weights"), keys=WEIGHTS_KEYS)
     device = _device(cfg.device)
-    data = _load_data(cfg)
+    data = load_data(cfg)
     method = _build_method(cfg, data.input, pretrained=False)
     _load_weights(method, state, ckpt, cfg)
     method.to(device)

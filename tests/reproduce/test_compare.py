@@ -1,0 +1,145 @@
+"""``clss compare``: the grid it plans, the verdict, the classical references on the runs' own labelled rows,
+and the command end to end on a real (tiny) grid: report files, strict JSON, resume, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import RidgeCV
+from sklearn.metrics import mean_absolute_error
+from sklearn.preprocessing import StandardScaler
+
+from clss.data import load_dataset
+from clss.reproduce import plan_table
+from clss.reproduce.compare import compare_table, reference_scores, verdict
+from clss_cli.main import main
+
+FAST = ["--steps", "4", "--set", "eval_every=2", "--set", "batch_size=8", "--set", "unlabeled_batch_size=8",
+        "--set", "plots=false", "--set", "model.hidden=[8, 8]", "--no-progress"]
+
+
+def test_the_grid_adds_the_baseline_and_pairs_the_seeds():
+    table = compare_table("csv:/data/my file.csv", ["gclss", "clss"], ["10%", "250"], seeds=[0, 1, 2],
+                          config={"target": "y"})
+    assert [r.method for r in table.rows] == ["supervised", "gclss", "clss"]
+    assert [c.name for c in table.columns] == ["10pct", "250"] and table.name == "compare-my-file"
+    runs = plan_table(table, check_data=False)
+    assert len(runs) == 3 * 2 * 3
+    for run in runs:  # one seed = one split and one initialisation for every method
+        assert run.config["seed"] == run.config["split_seed"] == run.seed
+        assert run.config["target"] == "y"
+    with pytest.raises(ValueError, match="given twice"):
+        compare_table("diabetes", ["gclss"], ["10%", "10%"], seeds=[0])
+    with pytest.raises(ValueError, match="at least one label setting"):
+        compare_table("diabetes", ["gclss"], [], seeds=[0])
+
+
+def _values(base, **methods):
+    out = {("supervised", "s", "mae"): dict(enumerate(base))}
+    out.update({(m, "s", "mae"): dict(enumerate(v)) for m, v in methods.items()})
+    return out
+
+
+def test_verdict_names_a_clear_improvement_with_its_relative_interval():
+    base = [10.0, 12.0, 11.0, 9.0, 10.0]
+    better = [b * (1 - r) for b, r in zip(base, [0.04, 0.05, 0.03, 0.045, 0.035], strict=True)]
+    v = verdict(_values(base, gclss=better, clss=[b * 1.01 for b in base]), ["supervised", "gclss", "clss"],
+                "s", "10%", "mae", "val")
+    assert v.best == "gclss"
+    rel = np.array([0.04, 0.05, 0.03, 0.045, 0.035]) * 100
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, 4) * rel.std(ddof=1) / math.sqrt(5)
+    assert f"gclss improves MAE by {rel.mean():.1f} % ± {half:.1f} % over supervised on validation" in v.text
+    assert "5/5 seeds" in v.text
+
+
+def test_verdict_without_a_clear_winner_says_so():
+    base = [10.0, 12.0, 11.0]
+    mixed = [9.0, 12.5, 10.8]  # better on average, not on every seed
+    v = verdict(_values(base, gclss=mixed), ["supervised", "gclss"], "s", "10%", "mae", "val")
+    assert v.best is None and v.text.startswith("no method beats supervised clearly") and "gclss" in v.text
+    worse = verdict(_values(base, gclss=[b + 1 for b in base]), ["supervised", "gclss"], "s", "10%", "mae",
+                    "test")
+    assert worse.best is None
+    assert worse.text == "no method beats supervised on test at 10% labels (MAE, mean over seeds)"
+    refs = {("ridge", "s", "val", "mae"): {0: 5.0, 1: 5.0, 2: 5.0}}
+    with_ref = verdict(_values(base, gclss=mixed), ["supervised", "gclss"], "s", "10%", "mae", "val", refs)
+    assert "ridge on the labelled rows alone (5.000) beats every trained method" in with_ref.text
+
+
+def test_compare_end_to_end_with_references_on_the_runs_rows(tmp_path):
+    out = tmp_path / "cmp"
+    args = ["compare", "--dataset", "diabetes", "--methods", "gclss", "--labeled", "20%", "--seeds", "2",
+            "--out", str(out), "--test", *FAST]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "supervised" in result.output and "compare.md" in result.output
+    for name in ("compare.md", "compare.csv", "compare.json", "compare.png"):
+        assert (out / name).is_file()
+    report = json.loads((out / "compare.json").read_text())  # strict JSON: NaN would not parse here
+    assert report["methods"] == ["supervised", "gclss"] and report["seeds"] == [0, 1]
+    assert len(report["verdicts"]) == 1 and report["verdicts"][0]["labeled"] == "20%"
+    names = {(r["name"], r["split"]) for r in report["records"]}
+    assert {("ridge", "val"), ("gbr", "test"), ("gclss", "val"), ("supervised", "test")} <= names
+    # the references: fitted on exactly the labelled rows of each seed's supervised run
+    for seed in (0, 1):
+        run = out / "supervised" / "20pct" / f"seed{seed}"
+        labeled = json.loads((run / "splits.json").read_text())["labeled"]
+        data = load_dataset("diabetes", seed=seed)
+        x, y = data.x_train[labeled].astype(np.float64), data.y_train[labeled].astype(np.float64)
+        scaler = StandardScaler().fit(x)
+        ridge = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(scaler.transform(x), y)
+        want = mean_absolute_error(data.y_val, ridge.predict(scaler.transform(data.x_val)))
+        got = next(r["values"][str(seed)] for r in report["records"]
+                   if (r["name"], r["split"], r["metric"]) == ("ridge", "val", "mae"))
+        assert got == pytest.approx(want, rel=1e-6)  # the run stores float32 inputs
+        gbr = HistGradientBoostingRegressor(random_state=seed).fit(x, y)
+        want = mean_absolute_error(data.y_test, gbr.predict(data.x_test.astype(np.float64)))
+        got = next(r["values"][str(seed)] for r in report["records"]
+                   if (r["name"], r["split"], r["metric"]) == ("gbr", "test", "mae"))
+        assert got == pytest.approx(want, rel=1e-6)  # the run stores float32 inputs
+    # the runs' own validation numbers, paired per seed
+    rows = (out / "compare.csv").read_text().splitlines()
+    assert rows[0].startswith("split,metric,labeled,name,kind,n_seeds,mean,std,vs_supervised_mean")
+    summary = {s: json.loads((out / "gclss" / "20pct" / f"seed{s}" / "summary.json").read_text())["val"]
+               ["mae"] for s in (0, 1)}
+    gclss = next(r for r in report["records"]
+                 if (r["name"], r["split"], r["metric"]) == ("gclss", "val", "mae"))
+    assert gclss["mean"] == pytest.approx(np.mean(list(summary.values())), rel=1e-12)
+    # a rerun trains nothing and rebuilds the same report; --report-only as well
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and "0 runs trained" not in again.output  # progress lines are off
+    assert json.loads((out / "compare.json").read_text())["records"] == report["records"]
+    only = CliRunner().invoke(main, [*args, "--report-only"])
+    assert only.exit_code == 0, only.output
+
+
+def test_image_data_has_no_references_and_says_why(tmp_path):
+    cfg_runs = plan_table(compare_table("digits-rotation", ["supervised"], ["10%"], seeds=[0]),
+                          overrides={"steps": 1})
+    scores, note = reference_scores(tmp_path, cfg_runs, ["mae"])
+    assert scores == {} and note == ""  # nothing finished yet: nothing to fit
+    from clss.reproduce import run_grid
+
+    run_grid(tmp_path, cfg_runs, progress=False)
+    scores, note = reference_scores(tmp_path, cfg_runs, ["mae"])
+    assert scores == {} and "tabular" in note
+
+
+@pytest.mark.parametrize(("args", "phrase"), [
+    (["--methods", "gclsss"], "gclsss"),
+    (["--labeled", "ten"], "labeled"),
+    (["--set", "steps"], "KEY=VALUE"),
+    (["--seeds", "0"], "--seeds"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, phrase):
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(main, ["compare", "--dataset", "diabetes", "--out", str(out), *args])
+    assert result.exit_code != 0 and phrase in result.output, result.output
+    assert "Traceback" not in result.output and not out.exists()
