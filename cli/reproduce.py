@@ -162,8 +162,7 @@ def _print_plan(tbl: Table, runs: list[GridRun], costs: dict[str, Estimate], out
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
-    runs = sum(len(members) for members in groups.values())
-    if unknown == runs:
+    if unknown == len(runs):
         click.echo("estimated total: unknown (the table has no step times for these runs: a cost block gives "
                    "them). Dry run: nothing was written.")
         return
