@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -62,8 +62,9 @@ class TrainingDiverged(RuntimeError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a run; ``step`` is the step of its ``last.pt`` in ``run_dir``, the point a resume
-    (``train(None, run_dir, resume=True)``, ``clss train --resume RUN_DIR``) continues from."""
+    """Ctrl-C (SIGINT) or SIGTERM stopped a run; ``step`` is the step of its ``last.pt`` in ``run_dir``,
+    the point a resume (``train(None, run_dir, resume=True)``, ``clss train --resume RUN_DIR``) continues
+    from."""
 
     def __init__(self, run_dir: Path, step: int) -> None:
         super().__init__(f"interrupted at step {step}; checkpoint saved; resume with: clss train --resume "
@@ -510,14 +511,17 @@ def train(config: TrainConfig | dict[str, Any] | None, out: str | Path, *, resum
 
 
 class _DeferredInterrupt:
-    """Inside ``with``, the first SIGINT only sets ``pending`` (the loop finishes and checkpoints the step
-    under way, then stops); a second one raises ``KeyboardInterrupt`` at once. Only in the main thread,
-    where Python delivers signals."""
+    """Inside ``with``, the first SIGINT (Ctrl-C) or SIGTERM (``kill``, a scheduler's time limit or
+    preemption) only sets ``pending``: the loop finishes and checkpoints the step under way, then stops; a
+    second one raises ``KeyboardInterrupt`` at once. Only in the main thread, where Python delivers signals,
+    and only over the default handlers: an ignored SIGINT (background jobs) or a custom handler is kept."""
+
+    _DEFAULTS: ClassVar[dict[int, Any]] = {signal.SIGINT: signal.default_int_handler,
+                                           signal.SIGTERM: signal.SIG_DFL}
 
     def __init__(self) -> None:
         self.pending = False
-        self._installed = False
-        self._previous: Any = signal.default_int_handler
+        self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.pending:
@@ -525,16 +529,15 @@ class _DeferredInterrupt:
         self.pending = True
 
     def __enter__(self) -> _DeferredInterrupt:
-        # Only over Python's default handler: an ignored SIGINT (background jobs) or a custom one is kept.
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
+        if threading.current_thread() is threading.main_thread():
+            for sig, default in self._DEFAULTS.items():
+                if signal.getsignal(sig) is default:
+                    self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
 
 def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,

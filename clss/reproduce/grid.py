@@ -9,14 +9,17 @@ the :class:`GridRun` list (``clss reproduce`` from a table file; any other grid 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -209,8 +212,9 @@ def run_grid(out: str | Path, runs: Sequence[GridRun], *, jobs: int = 1, meta: d
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "CLSS_GRID_THREADS": str(threads)}
     say = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    with _Progress(len(runs), len(result.skipped), enabled=progress, log=say) as bar:
-        running: dict[int, tuple[subprocess.Popen, Any]] = {}
+    running: dict[int, tuple[subprocess.Popen, Any]] = {}
+    bar = _Progress(len(runs), len(result.skipped), enabled=progress, log=say)
+    with bar, _forward_sigterm(running):
         try:
             while todo or running:
                 while todo and len(running) < jobs:
@@ -232,12 +236,34 @@ def run_grid(out: str | Path, runs: Sequence[GridRun], *, jobs: int = 1, meta: d
                         bar.done(f"FAILED {runs[i].name} (exit code {proc.returncode}; log: "
                                  f"{result.failed[runs[i].name]})")
                 time.sleep(0.2)
-        except KeyboardInterrupt:  # the jobs got the same Ctrl-C: each checkpoints and stops; wait for them
+        except KeyboardInterrupt:  # the jobs got the same Ctrl-C or SIGTERM: each checkpoints and stops
             for proc, handle in running.values():
                 proc.wait()
                 handle.close()
             raise
     return result
+
+
+@contextlib.contextmanager
+def _forward_sigterm(running: dict[int, tuple[subprocess.Popen, Any]]) -> Iterator[None]:
+    """While the grid runs, a SIGTERM to this process (``kill PID``) is passed on to the running jobs, which
+    checkpoint and stop, and then stops the grid as Ctrl-C does. Main thread and default handler only."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        for proc, _ in running.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _log_name(run: GridRun) -> str:

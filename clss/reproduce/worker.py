@@ -3,7 +3,7 @@
 What every job of :func:`clss.reproduce.grid.run_grid` and every SLURM array task runs: the run at
 ``INDEX`` of the plan is trained, resumed or left as it is (:func:`clss.reproduce.grid.run_cell`). Exit
 code 0 when the run is finished, 1 when it failed (the error is printed), 2 for a bad command line, 130 when
-Ctrl-C stopped it (the run checkpointed first; running the task again resumes it).
+Ctrl-C or SIGTERM stopped it (the run checkpointed first; running the task again resumes it).
 """
 
 from __future__ import annotations

@@ -454,12 +454,16 @@ def test_sigint_checkpoints_the_step_under_way_and_prints_the_resume_command(tmp
     sigint_and_resume(tmp_path, long_reference, 0.3)
 
 
-def test_cli_ctrl_c_prints_the_resume_command_and_exits_130(reference, tmp_path, monkeypatch):
-    # a real SIGINT to this process while step 4's line is written (write 10: after the directory, three
-    # lines, best.pt and last.pt): step 4 is completed, saved, and the command says so
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_cli_ctrl_c_prints_the_resume_command_and_exits_130(reference, tmp_path, monkeypatch, sig):
+    # a real SIGINT (or SIGTERM: kill, a scheduler's time limit) to this process while step 4's line is
+    # written (write 10: after the directory, three lines, best.pt and last.pt): step 4 is completed, saved,
+    # and the command says so
     records, summary, _ = reference
     out = tmp_path / "run"
-    count_writes(monkeypatch, 10, lambda: os.kill(os.getpid(), signal.SIGINT))
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the default a process starts with: the trainer takes it
+    count_writes(monkeypatch, 10, lambda: os.kill(os.getpid(), sig))
     args = ["train", "--dataset", "diabetes", "--method", "clss", "--steps", "6", "--eval-every", "3",
             "--batch-size", "12", "--unlabeled-batch-size", "12", "--threads", "1", "--no-progress",
             "--set", "plots=false", "--out", str(out)]
@@ -468,6 +472,8 @@ def test_cli_ctrl_c_prints_the_resume_command_and_exits_130(reference, tmp_path,
     assert result.output.strip().splitlines()[-1] == (
         f"interrupted at step 4; checkpoint saved; resume with: clss train --resume {out}")
     assert load_checkpoint(out / "last.pt")["step"] == 4
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the trainer put the default back
+    signal.signal(signal.SIGTERM, previous)
     monkeypatch.undo()
     resume_cli(out)
     assert_same_summary(RunDir(out, resume=True).read_summary(), summary)

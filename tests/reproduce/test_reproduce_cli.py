@@ -134,3 +134,33 @@ def test_an_interrupted_grid_resumes_and_reuses_finished_runs(tmp_path):
     assert (json.loads(summary.read_text())["test"]
             == json.loads((direct / runs[1].run_dir / "summary.json").read_text())["test"])
     assert Path(out / "table.md").is_file()
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_grid_checkpoints_its_job_and_a_rerun_completes(tmp_path):
+    """A scheduler's time limit or `kill PID`: the grid passes SIGTERM on, the job checkpoints the step under
+    way (not only the last evaluation) and stops; the same command then finishes the run."""
+    from _reproduce_helpers import TINY
+
+    from clss.engine import load_checkpoint
+
+    values = {**TINY, "config": {**TINY["config"], "steps": 400, "eval_every": 100}}
+    table = write_table(tmp_path, values)
+    out = tmp_path / "grid"
+    args = ("--methods", "supervised", "--settings", "p20", "--seeds", "0")
+    proc = subprocess.Popen(_run_grid_command(table, out, *args), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    run = out / "supervised/p20/seed0"
+    deadline = time.monotonic() + 600
+    log = run / "metrics.jsonl"
+    while time.monotonic() < deadline and not (log.is_file() and len(log.read_text().splitlines()) >= 30):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # the grid process only: it passes the signal on to its job
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode != 0 and "interrupted" in stderr, stderr[-2000:]
+    step = load_checkpoint(run / "last.pt")["step"]
+    logged = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert step == logged[-1] and 30 <= step < 400  # the step under way, checkpointed on the way out
+    rerun = subprocess.run(_run_grid_command(table, out, *args), capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert json.loads((run / "summary.json").read_text())["status"] == "finished"
