@@ -244,15 +244,21 @@ def plot_table(table: Table, records: list[dict[str, Any]], methods: list[str], 
                path: str | Path, *, n_seeds: int) -> Path:
     """One panel per metric: ours (mean ± std over seeds, solid) and the paper's (dashed, open markers) per
     method across the label settings. Returns ``path``."""
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
 
     by_key = {(r["metric"], r["method"], r["setting"]): r for r in records}
     x = np.arange(len(settings))
-    fig = Figure(figsize=(5.2 * len(table.metrics), 4.4), layout="constrained")
+    fig = Figure(figsize=(5.2 * len(table.metrics), 4.4 + 0.25 * ((len(methods) + 3) // 4)),
+                 layout="constrained")
     axes = fig.subplots(1, len(table.metrics), squeeze=False)[0]
+    # one colour per method: the default cycle has ten, tab20 twenty
+    palette = [f"C{i}" for i in range(10)] if len(methods) <= 10 else list(colormaps["tab20"].colors)
+    any_paper = any(r["paper_mean"] is not None for r in records)
     for ax, metric in zip(axes, table.metrics, strict=True):
         for i, method in enumerate(methods):
-            color, shifted = f"C{i % 10}", x + 0.03 * (i - (len(methods) - 1) / 2)  # overlapping bars apart
+            color = palette[i % len(palette)]
+            shifted = x + 0.03 * (i - (len(methods) - 1) / 2)  # overlapping bars apart
             rs = [by_key[(metric, method, s)] for s in settings]
             mean = np.array([r["mean"] for r in rs], dtype=float)
             std = np.nan_to_num(np.array([r["std"] for r in rs], dtype=float))
@@ -267,9 +273,11 @@ def plot_table(table: Table, records: list[dict[str, Any]], methods: list[str], 
         better = "lower" if metric in LOWER_IS_BETTER else "higher"
         ax.set_ylabel(f"test {metric.upper()} ({better} is better)")
         ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize="x-small", ncols=2)
-    fig.suptitle(f"{table.title}\nours ({n_seeds} seed{'s' if n_seeds != 1 else ''}, mean ± std) vs paper "
-                 f"(dashed), {datetime.now(UTC).date().isoformat()}", fontsize="medium")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize="x-small")
+    paper = " vs paper (dashed)" if any_paper else ""
+    fig.suptitle(f"{table.title}\nours ({n_seeds} seed{'s' if n_seeds != 1 else ''}, mean ± std){paper}, "
+                 f"{datetime.now(UTC).date().isoformat()}", fontsize="medium")
     out = Path(path)
     fig.savefig(out, dpi=110)
     return out
