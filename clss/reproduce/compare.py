@@ -27,7 +27,15 @@ import numpy as np
 from clss.atomic import atomic_write_text
 from clss.engine.rundir import RunDir
 from clss.reproduce.grid import GridRun, run_state
-from clss.reproduce.report import BASELINE, Paired, _fmt, _mean_std, _paired_text, paired_difference
+from clss.reproduce.report import (
+    BASELINE,
+    Paired,
+    _fmt,
+    _mean_std,
+    _paired_text,
+    collect_results,
+    paired_difference,
+)
 from clss.reproduce.tables import LOWER_IS_BETTER, Cell, Column, Row, Table
 
 __all__ = ["REFERENCES", "compare_table", "reference_scores", "verdict", "write_comparison"]
@@ -80,25 +88,6 @@ def compare_table(dataset: str, methods: Sequence[str], labeled: Sequence[str], 
                  f"{BASELINE}", dataset=dataset, columns=columns, rows=rows, metrics=list(metrics),
                  source={"paper": "none", "selection": "not applicable"}, path=Path("clss-compare"),
                  config=dict(config or {}), seed_keys=["seed", "split_seed"], seeds=list(seeds))
-
-
-def _split_values(out: Path, runs: Sequence[GridRun], metrics: Sequence[str], split: str
-                  ) -> tuple[dict[tuple[str, str, str], dict[int, float]], dict[str, str]]:
-    """``{(method, setting, metric): {seed: value}}`` on ``split`` of the finished runs, and the state of
-    the others."""
-    values: dict[tuple[str, str, str], dict[int, float]] = {}
-    states = {}
-    for run in runs:
-        state = run_state(out / run.run_dir)
-        if state != "finished":
-            states[run.name] = state
-            continue
-        summary = json.loads((out / run.run_dir / RunDir.SUMMARY).read_text())
-        for metric in metrics:
-            value = summary.get(split, {}).get(metric)
-            if value is not None:
-                values.setdefault((run.method, run.setting, metric), {})[run.seed] = float(value)
-    return values, states
 
 
 def reference_scores(out: str | Path, runs: Sequence[GridRun], metrics: Sequence[str],
@@ -229,7 +218,7 @@ def write_comparison(table: Table, out: str | Path, runs: Sequence[GridRun], *,
     unfinished: dict[str, str] = {}
     values_by_split = {}
     for split in splits:
-        values, unfinished = _split_values(out, runs, table.metrics, split)
+        values, unfinished = collect_results(out, runs, table.metrics, split)
         values_by_split[split] = values
         for metric in table.metrics:
             lower = metric in LOWER_IS_BETTER

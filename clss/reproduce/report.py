@@ -75,10 +75,10 @@ def paired_difference(values: dict[int, float], baseline: dict[int, float], *, l
                   ties=int((better == 0).sum()))
 
 
-def collect_results(out: str | Path, runs: Sequence[GridRun], metrics: Sequence[str]
+def collect_results(out: str | Path, runs: Sequence[GridRun], metrics: Sequence[str], split: str = "test"
                     ) -> tuple[dict[tuple[str, str, str], dict[int, float]], dict[str, str]]:
-    """Test metrics of the finished runs, ``{(method, setting, metric): {seed: value}}``, and the state of
-    every run that is not finished (``run.name`` -> state)."""
+    """Metrics on ``split`` (``"test"`` or ``"val"``) of the finished runs, ``{(method, setting, metric):
+    {seed: value}}``, and the state of every run that is not finished (``run.name`` -> state)."""
     out = Path(out)
     values: dict[tuple[str, str, str], dict[int, float]] = {}
     states = {}
@@ -87,9 +87,9 @@ def collect_results(out: str | Path, runs: Sequence[GridRun], metrics: Sequence[
         if state != "finished":
             states[run.name] = state
             continue
-        test = json.loads((out / run.run_dir / RunDir.SUMMARY).read_text())["test"]
+        scores = json.loads((out / run.run_dir / RunDir.SUMMARY).read_text())[split]
         for metric in metrics:
-            values.setdefault((run.method, run.setting, metric), {})[run.seed] = float(test[metric])
+            values.setdefault((run.method, run.setting, metric), {})[run.seed] = float(scores[metric])
     return values, states
 
 
