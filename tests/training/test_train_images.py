@@ -18,7 +18,7 @@ from _faces_tree import stand_in_manifest, utk_tree
 from clss.config import resolve_config
 from clss.data.faces import load_face_dataset
 from clss.engine import TrainingInterrupted, train
-from clss.engine.trainer import _load_data
+from clss.engine.trainer import load_data
 
 FAST = {"progress": False, "plots": False, "threads": 1, "device": "cpu"}
 
@@ -105,9 +105,9 @@ def test_face_protocols_take_the_label_count_of_a_split_file(tmp_path):
     utk_tree(root)
     base = {"dataset": "utkface", "data_root": str(root), **FAST}
     with pytest.raises(ValueError, match=r"label count of a published split file, e\.g\. --labeled 500"):
-        _load_data(resolve_config({}, {**base, "labeled": "10%"}))
+        load_data(resolve_config({}, {**base, "labeled": "10%"}))
     with pytest.raises(ValueError, match=r"labels=334 has no published split file; available: \[333, 500"):
-        _load_data(resolve_config({}, {**base, "labeled": "334"}))
+        load_data(resolve_config({}, {**base, "labeled": "334"}))
 
 
 def test_image_csv_preprocessing_and_invariances_are_set_from_the_command_line(tmp_path):
