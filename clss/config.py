@@ -64,7 +64,9 @@ class TrainConfig:
     ``min(8, cpu_count - 1)`` for file-backed data; an int >= 0 is used as given; results do not depend on
     it), ``pin_memory`` (pinned host batches: ``"auto"`` pins when training on CUDA, or true / false),
     ``hidden_truth`` (pass unlabelled
-    targets to methods, for diagnostics only), ``progress``, ``plots`` (draw the run's figures).
+    targets to methods, for diagnostics only), ``probe_every`` (every N steps, log the norm of each loss
+    term's gradient, ``grad_ratio`` and ``grad_cosine`` of the unlabelled against the supervised gradient;
+    0: never; see :meth:`clss.methods.Method.optimize`), ``progress``, ``plots`` (draw the run's figures).
 
     Every key is checked on construction against its declared type and range (:mod:`clss.schema`), as
     are the nested ``method_params`` (the method's ``Params``), ``model``, ``optimizer`` and
@@ -109,6 +111,7 @@ class TrainConfig:
     workers: int | str = param("auto", "int", ge=0, words=("auto",))
     pin_memory: bool | str = param("auto", "bool", words=("auto",))
     hidden_truth: bool = param(True, "bool")
+    probe_every: int = param(0, "int", ge=0)
     progress: bool = param(True, "bool")
     plots: bool = param(True, "bool")
 

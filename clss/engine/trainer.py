@@ -565,6 +565,7 @@ def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,
             while step < cfg.steps:
                 logged = False
                 lab, ulb = next(batches)
+                method.probe_gradients = cfg.probe_every > 0 and step % cfg.probe_every == 0
                 try:
                     logs = method.training_step(lab, ulb, step)
                 except NonFiniteLossError as exc:

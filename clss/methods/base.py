@@ -19,6 +19,15 @@ from torch import nn
 
 from clss.losses._common import finite_sum
 from clss.losses.errors import NonFiniteLossError  # defined with the losses, which raise a subclass
+from clss.methods.balance import (
+    AUTO,
+    GradientBalance,
+    combine,
+    global_norm,
+    gradient_probe,
+    is_unlabeled_term,
+    term_gradients,
+)
 from clss.methods.modes import evaluating
 from clss.methods.precision import autocast, check_precision, full_precision
 from clss.schema import check_dataclass, check_mapping, param, specs_of
@@ -188,6 +197,16 @@ class Method(nn.Module):
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self._overflow_skips = 0
         self.context: TrainingContext | None = None
+        #: Set by the engine on the steps whose per-term gradient norms it logs (:meth:`optimize`).
+        self.probe_gradients = False
+        #: ``unlabeled_weight="auto"``: the balance that sets the unlabelled terms' weight (:meth:`optimize`).
+        self.balance: GradientBalance | None = None
+        if getattr(self.params, "unlabeled_weight", None) == AUTO:
+            if self.precision == "fp16":
+                raise ValueError(f"{self.name}: unlabeled_weight='auto' needs precision 'fp32' or 'bf16' "
+                                 "(it splits the gradient, which fp16's loss scaling does not allow)")
+            self.balance = GradientBalance(self.params.auto_ratio)  # type: ignore[attr-defined]
+        self._ramp = 1.0
 
     def setup(self, context: TrainingContext) -> None:
         """Called by the engine once the splits are known, before the first step (and before a resumed
@@ -208,11 +227,31 @@ class Method(nn.Module):
             state["generator"] = self.generator.get_state()
         if self.scaler is not None and self.scaler.state_dict():
             state["grad_scaler"] = self.scaler.state_dict()
+        if self.balance is not None:
+            state["balance"] = self.balance.state_dict()
         return state
+
+    @property
+    def uses_unlabeled(self) -> bool:
+        """Whether the unlabelled terms are on: ``unlabeled_weight`` is ``"auto"`` or above 0 (methods
+        without that parameter: always)."""
+        weight = getattr(self.params, "unlabeled_weight", 1.0)
+        return weight == AUTO or weight > 0
+
+    def unlabeled_factor(self, weight: float | str, ramp: float = 1.0) -> float:
+        """The factor a method multiplies its unlabelled terms by: ``weight × ramp``; with ``weight="auto"``
+        1 (the terms at unit weight), and :meth:`optimize` then applies ``ramp`` times the balanced weight
+        to their gradient."""
+        if weight == AUTO:
+            self._ramp = ramp
+            return 1.0
+        return float(weight) * ramp
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         if self.generator is not None:
             self.generator.set_state(state["generator"])
+        if self.balance is not None and "balance" in state:
+            self.balance.load_state_dict(state["balance"])
         if self.scaler is not None and "grad_scaler" in state:
             self.scaler.load_state_dict(state["grad_scaler"])
 
@@ -274,10 +313,17 @@ class Method(nn.Module):
         the step is skipped and the scale lowered, not an error (``amp_skipped`` is 1), unless
         :attr:`MAX_OVERFLOW_SKIPS` steps in a row overflow.
 
+        With ``unlabeled_weight="auto"`` (:attr:`balance`) or on a probe step (:attr:`probe_gradients`, set by
+        the engine every ``probe_every`` steps) the backward runs in two parts, the supervised terms and the
+        terms keyed ``unlabeled_*`` (:mod:`clss.methods.balance`), and the parameters receive their sum,
+        the unlabelled part multiplied by the ramp times the balanced weight under ``"auto"``.
+
         Returns
         -------
         Scalars to log: ``grad_norm`` (the norm before clipping) when clipping is on; ``amp_scale`` and
-        ``amp_skipped`` under fp16. Empty otherwise.
+        ``amp_skipped`` under fp16; ``unlabeled_weight`` (the weight applied) under ``"auto"``; on probe
+        steps ``grad_<term>`` per term, ``grad_ratio`` and ``grad_cosine``
+        (:func:`clss.methods.balance.gradient_probe`). Empty otherwise.
         """
         value = float(loss.detach())
         if not math.isfinite(value):
@@ -287,11 +333,35 @@ class Method(nn.Module):
         opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
             return self._scaled_step(loss, parts, opt)
-        loss.backward(retain_graph=True)
+        stats: dict[str, float] = {}
+        if self.balance is not None or self.probe_gradients:
+            stats = self._split_backward(parts, opt)
+        else:
+            loss.backward(retain_graph=True)
         if not _gradients_finite(opt):
             self._refuse_gradients(opt, parts)
-        stats = self._clip(opt)
+        stats.update(self._clip(opt))
         opt.step()
+        return stats
+
+    def _split_backward(self, parts: Mapping[str, torch.Tensor],
+                        opt: torch.optim.Optimizer) -> dict[str, float]:
+        """The gradient as its supervised part ``g_s`` plus its unlabelled part ``g_u`` (terms keyed
+        ``unlabeled_*``), written to the parameters as ``g_s + w g_u``: ``w`` is 1, or under the automatic
+        weight the ramp times the balanced weight. Returns the weight and, on probe steps, the probe's
+        norms."""
+        held = [p for group in opt.param_groups for p in group["params"] if p.requires_grad]
+        g_s = term_gradients([v for k, v in parts.items() if not is_unlabeled_term(k)], held)
+        g_u = term_gradients([v for k, v in parts.items() if is_unlabeled_term(k)], held)
+        stats: dict[str, float] = {}
+        weight = 1.0
+        if self.balance is not None:
+            weight = self._ramp * self.balance.update(global_norm(g_s), global_norm(g_u))
+            stats["unlabeled_weight"] = weight
+        if self.probe_gradients:
+            stats.update(gradient_probe(parts, held, g_s, g_u, weight))
+        for p, g in zip(held, combine(g_s, g_u, weight), strict=True):
+            p.grad = g
         return stats
 
     def _clip(self, opt: torch.optim.Optimizer) -> dict[str, float]:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from clss.methods.balance import AUTO, AUTO_RATIO
 from clss.methods.base import Batch, Method, OptimizerConfig, register_method
 from clss.methods.common import CONTRASTIVE_LOSSES, contrastive_loss, diagnose, kendall_tau
 from clss.methods.parts import (
@@ -43,14 +44,25 @@ class CLSSParams(SupervisedParams):
     tolerance) every N steps, 0 for never. ``unlabeled_loss``: ``"rank"``
     (L_UR, the paper) or a contrastive loss of :mod:`clss.losses` (``"rnc"``, ``"conord"``, ``"oe"``,
     ``"ranksim"``, ``"supremix"``) fed the pseudo-targets instead. ``lambda_val``: interpolation
-    strength of the blackbox rank operator.
+    strength of the blackbox rank operator. ``unlabeled_weight`` multiplies both unlabelled terms (1: the
+    weights above as they are); ``"auto"`` keeps their ratio and sets the overall weight so that the
+    unlabelled gradient's norm is ``auto_ratio`` times the supervised gradient's (moving averages of both,
+    :mod:`clss.methods.balance`).
     """
 
     rank_weight: float = param(0.05, ge=0)
     consistency_weight: float = param(0.01, ge=0)
+    unlabeled_weight: float | str = param(1.0, ge=0, words=(AUTO,))
+    auto_ratio: float = param(AUTO_RATIO, gt=0)
     rank_rows: int | None = param(None, "int", ge=2, optional=True)
     unlabeled_loss: str = param("rank", "str", choices=("rank", *CONTRASTIVE_LOSSES))
     diagnostics_every: int = param(10, "int", ge=0)
+
+
+def unlabeled_weights(p: CLSSParams, factor: float) -> dict[str, float]:
+    """``rank_weight`` and ``consistency_weight`` times ``factor`` (the ``unlabeled_weight``), as the
+    pseudo-target parts take them."""
+    return {"rank_weight": p.rank_weight * factor, "consistency_weight": p.consistency_weight * factor}
 
 
 @register_method
@@ -90,8 +102,8 @@ class CLSS(Method):
         out_u = self(unlabeled.view("weak"))
         ranks = seriation_ranks(out_u["feat"])
         parts.update(pseudo_rank_terms(out_u["pred"], out_u["feat"], ranks, rank_loss=self.rank_loss,
-                                       consistency_loss=self.consistency_loss, rank_weight=p.rank_weight,
-                                       consistency_weight=p.consistency_weight))
+                                       consistency_loss=self.consistency_loss,
+                                       **unlabeled_weights(p, self.unlabeled_factor(p.unlabeled_weight))))
         loss = torch.stack(list(parts.values())).sum()
         stats = self.optimize(loss, parts)
         logs = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}, **stats}

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from clss.methods.balance import AUTO, AUTO_RATIO
 from clss.methods.base import Batch, Method, OptimizerConfig, register_method
 from clss.methods.common import CONTRASTIVE_LOSSES, contrastive_loss
 from clss.methods.parts import evaluating, supervised_terms
@@ -41,7 +42,8 @@ class CPSParams(SupervisedParams):
     """
 
     contrastive: str | None = param("none", "str", choices=(*CONTRASTIVE_LOSSES, "none", None))
-    unlabeled_weight: float = param(1.0, ge=0)
+    unlabeled_weight: float | str = param(1.0, ge=0, words=(AUTO,))
+    auto_ratio: float = param(AUTO_RATIO, gt=0)
 
 
 @register_method
@@ -91,7 +93,7 @@ class CPS(Method):
         p = self.params
         if labeled.y is None:
             raise ValueError("the labelled batch has no targets")
-        if p.unlabeled_weight > 0 and (unlabeled is None or len(unlabeled) == 0):
+        if self.uses_unlabeled and (unlabeled is None or len(unlabeled) == 0):
             raise ValueError(f"{self.name} needs an unlabelled batch when unlabeled_weight > 0")
         self.model.train()
         self.model2.train()
@@ -103,12 +105,13 @@ class CPS(Method):
                                      rows=p.contrastive_rows, generator=self.generator)
             for key, value in terms.items():
                 parts[key] = parts[key] + value if key in parts else value
-        if unlabeled is not None and p.unlabeled_weight > 0:  # at weight 0 they are not forwarded at all
+        if unlabeled is not None and self.uses_unlabeled:  # at weight 0 they are not forwarded at all
             pred1 = self(unlabeled.view("weak"))["pred"]
             pred2 = self(unlabeled.view("weak@2"), model=self.model2)["pred"]
             # each network regresses onto the other's prediction, which is a fixed target (no gradient)
-            parts["unlabeled_cps"] = p.unlabeled_weight * (F.mse_loss(pred1, pred2.detach())
-                                                           + F.mse_loss(pred2, pred1.detach()))
+            weight = self.unlabeled_factor(p.unlabeled_weight)
+            parts["unlabeled_cps"] = weight * (F.mse_loss(pred1, pred2.detach())
+                                               + F.mse_loss(pred2, pred1.detach()))
         return parts
 
     @torch.no_grad()

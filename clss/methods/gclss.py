@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from clss.methods.base import Batch, Method, OptimizerConfig, register_method
-from clss.methods.clss import CLSS, CLSSParams
+from clss.methods.clss import CLSS, CLSSParams, unlabeled_weights
 from clss.methods.common import contrastive_loss, diagnose, kendall_tau
 from clss.methods.parts import (
     anchored_contrastive_terms,
@@ -127,7 +127,7 @@ class GCLSS(Method):
     def _consistency(self) -> dict[str, Any]:
         """The term weights and the L_UC loss, as the pseudo-target parts take them."""
         p = self.params
-        return {"rank_weight": p.rank_weight, "consistency_weight": p.consistency_weight,
+        return {**unlabeled_weights(p, self.unlabeled_factor(p.unlabeled_weight)),
                 "consistency_loss": self.consistency_loss}
 
     # ------------------------------------------------------------------------------------ steps

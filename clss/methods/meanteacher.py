@@ -109,7 +109,8 @@ class MeanTeacher(Method):
         with frozen_batchnorm(self.model):  # as the fork: only labelled passes move the statistics
             pred = self(x_student)["pred"]
         ramp = ramp_weight(step, length, p.ramp_shape)
-        parts["unlabeled_consistency"] = (p.unlabeled_weight * ramp) * F.mse_loss(pred, target)
+        weight = self.unlabeled_factor(p.unlabeled_weight, ramp)
+        parts["unlabeled_consistency"] = weight * F.mse_loss(pred, target)
         loss = torch.stack(list(parts.values())).sum()
         stats = self.optimize(loss, parts)
         decay = ema_update(self.teacher, self.model, p.ema_decay, step if p.ema_warmup else None)

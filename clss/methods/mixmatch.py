@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from clss.methods.balance import AUTO, AUTO_RATIO
 from clss.methods.base import Batch, Method, OptimizerConfig, register_method
 from clss.methods.common import CONTRASTIVE_LOSSES, contrastive_loss
 from clss.methods.parts import RAMP_SHAPES, frozen_batchnorm, mixup, ramp_weight, supervised_terms
@@ -46,7 +47,8 @@ class MixMatchParams(SupervisedParams):
     contrastive: str | None = param("none", "str", choices=(*CONTRASTIVE_LOSSES, "none", None))
     views: int = param(2, "int", ge=1)
     mixup_alpha: float = param(0.5, gt=0)
-    unlabeled_weight: float = param(0.1, ge=0)
+    unlabeled_weight: float | str = param(0.1, ge=0, words=(AUTO,))
+    auto_ratio: float = param(AUTO_RATIO, gt=0)
     ramp_up: float = param(0.4, ge=0, le=1)
     ramp_shape: str = param("linear", "str", choices=RAMP_SHAPES)
 
@@ -99,7 +101,8 @@ class MixMatch(Method):
         with frozen_batchnorm(self.model):
             pred_u = self(mixed_x[n_l:])["pred"]
         ramp = ramp_weight(step, length, p.ramp_shape)
-        parts["unlabeled_consistency"] = (p.unlabeled_weight * ramp) * F.mse_loss(pred_u, mixed_y[n_l:])
+        weight = self.unlabeled_factor(p.unlabeled_weight, ramp)
+        parts["unlabeled_consistency"] = weight * F.mse_loss(pred_u, mixed_y[n_l:])
         loss = torch.stack(list(parts.values())).sum()
         stats = self.optimize(loss, parts)
         return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()},

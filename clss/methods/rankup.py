@@ -118,7 +118,7 @@ class RankUp(Method):
                                  rows=p.contrastive_rows, generator=self.generator)
         parts["arc"] = p.arc_loss_ratio * labeled_pair_loss(pair_logits(self.arc(out_l["feat"])),
                                                             pair_targets(labeled.y))
-        parts["arc_unlabeled"] = p.arc_loss_ratio * p.arc_ulb_loss_ratio * arc_unlabeled
+        parts["unlabeled_arc"] = p.arc_loss_ratio * p.arc_ulb_loss_ratio * arc_unlabeled
         loss = torch.stack(list(parts.values())).sum()
         stats = self.optimize(loss, parts)
         if self.ema_model is not None:

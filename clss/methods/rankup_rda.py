@@ -115,10 +115,10 @@ class RankUpRDA(Method):
         pseudo = self.alignment.update(unlabeled.index, out_w["pred"], step)
         if step >= p.rda_start:
             ramp = ramp_weight(step, p.warmup * context.total_steps)
-            parts["rda"] = p.rda_weight * ramp * F.mse_loss(out_w["pred"], pseudo)
+            parts["unlabeled_rda"] = p.rda_weight * ramp * F.mse_loss(out_w["pred"], pseudo)
         parts["arc"] = p.arc_loss_ratio * labeled_pair_loss(pair_logits(self.arc(out_l["feat"])),
                                                             pair_targets(labeled.y))
-        parts["arc_unlabeled"] = p.arc_loss_ratio * p.arc_ulb_loss_ratio * arc_unlabeled
+        parts["unlabeled_arc"] = p.arc_loss_ratio * p.arc_ulb_loss_ratio * arc_unlabeled
         loss = torch.stack(list(parts.values())).sum()
         stats = self.optimize(loss, parts)
         if self.ema_model is not None:

@@ -130,7 +130,7 @@ class RDA(Method):
         pseudo = self.alignment.update(unlabeled.index, pred_u, step)
         if step >= p.rda_start:
             ramp = ramp_weight(step, p.warmup * context.total_steps)
-            parts["rda"] = p.rda_weight * ramp * F.mse_loss(pred_u, pseudo)
+            parts["unlabeled_rda"] = p.rda_weight * ramp * F.mse_loss(pred_u, pseudo)
         loss = torch.stack(list(parts.values())).sum()
         stats = self.optimize(loss, parts)
         if self.ema_model is not None:

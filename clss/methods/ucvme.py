@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from clss.methods.balance import AUTO, AUTO_RATIO
 from clss.methods.base import Batch, Method, OptimizerConfig, register_method
 from clss.methods.common import CONTRASTIVE_LOSSES, contrastive_loss
 from clss.methods.parts import evaluating, labeled_contrastive_term
@@ -57,7 +58,8 @@ class UCVMEParams(SupervisedParams):
 
     regression_loss: str = param("mse", "str", choices=("mse",))
     contrastive: str | None = param("none", "str", choices=(*CONTRASTIVE_LOSSES, "none", None))
-    unlabeled_weight: float = param(10.0, ge=0)
+    unlabeled_weight: float | str = param(10.0, ge=0, words=(AUTO,))
+    auto_ratio: float = param(AUTO_RATIO, gt=0)
     dropout: float = param(0.05, ge=0, lt=1)
     pseudo_samples: int = param(5, "int", ge=1)
     predict_samples: int = param(5, "int", ge=1)
@@ -152,7 +154,7 @@ class UCVME(Method):
         y = labeled.y
         if y is None:
             raise ValueError("the labelled batch has no targets")
-        if p.unlabeled_weight > 0 and (unlabeled is None or len(unlabeled) == 0):
+        if self.uses_unlabeled and (unlabeled is None or len(unlabeled) == 0):
             raise ValueError(f"{self.name} needs an unlabelled batch when unlabeled_weight > 0")
         self.model.train()
         self.model2.train()
@@ -166,13 +168,14 @@ class UCVME(Method):
                                             generator=self.generator)
             if term is not None:
                 parts["contrastive"] = parts["contrastive"] + term if "contrastive" in parts else term
-        if unlabeled is not None and p.unlabeled_weight > 0:  # at weight 0 they are not forwarded at all
+        if unlabeled is not None and self.uses_unlabeled:  # at weight 0 they are not forwarded at all
             x_u = unlabeled.view("weak")
             (u1, v1, _), (u2, v2, _) = (self.outputs(k, x_u) for k in (0, 1))
             y_bar, s_tilde = self.pseudo_targets(x_u)
-            parts["unlabeled_regression"] = p.unlabeled_weight * (
+            w = self.unlabeled_factor(p.unlabeled_weight)
+            parts["unlabeled_regression"] = w * (
                 heteroscedastic_loss(u1, y_bar, s_tilde) + heteroscedastic_loss(u2, y_bar, s_tilde))
-            parts["unlabeled_uncertainty"] = p.unlabeled_weight * (
+            parts["unlabeled_uncertainty"] = w * (
                 ((v1 - s_tilde) ** 2).mean() + ((v2 - s_tilde) ** 2).mean())
         return parts
 

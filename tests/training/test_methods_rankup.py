@@ -182,14 +182,14 @@ def test_rda_term_starts_at_rda_start_and_ramps_linearly():
     method = built("rda", refine_every=2, rda_start=3, warmup=0.5, ema=0.0)  # ramp over 50 of 100 steps
     lab, ulb = batches()
     logs = [method.training_step(lab, ulb, step) for step in range(6)]
-    assert [("rda" in x) for x in logs] == [False, False, False, True, True, True]
+    assert [("unlabeled_rda" in x) for x in logs] == [False, False, False, True, True, True]
     # step 6 refreshes; the batch holds every unlabelled row, so the buffer is this step's predictions and
     # the pseudo-labels are their quantile map onto the labelled targets
     with torch.no_grad():
         pred = method.model(ulb.view("weak"))["pred"]
     pseudo = torch.tensor(_quantile_map_loop(pred.tolist(), lab.y.tolist()), dtype=torch.float64)
     out = method.training_step(lab, ulb, 6)
-    assert out["rda"] == pytest.approx(6 / 50 * float(((pred - pseudo) ** 2).mean()), rel=1e-6)
+    assert out["unlabeled_rda"] == pytest.approx(6 / 50 * float(((pred - pseudo) ** 2).mean()), rel=1e-6)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -309,7 +309,7 @@ def test_rankup_loss_on_a_fixed_batch_matches_loops(name):
     out = method.training_step(lab, ulb, 0)
     assert out["regression"] == pytest.approx(reg, rel=1e-10)
     assert out["arc"] == pytest.approx(0.2 * sup, rel=1e-10)
-    assert out["arc_unlabeled"] == pytest.approx(0.2 * unsup, rel=1e-10) and unsup > 0
+    assert out["unlabeled_arc"] == pytest.approx(0.2 * unsup, rel=1e-10) and unsup > 0
     assert out["loss"] == pytest.approx(reg + 0.2 * sup + 0.2 * unsup, rel=1e-10)  # no constant added
 
 
@@ -323,8 +323,8 @@ def test_every_loss_term_reaches_the_weights(name):
     captured = {}
     method.optimize = lambda loss, parts, optimizer=None: captured.update(parts) or {}
     method.training_step(lab, ulb, 50)
-    expected = {"rankup": {"regression", "arc", "arc_unlabeled"}, "rda": {"regression", "rda"},
-                "rankup_rda": {"regression", "rda", "arc", "arc_unlabeled"}}[name]
+    expected = {"rankup": {"regression", "arc", "unlabeled_arc"}, "rda": {"regression", "unlabeled_rda"},
+                "rankup_rda": {"regression", "unlabeled_rda", "arc", "unlabeled_arc"}}[name]
     assert set(captured) == expected
     trained = [*method.model.parameters(), *getattr(method, "arc", nn.Linear(1, 1)).parameters()]
     for term, value in captured.items():
