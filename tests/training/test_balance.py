@@ -30,8 +30,9 @@ def model_fn():
 
 def build(name, params=None, total=20):
     method = build_method(name, model_fn, SGD, {"seed": 3, **(params or {})})
-    method.setup(TrainingContext(total_steps=total, train_size=40,
-                                 labeled_y=torch.zeros(8, dtype=torch.float64), unlabeled_index=torch.arange(8, 20)))
+    labeled_y = torch.zeros(8, dtype=torch.float64)
+    method.setup(TrainingContext(total_steps=total, train_size=40, labeled_y=labeled_y,
+                                 unlabeled_index=torch.arange(8, 20)))
     return method
 
 
