@@ -182,9 +182,11 @@ def verdict(values: dict[tuple[str, str, str], dict[int, float]], methods: Seque
         best: str | None = method
     elif ranked and ranked[0][0] > 0:
         _, method, p = ranked[0]
-        interval = f"[{p.low:+.1f}, {p.high:+.1f}] %" if p.n >= 2 else "(one seed: no interval)"
+        interval = (f"its 95 % t-interval [{p.low:+.1f}, {p.high:+.1f}] % includes no change" if p.n >= 2
+                    else "one seed: no interval")
         text = (f"no method beats {BASELINE} clearly on {where} at {label} labels: the best, {method}, "
-                f"changes {name} by {p.mean:+.1f} % {interval} ({p.wins}/{p.n} seeds better)")
+                f"improves {name} by {p.mean:.1f} % on average, but {interval} ({p.wins}/{p.n} seeds "
+                "better)")
         best = None
     else:
         text = f"no method beats {BASELINE} on {where} at {label} labels ({name}, mean over seeds)"

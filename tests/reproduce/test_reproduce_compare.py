@@ -64,6 +64,9 @@ def test_verdict_without_a_clear_winner_says_so():
     mixed = [9.0, 12.5, 10.8]  # better on average, not on every seed
     v = verdict(_values(base, gclss=mixed), ["supervised", "gclss"], "s", "10%", "mae", "val")
     assert v.best is None and v.text.startswith("no method beats supervised clearly") and "gclss" in v.text
+    mean = (100 * 1 / 10 - 100 * 0.5 / 12 + 100 * 0.2 / 11) / 3  # per-seed improvement in % of supervised
+    assert f"the best, gclss, improves MAE by {mean:.1f} % on average, but its 95 % t-interval [" in v.text
+    assert "includes no change (2/3 seeds better)" in v.text
     worse = verdict(_values(base, gclss=[b + 1 for b in base]), ["supervised", "gclss"], "s", "10%", "mae",
                     "test")
     assert worse.best is None
