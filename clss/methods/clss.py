@@ -45,9 +45,9 @@ class CLSSParams(SupervisedParams):
     (L_UR, the paper) or a contrastive loss of :mod:`clss.losses` (``"rnc"``, ``"conord"``, ``"oe"``,
     ``"ranksim"``, ``"supremix"``) fed the pseudo-targets instead. ``lambda_val``: interpolation
     strength of the blackbox rank operator. ``unlabeled_weight`` multiplies both unlabelled terms (1: the
-    weights above as they are); ``"auto"`` keeps their ratio and sets the overall weight so that the
-    unlabelled gradient's norm is ``auto_ratio`` times the supervised gradient's (moving averages of both,
-    :mod:`clss.methods.balance`).
+    weights above as they are); ``"auto"`` keeps their ratio (the larger at unit weight) and sets the
+    overall weight so that the unlabelled gradient's norm is ``auto_ratio`` times the supervised gradient's
+    (moving averages of both, :mod:`clss.methods.balance`).
     """
 
     rank_weight: float = param(0.05, ge=0)
@@ -61,7 +61,13 @@ class CLSSParams(SupervisedParams):
 
 def unlabeled_weights(p: CLSSParams, factor: float) -> dict[str, float]:
     """``rank_weight`` and ``consistency_weight`` times ``factor`` (the ``unlabeled_weight``), as the
-    pseudo-target parts take them."""
+    pseudo-target parts take them. Under ``"auto"`` both are divided by the larger of the two instead, so
+    that the larger term enters at unit weight: the blackbox rank operator of L_UR and L_UC perturbs the
+    scores by λ times the incoming gradient, so a small weight inside the loss (1e-3) leaves the ranks
+    unchanged and the gradient exactly zero on most steps; the balance then scales the gradient itself."""
+    if p.unlabeled_weight == AUTO:
+        top = max(p.rank_weight, p.consistency_weight)
+        factor = 1.0 / top if top > 0 else 0.0
     return {"rank_weight": p.rank_weight * factor, "consistency_weight": p.consistency_weight * factor}
 
 

@@ -233,3 +233,21 @@ def test_auto_weight_with_a_deep_copy():
     method.training_step(lab, ulb, 0)
     clone = copy.deepcopy(method)
     assert clone.balance is not method.balance and clone.balance.state_dict() == method.balance.state_dict()
+
+
+@pytest.mark.parametrize("name", ["clss", "gclss"])
+def test_auto_puts_the_larger_ranking_weight_at_one(name):
+    """Under "auto" the blackbox ranking terms enter the loss with the larger of their two weights at 1 (the
+    same terms as the multiplier 1 / max), so the rank operator sees a unit-scale incoming gradient."""
+    lab, ulb = batches(6)
+    weights = {"rank_weight": 1e-3, "consistency_weight": 5e-4}
+    auto = build(name, {**weights, "unlabeled_weight": "auto"})
+    fixed = build(name, {**weights, "unlabeled_weight": 1000.0})
+    logs = []
+    for method in (auto, fixed):
+        torch.manual_seed(0)
+        logs.append(method.training_step(lab, ulb, 0))
+    for key in ("unlabeled_rank", "unlabeled_consistency"):
+        if key in logs[1]:
+            assert logs[0][key] == pytest.approx(logs[1][key], rel=1e-12)
+    assert logs[1]["unlabeled_rank"] > 0
