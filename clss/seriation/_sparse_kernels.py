@@ -81,45 +81,138 @@ def max_asymmetry(indptr, indices, data):
 
 
 @jit
-def component_labels_csr(indptr, indices):
-    """Connected components of a symmetric CSR graph by union-find: ``(count, labels int64 (n,))``.
+def structural_degree(indptr, indices):
+    """Stored entries per row, plus one when the diagonal is stored (scipy's RCM degree), in the
+    dtype of ``indices``."""
+    n = indptr.shape[0] - 1
+    degree = np.empty(n, dtype=indices.dtype)
+    for i in range(n):
+        count = indptr[i + 1] - indptr[i]
+        for p in range(indptr[i], indptr[i + 1]):
+            if indices[p] == i:
+                count += 1
+                break
+        degree[i] = count
+    return degree
 
-    Labels are numbered in order of each component's smallest item index, as
-    ``scipy.sparse.csgraph.connected_components`` numbers them for undirected graphs. Every root is
-    the smallest index of its set (union links the larger root under the smaller), so one pass in
-    index order assigns the labels.
+
+@jit
+def breadth_first(indptr, indices, seeds, degree, data, weighted_degree):
+    """Connected components and a breadth-first visit order of a symmetric CSR graph, in one search;
+    optionally ``L = D - W`` in the reversed visit order, built from the rows the search reads.
+
+    A search starts from each seed not yet reached, in the order of ``seeds`` (a permutation of the
+    nodes). With an empty ``degree`` neighbours are visited in storage order; otherwise the nodes
+    first reached from the same node are visited in order of increasing ``degree`` (stable), which
+    is Cuthill–McKee: with ``degree`` from :func:`structural_degree` and ``seeds =
+    np.argsort(degree)`` the reversed visit order equals scipy's ``reverse_cuthill_mckee`` (symmetric
+    mode) node for node. Labels are numbered in order of each component's smallest item index, as
+    ``scipy.sparse.csgraph.connected_components`` numbers them.
+
+    With a non-empty ``weighted_degree`` (``d``, the row sums of ``data``) the CSR arrays of
+    ``P (D - W) Pᵀ`` for the reversed order ``perm`` are built as well, equal to those of
+    :func:`permuted_laplacian`: once a node's row is read, all its neighbours have their place, so
+    its row of ``L`` is written then, filling the arrays from the end. That saves a second pass of
+    random row reads; it is done for a connected graph only (at a second component the building
+    stops and empty arrays are returned, as the caller then splits the graph).
+
+    Returns ``(count, labels int64 (n,), visit order int64 (n,), L indptr int64, L indices int32,
+    L data float64)``.
     """
     n = indptr.shape[0] - 1
-    parent = np.arange(n, dtype=np.int64)
-    for i in range(n):
-        for p in range(indptr[i], indptr[i + 1]):
-            a = i
-            while parent[a] != a:
-                parent[a] = parent[parent[a]]
-                a = parent[a]
-            b = np.int64(indices[p])
-            while parent[b] != b:
-                parent[b] = parent[parent[b]]
-                b = parent[b]
-            if a < b:
-                parent[b] = a
-            elif b < a:
-                parent[a] = b
+    by_degree = degree.shape[0] > 0
+    build = weighted_degree.shape[0] > 0
+    labels = np.full(n, -1, dtype=np.int64)
+    order = np.empty(n, dtype=np.int64)
+    pos = np.empty(n if build else 0, dtype=np.int64)
+    stored_diag = 0
+    if build:
+        for i in range(n):
+            for p in range(indptr[i], indptr[i + 1]):
+                if indices[p] == i:
+                    stored_diag += 1
+    total = indptr[n] - stored_diag + n if build else 0
+    out_ptr = np.empty(n + 1 if build else 0, dtype=np.int64)
+    out_idx = np.empty(total, dtype=np.int32)
+    out_val = np.empty(total, dtype=np.float64)
+    end = total
     count = 0
+    tail = 0
+    for s in range(n):
+        if tail == n:
+            break
+        seed = seeds[s]
+        if labels[seed] >= 0:
+            continue
+        if count > 0 and build:
+            build = False
+            out_ptr = np.empty(0, dtype=np.int64)
+            out_idx = np.empty(0, dtype=np.int32)
+            out_val = np.empty(0, dtype=np.float64)
+        labels[seed] = count
+        order[tail] = seed
+        if build:
+            pos[seed] = tail
+        tail += 1
+        head = tail - 1
+        # A FIFO queue in ``order`` itself: processing node by node visits the levels in turn.
+        while head < tail:
+            i = order[head]
+            head += 1
+            first = tail
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                if labels[j] < 0:
+                    labels[j] = count
+                    order[tail] = j
+                    tail += 1
+            if by_degree:
+                for a in range(first + 1, tail):  # few new nodes per row: insertion sort
+                    v = order[a]
+                    dv = degree[v]
+                    b = a
+                    while b > first and degree[order[b - 1]] > dv:
+                        order[b] = order[b - 1]
+                        b -= 1
+                    order[b] = v
+            if build:
+                for a in range(first, tail):
+                    pos[order[a]] = a
+                # row n - head of L (node i, visited at head - 1), written below the rows after it
+                row = n - head
+                size = indptr[i + 1] - indptr[i] + 1
+                for p in range(indptr[i], indptr[i + 1]):
+                    if indices[p] == i:
+                        size -= 1
+                q0 = end - size
+                out_ptr[row] = q0
+                end = q0
+                out_idx[q0] = row
+                diag = weighted_degree[i]
+                q = q0 + 1
+                for p in range(indptr[i], indptr[i + 1]):
+                    j = indices[p]
+                    if j == i:
+                        diag -= data[p]
+                        continue
+                    _insert_sorted(out_idx, out_val, q0, q, n - 1 - pos[j], -data[p])
+                    q += 1
+                for t in range(q0, q):
+                    if out_idx[t] == row:
+                        out_val[t] = diag
+        count += 1
+    if build:
+        out_ptr[n] = total
+    # Components were numbered in seed order; renumber them by smallest item index.
+    rank = np.full(count, -1, dtype=np.int64)
+    nxt = 0
     for i in range(n):
-        if parent[i] == i:
-            parent[i] = -1 - count  # a root stores its (encoded) label
-            count += 1
-        else:
-            # parent[i] < i is already labelled (roots are minima, and paths point downwards)
-            r = parent[i]
-            while r >= 0:
-                r = parent[r]
-            parent[i] = r
-    labels = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        labels[i] = -1 - parent[i]
-    return count, labels
+        c = labels[i]
+        if rank[c] < 0:
+            rank[c] = nxt
+            nxt += 1
+        labels[i] = rank[c]
+    return count, labels, order, out_ptr, out_idx, out_val
 
 
 @jit

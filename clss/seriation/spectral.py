@@ -26,14 +26,17 @@ class SeriationWarning(UserWarning):
 
 
 def fiedler(w: Matrix, *, kind: str = "unnormalized", solver: str = "auto",
-            tol: float | None = None, maxiter: int | None = None,
-            seed: int = 0) -> tuple[NDArray[np.float64], EigenSolution]:
+            tol: float | None = None, maxiter: int | None = None, seed: int = 0,
+            locality: tuple[NDArray[np.int64], sp.csr_matrix] | None = None
+            ) -> tuple[NDArray[np.float64], EigenSolution]:
     """Unit-norm Fiedler coordinates of a connected graph and the eigen-solution they come from.
 
     ``w``: symmetric non-negative weights, zero diagonal, shape ``(n, n)``, connected, ``n >= 2``.
     Returns ``(positions [n], solution)``; ``solution.values`` holds λ1 (≈ 0), λ2 and λ3 (when n >= 3).
     For ``kind="random_walk"`` the positions are ``D^{-1/2} u`` (renormalised) for the ``L_sym``
-    eigenvector ``u``. The sign is arbitrary here; :func:`orient` fixes it.
+    eigenvector ``u``. The sign is arbitrary here; :func:`orient` fixes it. ``locality``: the
+    renumbering of a sparse ``w`` and its Laplacian in it, if the caller has them (see
+    :func:`clss.seriation.sparse_solvers.fiedler_sparse`).
     """
     n = w.shape[0]
     k = min(3, n)
@@ -44,7 +47,8 @@ def fiedler(w: Matrix, *, kind: str = "unnormalized", solver: str = "auto",
         from clss.seriation.sparse_solvers import fiedler_sparse
 
         sol = fiedler_sparse(w, k=k, laplacian=lap_kind, method=solver,
-                             tol=1e-8 if tol is None else tol, maxiter=maxiter, seed=seed)
+                             tol=1e-8 if tol is None else tol, maxiter=maxiter, seed=seed,
+                             locality=locality)
     else:
         dense_w = w.toarray() if sp.issparse(w) else w
         dense_solver = solver if solver in ("davidson", "evr", "lobpcg") else "auto"
