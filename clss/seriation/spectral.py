@@ -84,8 +84,13 @@ def orient(positions: NDArray[np.float64], items: NDArray[np.int64],
             rho = float(spearmanr(p, v).statistic)
             if rho != 0 and not math.isnan(rho):
                 return positions if rho > 0 else -positions
-    order = stable_order(positions)
-    return positions if items[order[0]] < items[order[-1]] else -positions
+    if np.isnan(positions).any():
+        order = stable_order(positions)
+        first, last = order[0], order[-1]
+    else:  # the ends of the stable order without sorting: first minimum, last maximum
+        first = int(np.argmin(positions))
+        last = positions.shape[0] - 1 - int(np.argmax(positions[::-1]))
+    return positions if items[first] < items[last] else -positions
 
 
 def tie_groups(positions: NDArray[np.float64], order: NDArray[np.int64],

@@ -302,3 +302,18 @@ def test_block_gauss_seidel_equals_pyamg_column_by_column(m):
         gauss_seidel(lap, ref, b[:, c].copy(), iterations=1, sweep="symmetric")
         np.testing.assert_allclose(x[:, c], ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
 
+
+def test_orient_without_sorting_equals_the_stable_order_rule():
+    """``orient`` finds the ends of the stable order by argmin/argmax; ties, ±inf and NaN included."""
+    from clss.seriation.spectral import orient, stable_order
+
+    rng = np.random.default_rng(3)
+    for _ in range(3000):
+        n = int(rng.integers(1, 9))
+        x = rng.integers(-2, 3, n).astype(np.float64)
+        x[rng.random(n) < 0.1] = np.inf
+        x[rng.random(n) < 0.1] = np.nan
+        items = np.sort(rng.choice(40, n, replace=False)) if rng.random() < 0.5 else rng.permutation(n)
+        order = stable_order(x)
+        want = x if items[order[0]] < items[order[-1]] else -x
+        np.testing.assert_array_equal(orient(x, items), want)
