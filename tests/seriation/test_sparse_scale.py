@@ -317,3 +317,24 @@ def test_orient_without_sorting_equals_the_stable_order_rule():
         order = stable_order(x)
         want = x if items[order[0]] < items[order[-1]] else -x
         np.testing.assert_array_equal(orient(x, items), want)
+
+
+def test_locality_from_the_component_search_gives_the_same_solve():
+    """``components_and_locality`` hands ``fiedler_sparse`` what it would build itself (bit for bit);
+    a disconnected graph or a direct route gets none."""
+    from clss.seriation.sparse_solvers import components_and_locality, fiedler_sparse
+
+    w = knn_graph(noisy_curve(25_000, noise=0.002, rng=2)[0])
+    d = degrees(w)
+    count, labels, locality = components_and_locality(w, d, "auto")
+    assert count == 1 and not labels.any() and locality is not None
+    for kind in ("unnormalized", "symmetric"):
+        a = fiedler_sparse(w, laplacian=kind)
+        b = fiedler_sparse(w, laplacian=kind, locality=locality)
+        np.testing.assert_array_equal(a.vectors, b.vectors)
+        np.testing.assert_array_equal(a.values, b.values)
+    assert components_and_locality(w, d, "shift-invert")[2] is None
+    two = sp.block_diag([w, w], format="csr")
+    count, labels, locality = components_and_locality(two, degrees(two), "multilevel")
+    assert count == 2 and locality is None
+    np.testing.assert_array_equal(labels, np.repeat([0, 1], w.shape[0]))
