@@ -12,6 +12,55 @@ import numpy as np
 
 from clss._jit import jit
 
+# Breadth-first search prefetches the rows this many places ahead in its queue (and their
+# neighbours' state half as far, their row pointers twice as far): its reads land at random.
+_AHEAD = 8
+
+
+def _define_prefetch():
+    """``prefetch(a, i)``: hint the CPU to load ``a[i]`` into cache (``llvm.prefetch``, no fault,
+    no bounds check); a no-op under ``NUMBA_DISABLE_JIT=1``.
+
+    A search that reads rows in random order waits on one cache miss after another; hinting the
+    rows and states it will read a few queue places ahead lets those misses overlap.
+    """
+    import numba
+
+    if numba.config.DISABLE_JIT:
+        def prefetch(a, i):
+            return None
+
+        return prefetch
+
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def prefetch(typingctx, a, i):
+        if not isinstance(a, types.Array) or not isinstance(i, types.Integer):
+            return None
+
+        def codegen(context, builder, signature, args):
+            arr = context.make_array(signature.args[0])(context, builder, args[0])
+            ptr = cgutils.get_item_pointer(context, builder, signature.args[0], arr, [args[1]],
+                                           wraparound=False)
+            i32 = ir.IntType(32)
+            i8p = ir.IntType(8).as_pointer()
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                "llvm.prefetch.p0")
+            # read access, high temporal locality, data cache
+            builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+            return context.get_dummy_value()
+
+        return types.void(a, i), codegen
+
+    return prefetch
+
+
+prefetch = _define_prefetch()
+
 
 @jit
 def _mix(z):
@@ -81,45 +130,164 @@ def max_asymmetry(indptr, indices, data):
 
 
 @jit
-def component_labels_csr(indptr, indices):
-    """Connected components of a symmetric CSR graph by union-find: ``(count, labels int64 (n,))``.
+def structural_degree(indptr, indices):
+    """Stored entries per row, plus one when the diagonal is stored (scipy's RCM degree), in the
+    dtype of ``indices``."""
+    n = indptr.shape[0] - 1
+    degree = np.empty(n, dtype=indices.dtype)
+    for i in range(n):
+        count = indptr[i + 1] - indptr[i]
+        for p in range(indptr[i], indptr[i + 1]):
+            if indices[p] == i:
+                count += 1
+                break
+        degree[i] = count
+    return degree
 
-    Labels are numbered in order of each component's smallest item index, as
-    ``scipy.sparse.csgraph.connected_components`` numbers them for undirected graphs. Every root is
-    the smallest index of its set (union links the larger root under the smaller), so one pass in
-    index order assigns the labels.
+
+@jit
+def breadth_first(indptr, indices, seeds, degree, data, weighted_degree):
+    """Connected components and a breadth-first visit order of a symmetric CSR graph, in one search;
+    optionally ``L = D - W`` in the reversed visit order, built from the rows the search reads.
+
+    A search starts from each seed not yet reached, in the order of ``seeds`` (a permutation of the
+    nodes). With an empty ``degree`` neighbours are visited in storage order; otherwise the nodes
+    first reached from the same node are visited in order of increasing ``degree`` (stable), which
+    is Cuthill–McKee: with ``degree`` from :func:`structural_degree` and ``seeds =
+    np.argsort(degree)`` the reversed visit order equals scipy's ``reverse_cuthill_mckee`` (symmetric
+    mode) node for node. Labels are numbered in order of each component's smallest item index, as
+    ``scipy.sparse.csgraph.connected_components`` numbers them.
+
+    With a non-empty ``weighted_degree`` (``d``, the row sums of ``data``; needs ``degree``) the
+    CSR arrays of ``P (D - W) Pᵀ`` for the reversed order ``perm`` are built as well, equal to
+    those of :func:`permuted_laplacian`: once a node's row is read, all its neighbours have their
+    place, so its row of ``L`` is written then, filling the arrays from the end. That saves a second
+    pass of random row reads; it is done for a connected graph only (at a second component the
+    building stops and empty arrays are returned, as the caller then splits the graph).
+
+    Returns ``(count, labels int64 (n,), visit order int64 (n,), L indptr int64, L indices int32,
+    L data float64)``.
     """
     n = indptr.shape[0] - 1
-    parent = np.arange(n, dtype=np.int64)
+    by_degree = degree.shape[0] > 0
+    build = weighted_degree.shape[0] > 0
+    # state[j] is -1 - degree (-1 without degrees) until j is reached, then its place in the visit
+    # order: one random word per neighbour serves the visited test, the sort key and L's column.
+    state = np.empty(n, dtype=indices.dtype)
+    widest = 0
+    stored_diag = 0
     for i in range(n):
-        for p in range(indptr[i], indptr[i + 1]):
-            a = i
-            while parent[a] != a:
-                parent[a] = parent[parent[a]]
-                a = parent[a]
-            b = np.int64(indices[p])
-            while parent[b] != b:
-                parent[b] = parent[parent[b]]
-                b = parent[b]
-            if a < b:
-                parent[b] = a
-            elif b < a:
-                parent[a] = b
-    count = 0
-    for i in range(n):
-        if parent[i] == i:
-            parent[i] = -1 - count  # a root stores its (encoded) label
-            count += 1
+        length = indptr[i + 1] - indptr[i]
+        widest = max(widest, length)
+        if by_degree:
+            state[i] = -1 - degree[i]
+            stored_diag += degree[i] - length
         else:
-            # parent[i] < i is already labelled (roots are minima, and paths point downwards)
-            r = parent[i]
-            while r >= 0:
-                r = parent[r]
-            parent[i] = r
-    labels = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        labels[i] = -1 - parent[i]
-    return count, labels
+            state[i] = -1
+    key = np.empty(widest, dtype=np.int64)  # degrees of the nodes a row reaches first, sorted
+    order = np.empty(n, dtype=np.int64)
+    total = indptr[n] - stored_diag + n if build else 0
+    out_ptr = np.empty(n + 1 if build else 0, dtype=np.int64)
+    out_idx = np.empty(total, dtype=np.int32)
+    out_val = np.empty(total, dtype=np.float64)
+    end = total
+    starts = np.empty(n + 1, dtype=np.int64)
+    count = 0
+    tail = 0
+    for s in range(n):
+        if tail == n:
+            break
+        seed = seeds[s]
+        if state[seed] >= 0:
+            continue
+        if count > 0 and build:
+            build = False
+            out_ptr = np.empty(0, dtype=np.int64)
+            out_idx = np.empty(0, dtype=np.int32)
+            out_val = np.empty(0, dtype=np.float64)
+        starts[count] = tail
+        state[seed] = tail
+        order[tail] = seed
+        tail += 1
+        head = tail - 1
+        # A FIFO queue in ``order`` itself: processing node by node visits the levels in turn.
+        while head < tail:
+            i = order[head]
+            head += 1
+            if head + 2 * _AHEAD < tail:
+                prefetch(indptr, order[head + 2 * _AHEAD])
+            if head + _AHEAD < tail:
+                v = order[head + _AHEAD]
+                prefetch(indices, indptr[v])
+                if build:
+                    prefetch(data, indptr[v])
+                    prefetch(data, indptr[v] + 8)
+                    prefetch(weighted_degree, v)
+            if head + _AHEAD // 2 < tail:
+                v = order[head + _AHEAD // 2]
+                for p in range(indptr[v], indptr[v + 1]):
+                    prefetch(state, indices[p])
+            first = tail
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                sj = state[j]
+                if sj >= 0:
+                    continue
+                state[j] = n  # reached; its place is set once the row is sorted
+                b = tail
+                if by_degree:  # stable insertion by degree as the nodes arrive
+                    dj = -1 - sj
+                    while b > first and key[b - 1 - first] > dj:
+                        order[b] = order[b - 1]
+                        key[b - first] = key[b - 1 - first]
+                        b -= 1
+                    key[b - first] = dj
+                order[b] = j
+                tail += 1
+            for a in range(first, tail):
+                state[order[a]] = a
+            if build:
+                # row n - head of L (node i, visited at head - 1), written below the rows after it
+                row = n - head
+                size = indptr[i + 1] - indptr[i] + 1
+                for p in range(indptr[i], indptr[i + 1]):
+                    if indices[p] == i:
+                        size -= 1
+                q0 = end - size
+                out_ptr[row] = q0
+                end = q0
+                out_idx[q0] = row
+                diag = weighted_degree[i]
+                q = q0 + 1
+                for p in range(indptr[i], indptr[i + 1]):
+                    j = indices[p]
+                    if j == i:
+                        diag -= data[p]
+                        continue
+                    _insert_sorted(out_idx, out_val, q0, q, n - 1 - state[j], -data[p])
+                    q += 1
+                for t in range(q0, q):
+                    if out_idx[t] == row:
+                        out_val[t] = diag
+        count += 1
+    if build:
+        out_ptr[n] = total
+    labels = np.zeros(n, dtype=np.int64)
+    if count > 1:
+        starts[count] = n
+        for c in range(count):
+            for a in range(starts[c], starts[c + 1]):
+                labels[order[a]] = c
+        # Components were numbered in seed order; renumber them by smallest item index.
+        rank = np.full(count, -1, dtype=np.int64)
+        nxt = 0
+        for i in range(n):
+            c = labels[i]
+            if rank[c] < 0:
+                rank[c] = nxt
+                nxt += 1
+            labels[i] = rank[c]
+    return count, labels, order, out_ptr, out_idx, out_val
 
 
 @jit

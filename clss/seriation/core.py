@@ -351,7 +351,15 @@ def _spectral_pass(w: Matrix, kind: str, anchors: NDArray[np.int64] | None,
                    ) -> tuple[Seriation, list[robust.Finding]]:
     """One spectral solve of every component, and the problems found in it."""
     n = w.shape[0]
-    n_comp, comp = component_labels(w)
+    d = degrees(w)
+    locality = None
+    if sp.issparse(w):
+        # one search gives the components and, for a connected graph, the solver's renumbered L
+        from clss.seriation.sparse_solvers import components_and_locality
+
+        n_comp, comp, locality = components_and_locality(w, d, solver)
+    else:
+        n_comp, comp = component_labels(w)
     found: list[robust.Finding] = []
     if n_comp > 1:
         if components == "raise" and first:
@@ -362,7 +370,6 @@ def _spectral_pass(w: Matrix, kind: str, anchors: NDArray[np.int64] | None,
             "disconnected", f"the similarity graph has {n_comp} connected components: each is "
             f"ordered separately and the orders are concatenated by smallest item index",
             np.empty(0, np.int64)))
-    d = degrees(w)
     positions = np.zeros(n)
     order_parts: list[NDArray[np.int64]] = []
     infos: list[ComponentInfo] = []
@@ -375,7 +382,8 @@ def _spectral_pass(w: Matrix, kind: str, anchors: NDArray[np.int64] | None,
             continue
         sub = w if n_comp == 1 else (w[items][:, items] if sp.issparse(w)
                                      else w[np.ix_(items, items)])
-        v, sol = fiedler(sub, kind=kind, solver=solver, tol=tol, maxiter=maxiter, seed=seed)
+        v, sol = fiedler(sub, kind=kind, solver=solver, tol=tol, maxiter=maxiter, seed=seed,
+                         locality=locality)
         multiple = multiple_fiedler_message(sol.values, items.size)
         if multiple:
             found.append(robust.Finding("multiple", multiple, items))

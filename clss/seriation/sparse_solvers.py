@@ -55,11 +55,10 @@ import scipy.linalg as sl
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 from numpy.typing import NDArray
-from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from clss.seriation._solution import EigenSolution, LinearSolution
 from clss.seriation.dense_solvers import smallest_eigenpairs_dense
-from clss.seriation.laplacian import degrees
+from clss.seriation.laplacian import component_labels, components_and_rcm, degrees
 from clss.seriation.laplacian import laplacian as build_laplacian
 
 __all__ = [
@@ -81,6 +80,8 @@ SHIFT_INVERT_MAX = 20_000
 DIRECT_MAX = 20_000
 
 Array = NDArray[np.float64]
+# A reverse Cuthill–McKee permutation of W and L = D - W renumbered by it.
+Locality = tuple[NDArray[np.int64], sp.csr_matrix]
 # Below this many nodes every Fiedler method hands over to dense LAPACK (Krylov blocks do not fit).
 _DENSE_BELOW = 64
 # Renumber for memory locality from this size on; smaller vectors stay in cache anyway.
@@ -130,7 +131,26 @@ def _locality_order(a: sp.csr_matrix) -> NDArray[np.intp] | None:
     """Reverse Cuthill–McKee permutation for cache locality; ``None`` below ``_REORDER_MIN`` nodes."""
     if a.shape[0] < _REORDER_MIN:
         return None
-    return reverse_cuthill_mckee(a, symmetric_mode=True).astype(np.intp)
+    return components_and_rcm(a)[2]
+
+
+def components_and_locality(w: sp.csr_matrix, d: Array, solver: str
+                            ) -> tuple[int, NDArray[np.int64], Locality | None]:
+    """Connected components of ``w`` and, when ``w`` is one component that :func:`fiedler_sparse`
+    would solve by an iterative route with ``method=solver``, the renumbering it would make, from
+    the same search (pass it on as ``locality``).
+
+    ``d``: the degrees of ``w``. Returns ``(count, labels, locality or None)``; labels as
+    :func:`clss.seriation.laplacian.component_labels` numbers them.
+    """
+    n = w.shape[0]
+    iterative = solver in ("multilevel", "lobpcg-amg") or (solver == "auto"
+                                                           and n > SHIFT_INVERT_MAX)
+    if n < max(_REORDER_MIN, _DENSE_BELOW) or not iterative:
+        n_comp, comp = component_labels(w)
+        return n_comp, comp, None
+    n_comp, comp, perm, lap = components_and_rcm(w, d)
+    return n_comp, comp, None if lap is None else (perm, lap)
 
 
 def _permute(a: sp.csr_matrix, perm: NDArray[np.intp]) -> sp.csr_matrix:
@@ -553,17 +573,22 @@ def _multilevel(a: sp.csr_matrix, mass: Array | None, null: Array, nev: int, tol
 
 
 def _iterative_route(route: str, w: sp.csr_matrix, d: Array, kind: str, null: Array, nev: int,
-                     tol: float, maxiter: int, seed: int, info: dict[str, Any]
-                     ) -> tuple[Array, Array, Array, int]:
+                     tol: float, maxiter: int, seed: int, info: dict[str, Any],
+                     locality: Locality | None) -> tuple[Array, Array, Array, int]:
     """Run ``"multilevel"`` or ``"lobpcg-amg"`` on the locality-ordered pencil.
 
     Returns ``_finalize``'s ``(values, vectors, residuals)`` in the original numbering and the
     iteration count. The residuals are recomputed on ``L`` itself, stored in the locality order
-    (a renumbering of the same entries), so only one copy of ``L`` is ever held.
+    (a renumbering of the same entries), so only one copy of ``L`` is ever held. ``locality``:
+    the caller's renumbering and renumbered ``L`` (:func:`components_and_locality`), or ``None``
+    to build them here.
     """
     n = w.shape[0]
-    perm = _locality_order(w)
-    lap_p = _unnormalized(w, d) if perm is None else _permuted_laplacian(w, d, perm)
+    if locality is None:
+        perm = _locality_order(w)
+        lap_p = _unnormalized(w, d) if perm is None else _permuted_laplacian(w, d, perm)
+    else:
+        perm, lap_p = locality
     dp = d if perm is None else d[perm]
     mass = None if kind == "unnormalized" else dp
     # The pencil residual L y - λ D y maps to the L_sym residual through D^{-1/2} (x = D^{1/2} y).
@@ -604,7 +629,7 @@ def _finalize(lap: sp.csr_matrix, d: Array, kind: str, null: Array, vec: Array
 
 def fiedler_sparse(W: sp.csr_matrix, *, k: int = 3, laplacian: str = "unnormalized",
                    method: str = "auto", tol: float = 1e-8, maxiter: int | None = None,
-                   seed: int = 0) -> EigenSolution:
+                   seed: int = 0, locality: Locality | None = None) -> EigenSolution:
     """The ``k`` smallest eigenpairs of the Laplacian of a large sparse connected similarity graph.
 
     Parameters
@@ -628,6 +653,11 @@ def fiedler_sparse(W: sp.csr_matrix, *, k: int = 3, laplacian: str = "unnormaliz
         (lobpcg-amg, multilevel). Default 500.
     seed : int, default 0
         Seeds every random start; the result is deterministic given ``seed``.
+    locality : tuple (perm, L), optional
+        The iterative routes renumber the nodes by reverse Cuthill–McKee from 20 000 nodes on, for
+        memory locality, and solve with ``L = D - W`` in that numbering. A caller that already
+        has both (:func:`components_and_locality` builds them with the components) passes them
+        here; they are used as given.
 
     Returns
     -------
@@ -679,7 +709,7 @@ def fiedler_sparse(W: sp.csr_matrix, *, k: int = 3, laplacian: str = "unnormaliz
     with _one_blas_thread():
         if nev > 0 and route in ("multilevel", "lobpcg-amg"):
             values, vectors, residuals, iterations = _iterative_route(
-                route, w, d, kind, null, nev, tol * scale, cap, seed, info)
+                route, w, d, kind, null, nev, tol * scale, cap, seed, info, locality)
         else:
             if nev == 0:
                 vec = np.zeros((n, 0))
@@ -724,9 +754,7 @@ def _check_anchor_contact(a: sp.csr_matrix, contact: Array) -> float:
     ``min over components of (weight to anchors) / (total weight)``: a small value means an
     ill-conditioned ``L_uu`` (condition ∝ 1 / contact).
     """
-    from clss.seriation._sparse_kernels import component_labels_csr
-
-    n_comp, label = component_labels_csr(a.indptr, a.indices)
+    n_comp, label = component_labels(a)
     touch = np.bincount(label, weights=contact, minlength=n_comp)
     if (touch <= 0).any():
         bad = np.flatnonzero(touch <= 0)

@@ -26,14 +26,17 @@ class SeriationWarning(UserWarning):
 
 
 def fiedler(w: Matrix, *, kind: str = "unnormalized", solver: str = "auto",
-            tol: float | None = None, maxiter: int | None = None,
-            seed: int = 0) -> tuple[NDArray[np.float64], EigenSolution]:
+            tol: float | None = None, maxiter: int | None = None, seed: int = 0,
+            locality: tuple[NDArray[np.int64], sp.csr_matrix] | None = None
+            ) -> tuple[NDArray[np.float64], EigenSolution]:
     """Unit-norm Fiedler coordinates of a connected graph and the eigen-solution they come from.
 
     ``w``: symmetric non-negative weights, zero diagonal, shape ``(n, n)``, connected, ``n >= 2``.
     Returns ``(positions [n], solution)``; ``solution.values`` holds λ1 (≈ 0), λ2 and λ3 (when n >= 3).
     For ``kind="random_walk"`` the positions are ``D^{-1/2} u`` (renormalised) for the ``L_sym``
-    eigenvector ``u``. The sign is arbitrary here; :func:`orient` fixes it.
+    eigenvector ``u``. The sign is arbitrary here; :func:`orient` fixes it. ``locality``: the
+    renumbering of a sparse ``w`` and its Laplacian in it, if the caller has them (see
+    :func:`clss.seriation.sparse_solvers.fiedler_sparse`).
     """
     n = w.shape[0]
     k = min(3, n)
@@ -44,7 +47,8 @@ def fiedler(w: Matrix, *, kind: str = "unnormalized", solver: str = "auto",
         from clss.seriation.sparse_solvers import fiedler_sparse
 
         sol = fiedler_sparse(w, k=k, laplacian=lap_kind, method=solver,
-                             tol=1e-8 if tol is None else tol, maxiter=maxiter, seed=seed)
+                             tol=1e-8 if tol is None else tol, maxiter=maxiter, seed=seed,
+                             locality=locality)
     else:
         dense_w = w.toarray() if sp.issparse(w) else w
         dense_solver = solver if solver in ("davidson", "evr", "lobpcg") else "auto"
@@ -80,8 +84,13 @@ def orient(positions: NDArray[np.float64], items: NDArray[np.int64],
             rho = float(spearmanr(p, v).statistic)
             if rho != 0 and not math.isnan(rho):
                 return positions if rho > 0 else -positions
-    order = stable_order(positions)
-    return positions if items[order[0]] < items[order[-1]] else -positions
+    if np.isnan(positions).any():
+        order = stable_order(positions)
+        first, last = order[0], order[-1]
+    else:  # the ends of the stable order without sorting: first minimum, last maximum
+        first = int(np.argmin(positions))
+        last = positions.shape[0] - 1 - int(np.argmax(positions[::-1]))
+    return positions if items[first] < items[last] else -positions
 
 
 def tie_groups(positions: NDArray[np.float64], order: NDArray[np.int64],

@@ -10,15 +10,16 @@ from scipy.spatial import cKDTree
 
 from clss.seriation import seriate
 from clss.seriation._sparse_kernels import (
-    component_labels_csr,
+    breadth_first,
     exactly_symmetric,
     max_asymmetry,
     permuted_laplacian,
     standard_aggregation,
+    structural_degree,
 )
 from clss.seriation._validation import zero_diagonal
 from clss.seriation.generators import knn_graph, noisy_curve
-from clss.seriation.laplacian import component_labels, degrees
+from clss.seriation.laplacian import component_labels, components_and_rcm, degrees
 from clss.seriation.sparse_solvers import _Hierarchy, _unnormalized
 
 
@@ -53,16 +54,91 @@ def _knn_reference(x: np.ndarray, k: int, weights: str) -> sp.csr_matrix:
     return out
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_component_labels_match_scipy(seed):
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(2, 300))
-    a = _random_graph(rng, n, int(rng.integers(0, n)))
-    count, labels = component_labels_csr(a.indptr, a.indices)
+def _bfs_reference(a: sp.csr_matrix) -> np.ndarray:
+    """Plain-Python breadth-first visit order, seeds in index order, neighbours in storage order."""
+    seen = np.zeros(a.shape[0], dtype=bool)
+    order: list[int] = []
+    for s in range(a.shape[0]):
+        if seen[s]:
+            continue
+        seen[s] = True
+        queue = [s]
+        while queue:
+            i = queue.pop(0)
+            order.append(i)
+            for j in a.indices[a.indptr[i]:a.indptr[i + 1]]:
+                if not seen[j]:
+                    seen[j] = True
+                    queue.append(int(j))
+    return np.array(order, dtype=np.int64)
+
+
+def _graph_cases():
+    """Random graphs (mostly disconnected, with isolated nodes and stored diagonals), n = 1 and 2,
+    and a path; each also with int64 indices."""
+    rng = np.random.default_rng(7)
+    cases = [sp.csr_matrix((1, 1)), sp.csr_matrix(np.eye(1)), sp.csr_matrix((2, 2)),
+             sp.csr_matrix(np.array([[0.0, 1.0], [1.0, 0.0]])),
+             sp.csr_matrix(np.array([[1.0, 1.0], [1.0, 0.0]])),
+             sp.diags([np.ones(49), np.ones(49)], [-1, 1], format="csr")]
+    for seed in range(12):
+        n = int(rng.integers(3, 400))
+        cases.append(_random_graph(rng, n, int(rng.integers(0, 2 * n)), diagonal=seed % 3 == 0))
+    out = []
+    for a in cases:
+        out.append(a)
+        out.append(sp.csr_matrix((a.data, a.indices.astype(np.int64), a.indptr.astype(np.int64)),
+                                 shape=a.shape))
+    return out
+
+
+@pytest.mark.parametrize("a", _graph_cases())
+def test_breadth_first_components_and_rcm_match_scipy(a):
+    from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+    n = a.shape[0]
     ref_count, ref_labels = connected_components(a, directed=False)
+    none = np.empty(0)
+    count, labels, order, ptr, _, _ = breadth_first(a.indptr, a.indices, np.arange(n),
+                                                    np.empty(0, dtype=a.indices.dtype), a.data, none)
+    assert ptr.size == 0
     assert count == ref_count
     np.testing.assert_array_equal(labels, ref_labels)
-    assert component_labels(a)[0] == ref_count
+    np.testing.assert_array_equal(order, _bfs_reference(a))
+    got = component_labels(a)
+    assert got[0] == ref_count and got[1].dtype == np.int64
+    np.testing.assert_array_equal(got[1], ref_labels)
+    d = degrees(a)
+    for given in (None, d):
+        count, labels, perm, lap = components_and_rcm(a, given)
+        assert count == ref_count
+        np.testing.assert_array_equal(labels, ref_labels)
+        np.testing.assert_array_equal(perm, reverse_cuthill_mckee(a, symmetric_mode=True))
+        if given is None or count > 1:  # L is built only when asked, for a connected graph
+            assert lap is None
+            continue
+        # bit for bit the renumbered Laplacian of the separate gather
+        ptr, idx, val = permuted_laplacian(a.indptr, a.indices, a.data, d, perm)
+        ref = sp.csr_matrix((val, idx, ptr), shape=a.shape)
+        for got, want in zip((lap.indptr, lap.indices, lap.data),
+                             (ref.indptr, ref.indices, ref.data), strict=True):
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+    # scipy's degree: stored entries, plus one for a stored diagonal
+    ref_degree = np.diff(a.indptr) + (a.diagonal() != 0)
+    np.testing.assert_array_equal(structural_degree(a.indptr, a.indices), ref_degree)
+
+
+def test_breadth_first_on_a_knn_graph_matches_scipy_rcm():
+    from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+    w = knn_graph(noisy_curve(30_000, noise=0.002, rng=1)[0])
+    d = degrees(w)
+    count, labels, perm, lap = components_and_rcm(w, d)
+    assert count == 1 and not labels.any()
+    np.testing.assert_array_equal(perm, reverse_cuthill_mckee(w, symmetric_mode=True))
+    ref = (sp.diags(d) - w).tocsr()[perm][:, perm]
+    assert lap.has_sorted_indices and abs(lap - ref).max() == 0
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -225,3 +301,40 @@ def test_block_gauss_seidel_equals_pyamg_column_by_column(m):
         ref = np.zeros(400)
         gauss_seidel(lap, ref, b[:, c].copy(), iterations=1, sweep="symmetric")
         np.testing.assert_allclose(x[:, c], ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+
+
+def test_orient_without_sorting_equals_the_stable_order_rule():
+    """``orient`` finds the ends of the stable order by argmin/argmax; ties, ±inf and NaN included."""
+    from clss.seriation.spectral import orient, stable_order
+
+    rng = np.random.default_rng(3)
+    for _ in range(3000):
+        n = int(rng.integers(1, 9))
+        x = rng.integers(-2, 3, n).astype(np.float64)
+        x[rng.random(n) < 0.1] = np.inf
+        x[rng.random(n) < 0.1] = np.nan
+        items = np.sort(rng.choice(40, n, replace=False)) if rng.random() < 0.5 else rng.permutation(n)
+        order = stable_order(x)
+        want = x if items[order[0]] < items[order[-1]] else -x
+        np.testing.assert_array_equal(orient(x, items), want)
+
+
+def test_locality_from_the_component_search_gives_the_same_solve():
+    """``components_and_locality`` hands ``fiedler_sparse`` what it would build itself (bit for bit);
+    a disconnected graph or a direct route gets none."""
+    from clss.seriation.sparse_solvers import components_and_locality, fiedler_sparse
+
+    w = knn_graph(noisy_curve(25_000, noise=0.002, rng=2)[0])
+    d = degrees(w)
+    count, labels, locality = components_and_locality(w, d, "auto")
+    assert count == 1 and not labels.any() and locality is not None
+    for kind in ("unnormalized", "symmetric"):
+        a = fiedler_sparse(w, laplacian=kind)
+        b = fiedler_sparse(w, laplacian=kind, locality=locality)
+        np.testing.assert_array_equal(a.vectors, b.vectors)
+        np.testing.assert_array_equal(a.values, b.values)
+    assert components_and_locality(w, d, "shift-invert")[2] is None
+    two = sp.block_diag([w, w], format="csr")
+    count, labels, locality = components_and_locality(two, degrees(two), "multilevel")
+    assert count == 2 and locality is None
+    np.testing.assert_array_equal(labels, np.repeat([0, 1], w.shape[0]))
