@@ -20,8 +20,10 @@ import torch
 
 #: ``unlabeled_weight`` value that turns the automatic balance on.
 AUTO = "auto"
-#: Default of ``auto_ratio``, the unlabelled gradient's norm as a fraction of the supervised one's.
-AUTO_RATIO = 0.5
+#: Default of ``auto_ratio``, the unlabelled gradient's norm as a fraction of the supervised one's: about
+#: what the Π-model's published weight gives where it helped (docs/unlabeled_weight.md); larger ratios
+#: made CLSS and GCLSS worse in every measurement.
+AUTO_RATIO = 0.1
 #: Decay of the moving averages of the two gradient norms: a window of about 50 steps.
 NORM_DECAY = 0.98
 
