@@ -36,8 +36,8 @@ from typing import Any
 
 import yaml
 
-from clss.config import resolve_config
 from clss.reproduce.grid import GridRun, run_grid, run_state
+from clss.reproduce.plan import grid_run
 from clss.reproduce.report import paired_difference
 
 BASELINE = "supervised"
@@ -88,12 +88,10 @@ def plan(args: argparse.Namespace) -> list[GridRun]:
                     values["method_params"] = {k: v for k, v in values["method_params"].items()
                                                if k in _supervised_keys()}
                 try:
-                    cfg = resolve_config(values, late)
+                    where = f"variant {name} at {labeled}"
+                    runs.append(grid_run(name, setting, seed, values, late, where=where))
                 except ValueError as exc:
-                    raise SystemExit(f"variant {name} at {labeled}: {exc}") from None
-                runs.append(GridRun(method=name, setting=setting, seed=seed,
-                                    run_dir=f"{name}/{setting}/seed{seed}",
-                                    config=json.loads(json.dumps(cfg.to_dict(), default=str))))
+                    raise SystemExit(str(exc)) from None
     return runs
 
 

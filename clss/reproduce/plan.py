@@ -13,7 +13,7 @@ from clss.engine.rundir import RunDir
 from clss.reproduce.grid import GridRun, run_state
 from clss.reproduce.tables import Table
 
-__all__ = ["Estimate", "estimate_cost", "plan_table"]
+__all__ = ["Estimate", "estimate_cost", "grid_run", "plan_table"]
 
 # A method without a documented or measured step time is assumed to cost this many supervised steps.
 ASSUMED_RATIO = 3.0
@@ -103,14 +103,21 @@ def plan_table(table: Table, *, seeds: Sequence[int] | None = None, methods: Seq
                 values = merge_dicts(base, {"dataset": table.dataset, "method": method,
                                             "labeled": column.labeled, "method_params": row.params,
                                             **{k: seed for k in table.seed_keys}})
-                try:
-                    cfg = resolve_config(values, late)
-                except ValueError as exc:
-                    raise ValueError(f"table {table.name!r}, {method} at {setting}: {exc}") from None
-                runs.append(GridRun(method=method, setting=setting, seed=seed,
-                                    run_dir=f"{method}/{setting}/seed{seed}",
-                                    config=json.loads(json.dumps(cfg.to_dict(), default=str))))
+                runs.append(grid_run(method, setting, seed, values, late,
+                                     where=f"table {table.name!r}, {method} at {setting}"))
     return runs
+
+
+def grid_run(name: str, setting: str, seed: int, values: dict[str, Any], late: dict[str, Any], *,
+             where: str) -> GridRun:
+    """The grid run ``NAME/SETTING/seedK`` of the configuration ``values`` resolved with the overrides
+    ``late`` (:func:`clss.config.resolve_config`); a bad value raises ValueError starting with ``where``."""
+    try:
+        cfg = resolve_config(values, late)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    return GridRun(method=name, setting=setting, seed=seed, run_dir=f"{name}/{setting}/seed{seed}",
+                   config=json.loads(json.dumps(cfg.to_dict(), default=str)))
 
 
 @dataclass(frozen=True)
