@@ -23,7 +23,8 @@ def model_fn():
 
 BAD_PARAMS = [
     pytest.param("pimodel", {"unlabeled_weight": -0.1},
-                 r"pimodel: method_params\.unlabeled_weight must be a float >= 0 or 'auto', got -0\.1", id="pi-weight"),
+                 r"pimodel: method_params\.unlabeled_weight must be a float >= 0 or 'auto', got -0\.1",
+                 id="pi-weight"),
     pytest.param("pimodel", {"ramp_up": 1.5}, r"method_params\.ramp_up must be a float in \[0, 1\]",
                  id="pi-ramp"),
     pytest.param("pimodel", {"ramp_shape": "cosine"}, r"method_params\.ramp_shape must be one of 'linear', "

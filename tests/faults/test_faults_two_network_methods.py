@@ -19,11 +19,14 @@ def model_fn():
 
 P = r"method_params\."
 PARAMS = [
-    pytest.param("cps", {"unlabeled_weight": -1}, rf"cps: {P}unlabeled_weight must be a float >= 0 or 'auto', got -1",
+    pytest.param("cps", {"unlabeled_weight": -1},
+                 rf"cps: {P}unlabeled_weight must be a float >= 0 or 'auto', got -1",
                  id="cps-negative-weight"),
-    pytest.param("cps", {"unlabeled_weight": "abc"}, rf"{P}unlabeled_weight must be a float >= 0 or 'auto', got 'abc'",
+    pytest.param("cps", {"unlabeled_weight": "abc"},
+                 rf"{P}unlabeled_weight must be a float >= 0 or 'auto', got 'abc'",
                  id="cps-text-weight"),
-    pytest.param("cps", {"unlabeled_weight": float("nan")}, r"unlabeled_weight must be a float >= 0 or 'auto', got nan",
+    pytest.param("cps", {"unlabeled_weight": float("nan")},
+                 r"unlabeled_weight must be a float >= 0 or 'auto', got nan",
                  id="cps-nan-weight"),
     pytest.param("cps", {"contrastive": "triplet"}, rf"{P}contrastive must be one of", id="cps-loss"),
     pytest.param("cps", {"contrastive_weight": -0.5}, rf"{P}contrastive_weight must be a float >= 0",
