@@ -72,6 +72,8 @@ def compare_command(dataset: str, target: str | None, methods: tuple[str, ...], 
                               references=not no_references)
     for v in report["verdicts"]:
         console.print(f"[bold]{v.text}[/bold]", highlight=False)
+    if report["labelled_loss_note"]:
+        console.print(f"note: {report['labelled_loss_note']}", highlight=False)
     paths = report["paths"]
     console.print(f"report: [bold]{paths['md']}[/bold], {paths['csv'].name}, {paths['json'].name}"
                   + (f", {paths['figure'].name}" if "figure" in paths else ""))

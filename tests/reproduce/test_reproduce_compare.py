@@ -146,3 +146,20 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, phrase):
     result = CliRunner().invoke(main, ["compare", "--dataset", "diabetes", "--out", str(out), *args])
     assert result.exit_code != 0 and phrase in result.output, result.output
     assert "Traceback" not in result.output and not out.exists()
+
+
+def test_labelled_loss_note_names_the_methods_with_another_labelled_loss():
+    from clss.reproduce.compare import labelled_loss_note
+    from clss.reproduce.grid import GridRun
+
+    def run(method, **params):
+        return GridRun(method=method, setting="s", seed=0, run_dir=f"{method}/s/seed0",
+                       config={"method": method, "method_params": params})
+
+    note = labelled_loss_note([run("supervised"), run("gclss"), run("pimodel"), run("cps"),
+                               run("meanteacher", contrastive="rnc", contrastive_weight=0.5)])
+    assert note.startswith("the labelled loss differs from supervised's (mse + oe x 1): cps, pimodel: mse "
+                           "alone; meanteacher: mse + rnc x 0.5. Part of a difference")
+    assert "gclss" not in note  # GCLSS keeps supervised's labelled terms
+    same = [run(m, contrastive="none") for m in ("supervised", "gclss", "pimodel")]
+    assert labelled_loss_note(same) == ""
