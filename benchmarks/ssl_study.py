@@ -38,7 +38,7 @@ import yaml
 
 from clss.reproduce.grid import GridRun, run_grid, run_state
 from clss.reproduce.plan import grid_run
-from clss.reproduce.report import paired_difference
+from clss.reproduce.report import collect_results, paired_difference
 
 BASELINE = "supervised"
 PROBES = ("grad_ratio", "grad_cosine", "unlabeled_weight", "pseudo_rank_tau", "pseudo_value_tau")
@@ -119,16 +119,14 @@ def run_probes(path: Path, steps: int) -> dict[str, float]:
 
 
 def report(out: Path, runs: list[GridRun]) -> dict[str, Any]:
+    scores = {split: collect_results(out, runs, ["mae"], split)[0] for split in ("val", "test")}
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     for run in runs:
-        path = out / run.run_dir
-        if run_state(path) != "finished":
+        if run_state(out / run.run_dir) != "finished":
             continue
-        summary = json.loads((path / "summary.json").read_text())
-        cell = cells.setdefault((run.method, run.setting), {"val": {}, "test": {}, "probes": []})
-        cell["val"][run.seed] = summary["val"]["mae"]
-        cell["test"][run.seed] = summary["test"]["mae"]
-        cell["probes"].append(run_probes(path, int(run.config["steps"])))
+        cell = cells.setdefault((run.method, run.setting), {
+            split: scores[split][(run.method, run.setting, "mae")] for split in scores} | {"probes": []})
+        cell["probes"].append(run_probes(out / run.run_dir, int(run.config["steps"])))
     records = []
     for (name, setting), cell in cells.items():
         base = cells.get((BASELINE, setting))
