@@ -6,6 +6,7 @@ Robinson similarity whose Fiedler value is simple (Atkins, Boman & Hendrickson, 
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -95,17 +96,31 @@ def orient(positions: NDArray[np.float64], items: NDArray[np.int64],
 
 def tie_groups(positions: NDArray[np.float64], order: NDArray[np.int64],
                tol: float | NDArray[np.float64]) -> list[NDArray[np.int64]]:
-    """Maximal runs of ``order`` whose consecutive positions differ by at most ``tol`` (a scalar, or
-    one tolerance per item: then the larger of the two neighbours')."""
+    """Groups of two or more items of ``order`` that share one position within ``tol`` (a scalar, or
+    one tolerance per item: then the larger of the two items').
+
+    Every item of a group lies within the tolerance of the group's first item. Chaining neighbours
+    alone would merge a long chain whose consecutive gaps are all below the tolerance (the fine
+    order of a 1e6-item path, say) into one "tie" spanning the whole range; such chains are split
+    greedily from their first item instead.
+    """
     p = positions[order]
     finite = np.isfinite(p)
-    if np.ndim(tol):
-        t = np.asarray(tol)[order]
-        tol = np.maximum(t[1:], t[:-1])
-    close = (np.diff(p) <= tol) & finite[1:] & finite[:-1]
+    t = np.asarray(tol, dtype=np.float64)[order] if np.ndim(tol) else np.full(p.shape, float(tol))
+    close = (np.diff(p) <= np.maximum(t[1:], t[:-1])) & finite[1:] & finite[:-1]
     bounds = np.concatenate(([0], np.flatnonzero(~close) + 1, [order.shape[0]]))
-    long = np.flatnonzero(np.diff(bounds) >= 2)  # no Python work per item, only per tie group
-    return [np.sort(order[bounds[i]:bounds[i + 1]]) for i in long]
+    long = np.flatnonzero(np.diff(bounds) >= 2)  # no Python work per item, only per chain
+    groups = []
+    for i in long:
+        a, b = bounds[i], bounds[i + 1]
+        if p[b - 1] - p[a] <= t[a:b].min():
+            groups.append(np.sort(order[a:b]))
+            continue
+        from clss.seriation._tie_kernels import tie_run_starts  # numba: only for chains wider than a tie
+
+        cuts = np.concatenate((a + tie_run_starts(p[a:b], t[a:b]), [b]))
+        groups.extend(np.sort(order[c:e]) for c, e in itertools.pairwise(cuts) if e - c >= 2)
+    return groups
 
 
 def davis_kahan_radius(values: NDArray[np.float64], vector: NDArray[np.float64]) -> float:

@@ -302,19 +302,20 @@ def test_run_and_protocol_errors(sde_source: tuple[Path, int, bool]) -> None:
 
 
 def test_generator_numbers_are_pinned_and_independent_of_workers() -> None:
-    """The draws keep their original order: these values came from the sequential generator."""
+    """The draws keep their original order: these values came from the sequential generator. A changed
+    draw moves them by about 1e-2; floating-point summation order (numpy/BLAS builds) by up to about 1e-7."""
     a = generate_split(12, seed=0, mc_samples=20000, progress=False, workers=1)
     pinned = [0.923185560286, 0.24104528203, 0.896519260514, 1.235040864988, 0.779572842329, 0.747777968863,
               1.148871060218, 1.081166411175, 1.255556799882, 1.253504976081, 0.80905147063, 1.017873531086]
-    np.testing.assert_allclose(a["y_train"][:12, 0], pinned, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(a["y_train"][:12, 0], pinned, rtol=1e-6)
     np.testing.assert_allclose(a["length_scale"][:3], [1.346531037179, 0.493098884503, 0.885419423603],
-                               rtol=0, atol=1e-11)
+                               rtol=1e-6)
     b = generate_split(12, seed=0, mc_samples=20000, progress=False, workers=3)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
     c = generate_split(5, seed=3, split="test", mc_samples=3000, chunk_size=700, progress=False)
     np.testing.assert_allclose(c["y_test"][:3, 0], [1.039595326786, 1.018969020773, 1.255048714465],
-                               rtol=0, atol=1e-11)
+                               rtol=1e-6)
 
 
 def test_generator_progress_lines_without_a_terminal(capfd: pytest.CaptureFixture[str]) -> None:

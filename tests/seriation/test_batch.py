@@ -143,7 +143,12 @@ def test_float32_guard_refines_near_ties():
     _, ranks, diag = seriate_batch(s.unsqueeze(0).repeat(2, 1, 1), return_diagnostics=True)
     assert diag.refined.all()
     ref = seriate(s.double().numpy())
-    assert np.array_equal(ranks[0].numpy(), ref.ranks)
+    assert [g.tolist() for g in ref.tie_groups] == [[1, 2]]
+    # the tied pair's relative order is rounding (it differs between BLAS builds): compare the rest
+    # and the places the pair takes
+    got = ranks[0].numpy()
+    assert np.array_equal(got[[0, 3]], ref.ranks[[0, 3]])
+    assert sorted(got[[1, 2]]) == sorted(ref.ranks[[1, 2]])
     _, _, plain = seriate_batch(s, guard=False, return_diagnostics=True)
     assert not plain.refined
 

@@ -135,7 +135,10 @@ def test_weakly_dangling_trees_are_peeled(eps):
     base, t = curve_graph(3000, 0)
     w, root = with_dangling_trees(base, eps=eps, rng=1)
     plain = quiet(w, weak="keep")
-    assert tau(plain, t[root], np.arange(3000)) < 0.9  # the cut off a tree wins
+    # the cut off a tree wins: the vector localises on the trees and the core ties within the solver's
+    # accuracy (how the rounding then orders the core differs between BLAS builds)
+    assert any("localised" in str(m) for m in plain.warnings)
+    assert max(g.size for g in plain.tie_groups) >= 3000
     res = quiet(w)
     assert tau(res, t[root]) > 0.98
     # each tree sits at its attachment point: its items tie with the item they hang from
