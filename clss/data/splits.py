@@ -22,6 +22,8 @@ __all__ = ["LabeledSpec", "Splits", "check_seed", "parse_labeled", "split_labele
 
 _INT_RE = re.compile(r"^\+?\d+$")
 _FLOAT_RE = re.compile(r"^\+?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$")
+_RATIO_RE = re.compile(r"^(\d+)\s*/\s*(\d+)$")
+
 # The labeled amount when none is given and every training row has a target.
 DEFAULT_LABELED = "20%"
 # Relative slack so that e.g. 29% of 100 rows gives 29 labels despite 0.29 * 100 = 28.999...
@@ -63,7 +65,8 @@ def parse_labeled(spec: LabeledSpec | str | int | float) -> LabeledSpec:
     """Parse a labeled-amount specification.
 
     Accepted forms: ``"10%"`` (percent, in (0, 100]), ``"0.1"`` / ``0.1`` (a fraction in (0, 1]; a string
-    needs a decimal point), ``"250"`` / ``250`` (a count >= 1), ``"all"`` (every row with a target).
+    needs a decimal point), ``"1/30"`` (a ratio of whole numbers, as the papers write their label settings),
+    ``"250"`` / ``250`` (a count >= 1), ``"all"`` (every row with a target).
 
     Parameters
     ----------
@@ -82,7 +85,7 @@ def parse_labeled(spec: LabeledSpec | str | int | float) -> LabeledSpec:
         return spec
     if isinstance(spec, bool) or not isinstance(spec, (str, int, float, np.integer, np.floating)):
         raise ValueError(f"labeled amount must be a percent, fraction or count, got {spec!r}")
-    hint = "use a percent like '10%', a fraction like '0.1', a count like '250' or 'all'"
+    hint = "use a percent like '10%', a fraction like '0.1' or '1/30', a count like '250' or 'all'"
     if isinstance(spec, (int, np.integer)):
         if spec < 1:
             raise ValueError(f"labeled count must be >= 1, got {spec}; {hint}")
@@ -107,6 +110,9 @@ def parse_labeled(spec: LabeledSpec | str | int | float) -> LabeledSpec:
         return LabeledSpec("count", count, str(count))
     if _FLOAT_RE.match(text):
         return _fraction(float(text), text, hint)
+    ratio = _RATIO_RE.match(text)
+    if ratio and int(ratio[2]) > 0:  # "1/30", as the papers write their label settings
+        return _fraction(int(ratio[1]) / int(ratio[2]), f"{int(ratio[1])}/{int(ratio[2])}", hint)
     raise ValueError(f"cannot parse labeled amount {spec!r}; {hint}")
 
 

@@ -27,6 +27,9 @@ from clss.data import LabeledSpec, Splits, parse_labeled, split_labeled
         (250, "count", 250, "250"),
         (np.int64(7), "count", 7, "7"),
         ("1", "count", 1, "1"),
+        ("1/30", "fraction", 1 / 30, "1/30"),
+        (" 1 / 5 ", "fraction", 0.2, "1/5"),
+        ("3/3", "fraction", 1.0, "3/3"),
     ],
 )
 def test_parse_labeled_accepted_forms(spec: object, kind: str, value: float, text: str) -> None:
@@ -52,6 +55,10 @@ def test_parse_labeled_accepted_forms(spec: object, kind: str, value: float, tex
         (0, "count must be >= 1"),
         ("", "cannot parse"),
         ("%", "cannot parse"),
+        ("1/0", "cannot parse"),
+        ("0/5", r"fraction must be in \(0, 1\]"),
+        ("4/3", r"fraction must be in \(0, 1\]"),
+        ("1/3.5", "cannot parse"),
         (True, "percent, fraction or count"),
         (None, "percent, fraction or count"),
     ],
