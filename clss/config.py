@@ -373,10 +373,24 @@ def resolve_config(file_values: dict[str, Any] | None = None,
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     chosen = merge_dicts(merge_dicts(TrainConfig().to_dict(), file_values), overrides)
     dataset_key = _preset_key(str(chosen["dataset"]))
-    values = merge_dicts(TrainConfig().to_dict(), PRESETS.get(dataset_key, {}))
+    values = merge_dicts(TrainConfig().to_dict(), _dataset_preset(dataset_key, str(chosen["method"])))
     values = merge_dicts(values, method_preset(str(chosen["method"]), dataset_key))
     values = merge_dicts(merge_dicts(values, file_values), overrides)
     return TrainConfig.from_dict(values)
+
+
+def _dataset_preset(dataset_key: str, method: str) -> dict[str, Any]:
+    """The dataset's preset, its ``method_params`` cut to the keys ``method`` has: a dataset's method
+    settings (the synthetic scripts' labelled-term weight, say) speak for the methods that have them."""
+    from clss.methods import METHODS
+    from clss.schema import specs_of
+
+    preset = copy.deepcopy(PRESETS.get(dataset_key, {}))
+    cls = METHODS.get(method)
+    if cls is not None and "method_params" in preset:
+        known = specs_of(cls.Params)
+        preset["method_params"] = {k: v for k, v in preset["method_params"].items() if k in known}
+    return preset
 
 
 def method_preset(method: str, dataset_key: str) -> dict[str, Any]:

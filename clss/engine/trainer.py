@@ -181,17 +181,24 @@ def _build_method(cfg: TrainConfig, input: InputSpec, *, pretrained: bool = True
                         precision=cfg.precision)
 
 
-def _schedule(cfg: TrainConfig) -> Callable[[int], float]:
+def _schedule(cfg: TrainConfig, steps: int) -> Callable[[int], float]:
+    """The learning-rate factor after ``k`` steps of an optimiser that trains for ``steps`` steps (the
+    whole run for most methods; one stage of a two-stage recipe, whose schedule steps only in its stage)."""
     name = cfg.schedule.get("name", "constant")
     if name == "constant":
-        return lambda step: 1.0
+        return lambda k: 1.0
     if name == "step":
-        size = int(cfg.schedule.get("step_size", max(1, cfg.steps // 3)))
+        size = int(cfg.schedule.get("step_size", max(1, steps // 3)))
         gamma = float(cfg.schedule.get("gamma", 0.1))
-        return lambda step: gamma ** (step // size)
+        return lambda k: gamma ** (k // size)
     if name == "cosine":
-        return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps))
+        return lambda k: 0.5 * (1 + math.cos(math.pi * min(k, steps) / steps))
     raise ValueError(f"schedule name must be 'constant', 'step' or 'cosine', got {name!r}")
+
+
+def _active_window(windows: list[tuple[int, int]], step: int) -> int:
+    """The optimiser whose window holds ``step`` (0 when none does)."""
+    return next((k for k, (a, n) in enumerate(windows) if a <= step < a + n), 0)
 
 
 def _fit_standardizer(data: DataSplits, y_rows: np.ndarray, *, inputs: bool, targets: bool) -> Standardizer:
@@ -254,6 +261,7 @@ class _Session:
     std: Standardizer
     optimizers: list[torch.optim.Optimizer]
     schedulers: list[torch.optim.lr_scheduler.LRScheduler]
+    windows: list[tuple[int, int]]  # (first step, steps) of each optimiser (Method.optimizer_windows)
     sampler: SemiSupervisedSampler
     loader: SemiSupervisedLoader
     workers: int  # resolved DataLoader workers
@@ -344,7 +352,7 @@ def _prepare(cfg: TrainConfig, data: RegressionData | DataSplits | None, *, resu
     checked when the TrainConfig was built).
     """
     sides = _standardize_sides(cfg.standardize)
-    lr_lambda = _schedule(cfg)
+    _schedule(cfg, cfg.steps)  # refuse an unknown schedule before loading anything
     device = _device(cfg.device)
     pin_memory = resolve_pin_memory(cfg.pin_memory, device)
     data = load_data(cfg) if data is None else _as_splits(data)
@@ -364,7 +372,9 @@ def _prepare(cfg: TrainConfig, data: RegressionData | DataSplits | None, *, resu
         unlabeled_index=torch.as_tensor(splits.unlabeled if method.semi_supervised else [],
                                         dtype=torch.int64, device=device)))
     optimizers = method.configure_optimizers()
-    schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda) for opt in optimizers]
+    windows = method.optimizer_windows(cfg.steps)
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, n))
+                  for opt, (_, n) in zip(optimizers, windows, strict=True)]
     unlabeled = splits.unlabeled if method.semi_supervised else np.empty(0, dtype=np.int64)
     sampler = SemiSupervisedSampler(splits.labeled, unlabeled,
                                     batch_size=cfg.batch_size,  # None: full batch; sizes >= 1 or "all"
@@ -378,8 +388,8 @@ def _prepare(cfg: TrainConfig, data: RegressionData | DataSplits | None, *, resu
                                   targets=torch.as_tensor(std.transform_y(data.train.targets)),
                                   hidden_truth=hidden_truth, pipelines=data.pipelines, seed=cfg.seed,
                                   device=device, workers=workers, pin_memory=pin_memory)
-    return _Session(cfg, data, device, method, splits, std, optimizers, schedulers, sampler, loader, workers,
-                    pin_memory)
+    return _Session(cfg, data, device, method, splits, std, optimizers, schedulers, windows, sampler, loader,
+                    workers, pin_memory)
 
 
 def _preprocessing(data: DataSplits) -> dict[str, Any]:
@@ -573,11 +583,14 @@ def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,
                     raise TrainingDiverged(f"{exc} (step {step}); the last good checkpoint is "
                                            f"{run.checkpoint_path('last')}. Lower the learning rate or "
                                            f"check the inputs") from None
-                for sch in s.schedulers:
-                    sch.step()
+                for sch, (first, n) in zip(s.schedulers, s.windows, strict=True):
+                    if first <= step < first + n:  # each schedule advances over its optimiser's window
+                        sch.step()
                 step += 1
-                record = {"step": step, "lr": s.schedulers[0].get_last_lr()[0], **logs}
-                evaluates = cfg.eval_every > 0 and (step % cfg.eval_every == 0 or step == cfg.steps)
+                lr = s.schedulers[_active_window(s.windows, step - 1)].get_last_lr()[0]
+                record = {"step": step, "lr": lr, **logs}
+                evaluates = (cfg.eval_every > 0 and (step % cfg.eval_every == 0 or step == cfg.steps)
+                             and method.predicts_after(step))
                 improved = False
                 if evaluates:
                     metrics, _ = evaluate(method, val, s.std.inverse_y, device=s.device, workers=s.workers,

@@ -33,6 +33,10 @@ from clss.methods.rankup_rda import RankUpRDA
 from clss.methods.rda import RDA
 from clss.methods.ucvme import UCVME
 
+# isort: split
+# The seed papers' recipes (representation learning, then a linear probe).
+from clss.methods.probe import RepresentationProbe, RnC, SupCon, SupReMix
+
 __all__ = [
     "CLSS",
     "CPS",
@@ -51,6 +55,10 @@ __all__ = [
     "PiModel",
     "RankUp",
     "RankUpRDA",
+    "RepresentationProbe",
+    "RnC",
+    "SupCon",
+    "SupReMix",
     "Supervised",
     "TrainingContext",
     "build_method",

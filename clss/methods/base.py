@@ -261,6 +261,19 @@ class Method(nn.Module):
             self.optimizers = [self.optimizer_config.build(self.model.parameters())]
         return self.optimizers
 
+    def optimizer_windows(self, total_steps: int) -> list[tuple[int, int]]:
+        """``(first step, steps)`` of each optimiser of :meth:`configure_optimizers`: the engine runs the
+        learning-rate schedule over each window (an optimiser that starts at a later stage begins its
+        schedule afresh) and logs the learning rate of the window that holds the step. Default: every
+        optimiser over the whole run."""
+        return [(0, total_steps)] * len(self.configure_optimizers())
+
+    def predicts_after(self, step: int) -> bool:
+        """Whether the predictions after ``step`` completed steps are the method's output. False while a
+        representation-learning stage has not trained the regressor yet: the engine then neither
+        evaluates nor keeps a best checkpoint. Default: always."""
+        return True
+
     def training_step(self, labeled: Batch, unlabeled: Batch | None, step: int) -> dict[str, float]:
         """Run one iteration (forward, backward, optimiser step(s)); return scalars to log."""
         raise NotImplementedError

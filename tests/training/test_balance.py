@@ -15,6 +15,7 @@ from clss.config import TrainConfig
 from clss.engine import TrainingInterrupted, train
 from clss.methods import METHODS, Batch, OptimizerConfig, TrainingContext, build_method
 from clss.methods.balance import NORM_DECAY, GradientBalance, is_unlabeled_term
+from clss.methods.probe import RepresentationProbe
 from clss.models import MLPRegressor
 
 SGD = OptimizerConfig(name="sgd", lr=0.05, weight_decay=0.0, momentum=0.0)
@@ -28,9 +29,9 @@ def model_fn():
     return MLPRegressor(D, (8, 8), dropout=0.1, init="default").double()
 
 
-def build(name, params=None, total=20):
+def build(name, params=None, total=20, labeled_y=None):
     method = build_method(name, model_fn, SGD, {"seed": 3, **(params or {})})
-    labeled_y = torch.zeros(8, dtype=torch.float64)
+    labeled_y = torch.zeros(8, dtype=torch.float64) if labeled_y is None else labeled_y
     method.setup(TrainingContext(total_steps=total, train_size=40, labeled_y=labeled_y,
                                  unlabeled_index=torch.arange(8, 20)))
     return method
@@ -214,16 +215,23 @@ def test_unlabelled_terms_follow_the_key_convention():
     """Every semi-supervised method's unlabelled terms are keyed ``unlabeled_*``; its supervised ones are
     not (the split and the balance rely on it)."""
     lab, ulb = batches(4)
+    # the representation recipes' two views (their supervised term is the recipe's own loss)
+    lab.views.update(strong=lab.views["weak@2"], **{"strong@2": lab.views["weak"]})
+    ulb.views["strong@2"] = ulb.views["weak@2"]
     for name, cls in METHODS.items():
         if not cls.semi_supervised:
             continue
         defaults = cls.Params().to_dict()
-        method = build(name, {k: 0 for k in ("ramp_up", "warmup", "rda_start") if k in defaults})
+        recipe = issubclass(cls, RepresentationProbe)
+        method = build(name, {"unlabeled_weight": 1.0} if recipe else
+                       {k: 0 for k in ("ramp_up", "warmup", "rda_start") if k in defaults},
+                       labeled_y=lab.y if recipe else None)  # binned recipes need distinct targets
         rec = Recorder(method)
         method.training_step(lab, ulb, 3)
         keys = set(rec.calls[0]["keys"])
         assert any(map(is_unlabeled_term, keys)), (name, keys)
-        assert {"regression"} <= keys - {k for k in keys if is_unlabeled_term(k)}, (name, keys)
+        supervised = {name} if recipe else {"regression"}
+        assert supervised <= keys - {k for k in keys if is_unlabeled_term(k)}, (name, keys)
 
 
 def test_auto_weight_with_a_deep_copy():
