@@ -266,6 +266,7 @@ class _Session:
     loader: SemiSupervisedLoader
     workers: int  # resolved DataLoader workers
     pin_memory: bool
+    indexed_at: int = -1  # the step whose weights a k-NN method's index holds (_index_training_rows)
 
     def inputs(self, split: str) -> RegressionDataset:
         """A split (``"train"``, ``"val"``, ``"test"``) as the network sees it."""
@@ -563,6 +564,7 @@ def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,
     started = time.perf_counter()
 
     def checkpoint(step: int) -> None:
+        _index_training_rows(s, step)  # a k-NN method's index matches the weights it is saved with
         elapsed = seconds + time.perf_counter() - started
         save_checkpoint(run.checkpoint_path("last"), s.state(step, best, elapsed), kind="train")
 
@@ -593,6 +595,7 @@ def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,
                              and method.predicts_after(step))
                 improved = False
                 if evaluates:
+                    _index_training_rows(s, step)
                     metrics, _ = evaluate(method, val, s.std.inverse_y, device=s.device, workers=s.workers,
                                           pin_memory=s.pin_memory)
                     record.update({f"val_{k}": v for k, v in metrics.items()})
@@ -623,6 +626,21 @@ def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,
                 raise TrainingInterrupted(run.path, saved) from None
             raise
     return best, seconds + time.perf_counter() - started
+
+
+def _index_training_rows(s: _Session, step: int) -> None:
+    """Hand a method that predicts by k-NN (:attr:`Method.indexes_training_rows`) the embeddings and
+    standardised targets of the labelled training rows under its weights after ``step`` steps (once per
+    step)."""
+    method = s.method
+    if not method.indexes_training_rows or s.indexed_at == step:
+        return
+    rows = s.splits.labeled
+    emb = predict_dataset(method.embed, s.inputs("train"), device=s.device, rows=rows,  # type: ignore[attr-defined]
+                          workers=s.workers, pin_memory=s.pin_memory)
+    y = torch.as_tensor(s.std.transform_y(s.data.train.targets[rows]), device=s.device)
+    method.index_rows(emb, y)  # type: ignore[attr-defined]
+    s.indexed_at = step
 
 
 def _sources(ds: RegressionDataset, rows: np.ndarray) -> list[str]:

@@ -34,7 +34,8 @@ from clss.methods.rda import RDA
 from clss.methods.ucvme import UCVME
 
 # isort: split
-# The seed papers' recipes (representation learning, then a linear probe).
+# The seed papers' recipes.
+from clss.methods.conord import ConOrd
 from clss.methods.probe import RepresentationProbe, RnC, SupCon, SupReMix
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "RDA",
     "UCVME",
     "Batch",
+    "ConOrd",
     "FullySupervised",
     "MeanTeacher",
     "Method",

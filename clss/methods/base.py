@@ -178,6 +178,10 @@ class Method(nn.Module):
     labeled_views: tuple[str, ...] = ("weak",)
     unlabeled_views: tuple[str, ...] = ("weak",)
     Params: ClassVar[type[MethodParams]] = MethodParams
+    #: Whether :meth:`predict` searches the labelled training rows (k-NN inference, ``conord``): the engine
+    #: then hands it their embeddings under the current weights, ``index_rows(embed(x), y)``, before every
+    #: evaluation and checkpoint.
+    indexes_training_rows: ClassVar[bool] = False
     #: fp16 steps skipped in a row (gradient overflow) before the run is stopped as diverged: from the
     #: scaler's initial 2**16 that many halvings leave a scale below 1e-4, which no overflow of a finite
     #: gradient explains.

@@ -38,10 +38,13 @@ from torch.nn import functional as F
 from clss import losses
 from clss.methods.base import Batch, Method, MethodParams, OptimizerConfig, TrainingContext, register_method
 from clss.methods.common import REGRESSION_LOSSES, diagnose, kendall_tau, regression_loss
-from clss.methods.parts import anchored_targets, quantile_map, reachable, seriation_ranks
+from clss.methods.parts.recipe_targets import (
+    PSEUDO_TARGETS,
+    bin_index,
+    equal_width_edges,
+    seriation_pseudo_targets,
+)
 from clss.schema import param
-
-PSEUDO_TARGETS = ("anchored", "ranks")
 
 
 @dataclass
@@ -228,19 +231,14 @@ class RepresentationProbe(Method):
         """The loss on pseudo-targets (``None`` when fewer than 2 unlabelled rows get one), the pseudo-targets
         and the unlabelled rows they belong to."""
         p = self.params
-        n_u = z_u.shape[0]
-        if p.pseudo_targets == "anchored":
-            values, ranks = anchored_targets(mean_u, mean_l, y, negative="clip")
-            rows, _, values, _ = reachable(torch.arange(n_u, device=y.device), values, ranks)
-            if rows.numel() < 2:
-                return None, values, rows
-            weights = torch.cat([torch.ones_like(y), torch.full_like(values, p.pseudo_weight)])
-            term = self.contrast(torch.cat([z_l, z_u[rows]]), torch.cat([y, values.to(y.dtype)]), weights)
-            return term, values, rows
-        ranks = seriation_ranks(mean_u)
-        values = quantile_map(ranks, self.require_context().labeled_y).to(y.dtype)
-        rows = torch.arange(n_u, device=y.device)
-        return self.contrast(z_u, values), values, rows
+        values, rows = seriation_pseudo_targets(p.pseudo_targets, mean_l, mean_u, y,
+                                                self.require_context().labeled_y)
+        if rows.numel() < 2:
+            return None, values, rows
+        if p.pseudo_targets == "ranks":  # the unlabelled rows alone
+            return self.contrast(z_u[rows], values), values, rows
+        weights = torch.cat([torch.ones_like(y), torch.full_like(values, p.pseudo_weight)])
+        return self.contrast(torch.cat([z_l, z_u[rows]]), torch.cat([y, values]), weights), values, rows
 
     def _probe_step(self, labeled: Batch) -> dict[str, float]:
         """Stage 2: the head on frozen features (the encoder in evaluation mode, outside autograd)."""
@@ -348,19 +346,13 @@ class SupCon(RepresentationProbe):
 
     def setup(self, context: TrainingContext) -> None:
         super().setup(context)
-        y = context.labeled_y.detach().double()
-        lo, hi = float(y.min()), float(y.max())
-        if hi <= lo:
-            raise ValueError("supcon bins the labelled targets, which are all equal")
-        # inner edges of ``bins`` equal-width classes; bucketize puts rows beyond the range in the end bins
-        self.edges = torch.linspace(lo, hi, self.params.bins + 1, dtype=torch.float64)[1:-1]
+        self.edges = equal_width_edges(context.labeled_y, self.params.bins, self.name)
 
     def classes(self, targets: torch.Tensor) -> torch.Tensor:
         """The bin index ``[N]`` of standardised targets (or pseudo-values)."""
         if self.edges is None:
-            self.require_context()
-        assert self.edges is not None
-        return torch.bucketize(targets.detach().double(), self.edges.to(targets.device))
+            self.edges = equal_width_edges(self.require_context().labeled_y, self.params.bins, self.name)
+        return bin_index(targets, self.edges)
 
     def contrast(self, z: torch.Tensor, targets: torch.Tensor,
                  weights: torch.Tensor | None = None) -> torch.Tensor:
