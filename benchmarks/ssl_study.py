@@ -12,8 +12,9 @@ per variant and setting:
 - from the probe (``metrics.jsonl``): the median over the first and the second half of training of
   ``grad_ratio`` (the unlabelled gradient applied, relative to the supervised one) and ``grad_cosine``
   (their alignment); under ``unlabeled_weight=auto`` the median weight applied;
-- pseudo-target quality: the median ``pseudo_rank_tau`` (CLSS: |Kendall τ| of the pseudo-ranks) or
-  ``pseudo_value_tau`` (GCLSS: τ of the anchored pseudo-values) against the hidden truth.
+- pseudo-target quality: the median ``pseudo_rank_tau`` (CLSS: |Kendall τ| of the pseudo-ranks),
+  ``pseudo_value_tau`` (GCLSS: τ of the anchored pseudo-values) or ``pseudo_target_tau`` (the seed papers'
+  recipes with pseudo-targets) against the hidden truth.
 
 Usage::
 
@@ -41,7 +42,8 @@ from clss.reproduce.plan import grid_run
 from clss.reproduce.report import collect_results, paired_difference
 
 BASELINE = "supervised"
-PROBES = ("grad_ratio", "grad_cosine", "unlabeled_weight", "pseudo_rank_tau", "pseudo_value_tau")
+PROBES = ("grad_ratio", "grad_cosine", "unlabeled_weight", "pseudo_rank_tau", "pseudo_value_tau",
+          "pseudo_target_tau")
 
 
 def parse_variant(text: str) -> tuple[str, str, dict[str, Any]]:
@@ -154,7 +156,7 @@ def report(out: Path, runs: list[GridRun]) -> dict[str, Any]:
         diff = (f"{f(r['diff'], '+.4f')} [{f(r['diff_low'], '+.4f')}, {f(r['diff_high'], '+.4f')}]"
                 if "diff" in r else "")
         wl = f"{r['wins']}/{r['losses']}" if "wins" in r else ""
-        tau = r.get("pseudo_value_tau_late", r.get("pseudo_rank_tau_late"))
+        tau = r.get("pseudo_value_tau_late", r.get("pseudo_rank_tau_late", r.get("pseudo_target_tau_late")))
         lines.append(f"| {r['variant']} | {r['setting']} | {f(r['val_mae'])} ± {f(r['val_std'], '.2g')} | "
                      f"{f(r['test_mae'])} ± {f(r['test_std'], '.2g')} | {diff} | {wl} | "
                      f"{f(r.get('grad_ratio_early'), '.3g')} / {f(r.get('grad_ratio_late'), '.3g')} | "
