@@ -155,7 +155,7 @@ def _splits(cfg: TrainConfig, data: DataSplits, method: Method) -> Splits:
             unlabeled = float(unlabeled) if "." in unlabeled else int(unlabeled)
         seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
         splits = split_labeled(len(data.train), cfg.labeled, seed=seed, unlabeled=unlabeled,
-                               require_unlabeled=method.semi_supervised or method.all_labels,
+                               require_unlabeled=method.requires_unlabeled or method.all_labels,
                                no_target=data.no_target)
     if method.all_labels:
         # data.no_target, not splits.no_target: a protocol's fixed split records no rows without a target

@@ -236,6 +236,12 @@ class Method(nn.Module):
         return state
 
     @property
+    def requires_unlabeled(self) -> bool:
+        """Whether a run of this method needs unlabelled rows (the split then refuses to leave none).
+        Default: :attr:`semi_supervised`; the seed papers' recipes only with their pseudo-target term."""
+        return self.semi_supervised
+
+    @property
     def uses_unlabeled(self) -> bool:
         """Whether the unlabelled terms are on: ``unlabeled_weight`` is ``"auto"`` or above 0 (methods
         without that parameter: always)."""

@@ -91,6 +91,12 @@ class ConOrd(Method):
         self.index_emb: torch.Tensor | None = None
         self.index_y: torch.Tensor | None = None
 
+    @property
+    def requires_unlabeled(self) -> bool:
+        """Unlabelled rows only for the pseudo-target term: the supervised recipe trains on a fully
+        labelled set as its paper does."""
+        return self.params.unlabeled_weight > 0
+
     def setup(self, context: TrainingContext) -> None:
         super().setup(context)
         self.edges = equal_width_edges(context.labeled_y, self.params.bins, self.name)

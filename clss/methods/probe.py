@@ -47,14 +47,19 @@ from clss.methods.parts.recipe_targets import (
 from clss.schema import param
 
 
+def _stage_spec(value: float) -> bool:
+    return value < 1 or float(value).is_integer()
+
+
 @dataclass
 class ProbeParams(MethodParams):
     """Shared by the representation-then-probe recipes.
 
-    ``stage1_steps`` / ``stage2_steps``: steps of each stage; when one is unset it is the rest of the run,
-    when both are unset the run is split in half, when both are set they must add up to the run's
-    ``steps``. ``view``: the augmentation pipeline of stage 1's two views (``"strong"``: photometric ops
-    and cutout on images; on data without augmentation every view is the plain input). ``temperature``:
+    ``stage1_steps`` / ``stage2_steps``: steps of each stage, a count or a fraction in (0, 1) of the run's
+    ``steps`` (rounded); when one is unset it is the rest of the run, when both are unset the run is split
+    in half, when both are set they must add up to the run's ``steps``. ``view``: the augmentation
+    pipeline of stage 1's two views (``"strong"``: photometric ops and cutout on images; on data without
+    augmentation every view is the plain input). ``temperature``:
     the loss's τ. ``projection``: ``"mlp"`` puts Linear–BatchNorm–ReLU–Linear (to ``projection_dim``)
     after the encoder's feature in stage 1 (discarded by the probe), ``"none"`` uses the feature itself.
     ``probe_loss``, ``probe_optimizer``, ``probe_lr``, ``probe_weight_decay``: stage 2's regression loss
@@ -64,8 +69,10 @@ class ProbeParams(MethodParams):
     loss (``"anchored"``). ``diagnostics_every``: log the Kendall τ of the pseudo-targets against the
     hidden truth when a benchmark supplies it. ``seed`` seeds the method's own draws."""
 
-    stage1_steps: int | None = param(None, "int", ge=1, optional=True)
-    stage2_steps: int | None = param(None, "int", ge=1, optional=True)
+    stage1_steps: float | None = param(None, gt=0, optional=True, check=_stage_spec,
+                                       describe="a count >= 1 or a fraction in (0, 1) of the run's steps")
+    stage2_steps: float | None = param(None, gt=0, optional=True, check=_stage_spec,
+                                       describe="a count >= 1 or a fraction in (0, 1) of the run's steps")
     view: str = param("strong", "str", choices=("weak", "strong"))
     temperature: float = param(2.0, gt=0)
     projection: str = param("none", "str", choices=("none", "mlp"))
@@ -81,21 +88,22 @@ class ProbeParams(MethodParams):
     seed: int = param(0, "int", ge=0)
 
 
-def stage_lengths(total: int, stage1: int | None, stage2: int | None, method: str) -> tuple[int, int]:
+def stage_lengths(total: int, stage1: float | None, stage2: float | None, method: str) -> tuple[int, int]:
     """``(stage1_steps, stage2_steps)`` of a run of ``total`` steps (see :class:`ProbeParams`)."""
     if total < 2:
         raise ValueError(f"{method} trains in two stages and needs steps >= 2, got {total}")
-    if stage1 is None and stage2 is None:
-        stage1 = total // 2
-    if stage1 is None:
-        stage1 = total - stage2  # type: ignore[operator]
-    if stage2 is None:
-        stage2 = total - stage1
-    if stage1 < 1 or stage2 < 1 or stage1 + stage2 != total:
-        raise ValueError(f"{method}: stage1_steps ({stage1}) + stage2_steps ({stage2}) must add up to "
+    first, second = (None if s is None else int(s) if s >= 1 else round(s * total) for s in (stage1, stage2))
+    if first is None and second is None:
+        first = total // 2
+    if first is None:
+        first = total - second  # type: ignore[operator]
+    if second is None:
+        second = total - first
+    if first < 1 or second < 1 or first + second != total:
+        raise ValueError(f"{method}: stage1_steps ({first}) + stage2_steps ({second}) must add up to "
                          f"the run's steps ({total}), each at least 1: set --steps to their sum or give one "
                          "stage")
-    return stage1, stage2
+    return first, second
 
 
 def projection_head(width: int, dim: int) -> nn.Module:
@@ -136,6 +144,12 @@ class RepresentationProbe(Method):
     def unlabeled_views(self) -> tuple[str, ...]:  # type: ignore[override]
         v = self.params.view
         return (v, f"{v}@2")
+
+    @property
+    def requires_unlabeled(self) -> bool:
+        """Unlabelled rows only for the pseudo-target term: the supervised recipe trains on a fully
+        labelled set as its paper does."""
+        return self.params.unlabeled_weight > 0
 
     def setup(self, context: TrainingContext) -> None:
         super().setup(context)

@@ -57,13 +57,15 @@ def snapshot(module):
 
 @pytest.mark.parametrize(("total", "s1", "s2", "expect"), [
     (10, None, None, (5, 5)), (11, None, None, (5, 6)), (10, 7, None, (7, 3)), (10, None, 4, (6, 4)),
-    (10, 3, 7, (3, 7)), (2, None, None, (1, 1)),
+    (10, 3, 7, (3, 7)), (2, None, None, (1, 1)), (23846, 0.8, None, (19077, 4769)), (10, 0.25, 0.75, (2, 8)),
+    (10, 0.3, 7, (3, 7)),
 ])
 def test_stage_lengths(total, s1, s2, expect):
     assert stage_lengths(total, s1, s2, "rnc") == expect
 
 
-@pytest.mark.parametrize(("total", "s1", "s2"), [(10, 3, 3), (10, 10, None), (10, None, 10), (1, None, None)])
+@pytest.mark.parametrize(("total", "s1", "s2"), [(10, 3, 3), (10, 10, None), (10, None, 10), (1, None, None),
+                                                 (10, 0.01, None), (10, 0.5, 0.3)])
 def test_stage_lengths_refused(total, s1, s2):
     with pytest.raises(ValueError, match="rnc"):
         stage_lengths(total, s1, s2, "rnc")
@@ -235,3 +237,13 @@ def test_cli_trains_a_recipe_and_refuses_stages_that_do_not_add_up(tmp_path):
     assert bad.exit_code != 0
     assert "stage1_steps (5) + stage2_steps (5) must add up to the run's steps (20)" in bad.output
     assert "Traceback" not in bad.output and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("name", ["rnc", "conord"])
+def test_supervised_recipes_train_on_a_fully_labelled_set_and_the_pseudo_target_form_needs_unlabelled_rows(
+        tmp_path, name):
+    result = train(tiny(tmp_path, name, labeled="100%", steps=6, eval_every=3), tmp_path / "all")
+    assert result.summary["unlabeled"] == 0 and np.isfinite(result.summary["test"]["mae"])
+    with pytest.raises(ValueError, match="leaves no unlabeled rows"):
+        train(tiny(tmp_path, name, labeled="100%", method_params={"unlabeled_weight": 1.0}), tmp_path / "b")
+    assert not (tmp_path / "b").exists()
