@@ -204,11 +204,13 @@ def _print_summary(run_dir: Path, summary: dict[str, Any]) -> None:
                   f"{summary['unlabeled']} unlabelled rows, {summary['steps']} steps")
     table = Table(title="metrics (original target units)")
     table.add_column("split")
-    for key in ("mae", "rmse", "r2", "spearman"):
+    # and the method's own metrics where it reports them (an ordinal classifier's accuracy and kappa)
+    keys = [k for k in ("mae", "rmse", "r2", "spearman", "accuracy", "qwk") if k in summary["val"]]
+    for key in keys:
         table.add_column(key, justify="right")
     for split in ("val", "test"):
         m = summary[split]
-        table.add_row(split, *(f"{m[k]:.4f}" for k in ("mae", "rmse", "r2", "spearman")))
+        table.add_row(split, *(f"{m[k]:.4f}" for k in keys))
     console.print(table)
     console.print(f"run directory: [bold]{run_dir}[/bold] ({summary['seconds']:.1f} s)")
 

@@ -35,6 +35,7 @@ __all__ = [
     "kendall",
     "mae",
     "mse",
+    "ordinal_classification_metrics",
     "pearson",
     "r2",
     "regression_metrics",
@@ -363,3 +364,43 @@ def canonical_name(name: str) -> str:
     if sep and ALIASES.get(group, group) in GROUPS:
         return f"{ALIASES.get(group, group)}_{ALIASES.get(metric, metric)}"
     return key
+
+
+def ordinal_classification_metrics(true_classes: Any, pred_classes: Any,
+                                   num_classes: int) -> dict[str, float]:
+    """Accuracy, mean absolute error in classes and quadratic weighted kappa of ordered class indices.
+
+    Quadratic weighted kappa (Cohen 1968) with weights ``w_ab = (a − b)² / (K − 1)²``:
+    ``κ = 1 − Σ w·O / Σ w·E``, ``O`` the confusion counts and ``E`` the outer product of the true and
+    predicted class counts over ``n``; 1 when every prediction is right, 0 at chance, negative below it
+    (0 when ``Σ w·E`` is 0: a single class in both).
+
+    Parameters
+    ----------
+    true_classes, pred_classes : array-like of int, shape ``(n,)``, values in ``[0, num_classes)``.
+    num_classes : int, ``K >= 2``.
+
+    Returns
+    -------
+    dict with ``accuracy``, ``mae_classes`` and ``qwk``.
+    """
+    t = np.asarray(true_classes)
+    p = np.asarray(pred_classes)
+    if t.ndim != 1 or t.shape != p.shape or t.size == 0:
+        raise ValueError(f"true and predicted classes must be 1-D of one non-zero length, got {t.shape} and "
+                         f"{p.shape}")
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    t, p = t.astype(np.int64), p.astype(np.int64)
+    for name, c in (("true", t), ("predicted", p)):
+        if c.min() < 0 or c.max() >= num_classes:
+            raise ValueError(f"{name} classes must lie in [0, {num_classes}), got [{c.min()}, {c.max()}]")
+    observed = np.zeros((num_classes, num_classes))
+    np.add.at(observed, (t, p), 1.0)
+    expected = np.outer(observed.sum(1), observed.sum(0)) / t.size
+    grid = np.arange(num_classes)
+    weights = (grid[:, None] - grid[None, :]) ** 2 / (num_classes - 1) ** 2
+    chance = float((weights * expected).sum())
+    qwk = 1.0 - float((weights * observed).sum()) / chance if chance > 0 else 0.0
+    return {"accuracy": float(np.mean(t == p)), "mae_classes": float(np.mean(np.abs(t - p))), "qwk": qwk}
+

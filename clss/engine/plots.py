@@ -323,3 +323,34 @@ def _save(fig: Any, path: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     return out
+
+
+def plot_margins(margins: Any, path: str | Path, *, title: str | None = None) -> Path:
+    """Learned gaps between neighbouring ordered classes (CLOC's margins) as bars, one per class pair.
+
+    Parameters
+    ----------
+    margins : array-like, shape ``(K - 1,)``
+        The gap between class ``h`` and ``h + 1``.
+    path : str or Path
+        Output PNG; missing parent folders are created.
+    title : str, optional
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    from matplotlib.figure import Figure
+
+    m = _as_float_vector(margins, "margins")
+    fig = Figure(figsize=(max(4.0, 0.45 * m.size + 2.0), 3.6), layout="constrained")
+    ax = fig.subplots()
+    ax.bar(np.arange(m.size), m, color="tab:blue")
+    ax.set_xticks(np.arange(m.size), [f"{h}|{h + 1}" for h in range(m.size)],
+                  rotation=90 if m.size > 12 else 0, fontsize="small")
+    ax.set_xlabel("neighbouring classes")
+    ax.set_ylabel("learned margin")
+    ax.set_title(title or "learned margins", fontsize="medium")
+    ax.grid(True, axis="y", alpha=0.3)
+    return _save(fig, path)

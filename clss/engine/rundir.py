@@ -129,6 +129,7 @@ class RunDir:
     SPLITS = "splits.json"
     METRICS = "metrics.jsonl"
     SUMMARY = "summary.json"
+    METHOD_STATE = "method.json"
     RESUMES = "resumes.jsonl"
     PREDICTIONS = "predictions.csv"
     PLOTS = "plots"
@@ -450,6 +451,13 @@ class RunDir:
         plain = _to_builtin(summary, "summary", encode_nonfinite=True)
         text = json.dumps(plain, indent=2, allow_nan=False) + "\n"
         return atomic_write_text(self.path / self.SUMMARY, text)
+
+    def write_method_state(self, state: Mapping[str, Any]) -> Path:
+        """Write what the method learned beside its weights (:meth:`clss.methods.Method.artifacts`, e.g.
+        CLOC's margins) to ``method.json``."""
+        plain = _to_builtin(state, "method state", encode_nonfinite=True)
+        text = json.dumps(plain, indent=2, allow_nan=False) + "\n"
+        return atomic_write_text(self.path / self.METHOD_STATE, text)
 
     def read_summary(self) -> dict[str, Any]:
         """The summary written by :meth:`write_summary`."""

@@ -47,7 +47,12 @@ from clss.data import (
 )
 from clss.data.loader import TABULAR_BATCH, resolve_pin_memory, resolve_workers
 from clss.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from clss.engine.plots import plot_learning_curves, plot_predictions, plot_similarity_reordering
+from clss.engine.plots import (
+    plot_learning_curves,
+    plot_margins,
+    plot_predictions,
+    plot_similarity_reordering,
+)
 from clss.engine.predict import UNLABELED_PREDICTIONS, write_predictions_csv
 from clss.engine.progress import TrainingProgress
 from clss.engine.rundir import RunDir, run_status
@@ -225,13 +230,18 @@ def predict_batched(method: Method, x: torch.Tensor, batch_size: int = TABULAR_B
 
 def evaluate(method: Method, dataset: RegressionDataset, inverse: Callable[[np.ndarray], np.ndarray], *,
              device: torch.device, rows: np.ndarray | None = None, workers: int = 0,
-             pin_memory: bool = False) -> tuple[dict[str, float], np.ndarray]:
+             pin_memory: bool = False, transform: Callable[[np.ndarray], np.ndarray] | None = None
+             ) -> tuple[dict[str, float], np.ndarray]:
     """Metrics of ``method`` on ``dataset`` (network inputs; ``rows`` of it when given) in the original
-    target units, and its predictions ``[n]``."""
+    target units, and its predictions ``[n]``. With ``transform`` (target units to standardised, the
+    inverse of ``inverse``) the method's own metrics (:meth:`Method.metrics`) are added."""
     y_true = dataset.targets if rows is None else dataset.targets[rows]
     pred = predict_dataset(method.predict, dataset, device=device, rows=rows, workers=workers,
-                           pin_memory=pin_memory)
-    return _scored(y_true, inverse(pred.double().cpu().numpy()))
+                           pin_memory=pin_memory).double().cpu().numpy()
+    metrics, out = _scored(y_true, inverse(pred))
+    if transform is not None:
+        metrics.update(method.metrics(transform(y_true), pred))
+    return metrics, out
 
 
 def _scored(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
@@ -596,7 +606,8 @@ def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,
                 improved = False
                 if evaluates:
                     _index_training_rows(s, step)
-                    metrics, _ = evaluate(method, val, s.std.inverse_y, device=s.device, workers=s.workers,
+                    metrics, _ = evaluate(method, val, s.std.inverse_y, transform=s.std.transform_y,
+                                          device=s.device, workers=s.workers,
                                           pin_memory=s.pin_memory)
                     record.update({f"val_{k}": v for k, v in metrics.items()})
                     improved = metrics[cfg.select_metric] < best
@@ -662,6 +673,7 @@ def _finish(run: RunDir, s: _Session, best: float, seconds: float) -> dict[str, 
     for split in ("val", "test"):
         ds = getattr(data, split)
         metrics, pred = _scored(ds.targets, s.predict(split))
+        metrics.update(s.method.metrics(s.std.transform_y(ds.targets), s.std.transform_y(pred)))
         summary[split] = metrics
         rows = np.arange(len(ds))
         run.write_predictions(split, rows, ds.targets, pred, source=_sources(ds, rows))
@@ -670,6 +682,13 @@ def _finish(run: RunDir, s: _Session, best: float, seconds: float) -> dict[str, 
                              title=f"{cfg.method} on {cfg.dataset}: test")
     if cfg.plots:
         _plot_run(run, s, weights_step)
+    artifacts = s.method.artifacts()
+    if artifacts:
+        run.write_method_state(artifacts)
+        if cfg.plots and "margins" in artifacts:
+            plot_margins(artifacts["margins"], run.plot_path("margins"),
+                         title=f"{cfg.method} on {cfg.dataset}: learned margins (step {weights_step}), "
+                               f"{datetime.now(UTC).date().isoformat()}")
     if len(splits.unlabeled):
         write_predictions_csv(run.path / UNLABELED_PREDICTIONS, splits.unlabeled,
                               s.predict("train", splits.unlabeled),
@@ -753,6 +772,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *,
     ds = _network_inputs(getattr(data, split), std)
     scored = np.flatnonzero(~np.isnan(ds.targets))  # training rows without a target have no score
     workers = resolve_workers(cfg.workers, in_memory=ds.in_memory)
-    metrics, _ = evaluate(method, ds, std.inverse_y, device=device, rows=scored, workers=workers,
+    metrics, _ = evaluate(method, ds, std.inverse_y, transform=std.transform_y, device=device, rows=scored,
+                          workers=workers,
                           pin_memory=resolve_pin_memory(cfg.pin_memory, device))
     return metrics

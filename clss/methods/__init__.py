@@ -35,10 +35,12 @@ from clss.methods.ucvme import UCVME
 
 # isort: split
 # The seed papers' recipes.
+from clss.methods.cloc import CLOC
 from clss.methods.conord import ConOrd
 from clss.methods.probe import RepresentationProbe, RnC, SupCon, SupReMix
 
 __all__ = [
+    "CLOC",
     "CLSS",
     "CPS",
     "GCLSS",

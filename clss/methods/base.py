@@ -288,6 +288,16 @@ class Method(nn.Module):
         """Run one iteration (forward, backward, optimiser step(s)); return scalars to log."""
         raise NotImplementedError
 
+    def metrics(self, y_true: Any, y_pred: Any) -> dict[str, float]:
+        """Metrics of the method's own kind beside the regression ones, from standardised targets and
+        predictions ``[n]`` (numpy): e.g. accuracy and kappa of an ordinal classifier. Default: none."""
+        return {}
+
+    def artifacts(self) -> dict[str, Any]:
+        """JSON-able state worth keeping beside a finished run (``method.json``), e.g. learned margins.
+        Default: none."""
+        return {}
+
     def forward(self, x: torch.Tensor, model: nn.Module | None = None) -> dict[str, torch.Tensor]:
         """The output of ``model`` (default ``self.model``; methods with a second network pass it) on ``x``
         in the method's precision (a training forward: the caller sets the mode). Under ``"bf16"``/``"fp16"``
