@@ -14,7 +14,12 @@ index targets, the bin centre for binned ones), so the run's MAE is in class uni
 engine adds accuracy, MAE in classes and quadratic weighted kappa (:meth:`CLOC.metrics`), writes the
 learned margins to ``method.json`` and plots them.
 
-Semi-supervised training is not part of CLOC's recipe here.
+Semi-supervised form (``unlabeled_weight > 0``; not in the paper): seriation pseudo-targets of the
+unlabelled rows (``pseudo_targets`` as for ``rnc``: label-anchored pseudo-values, or spectral pseudo-ranks
+mapped onto the labelled targets' distribution) are turned into pseudo-classes and enter the multi-margin
+N-pair loss as the term ``unlabeled_mmnp`` (anchored: over the labelled and pseudo-classed rows together,
+pseudo-classed anchors weighted ``pseudo_weight``; ranks: over the unlabelled rows); the cross-entropy
+stays on the labelled rows.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from torch.nn import functional as F
 
 from clss import losses
 from clss.methods.base import Batch, Method, MethodParams, OptimizerConfig, TrainingContext, register_method
+from clss.methods.common import diagnose, kendall_tau
 from clss.methods.modes import evaluating
+from clss.methods.parts.recipe_targets import PSEUDO_TARGETS, seriation_pseudo_targets
 from clss.metrics import ordinal_classification_metrics
 from clss.schema import param
 
@@ -46,7 +53,9 @@ class CLOCParams(MethodParams):
     beside the cross-entropy (1). ``min_margin`` ρ: the lower bound of every gap (the paper's constraint;
     the official code uses 0). ``margin_init``: learnable gaps start uniform in this range (0.5, 1.0).
     ``normalization``: the N-pair sum's divisor, ``"paper"``, ``"mean"`` or ``"official"``
-    (:class:`clss.losses.MultiMarginNPairLoss`). ``seed`` seeds the method's own draws."""
+    (:class:`clss.losses.MultiMarginNPairLoss`). ``unlabeled_weight``, ``pseudo_targets``,
+    ``pseudo_weight``, ``diagnostics_every``: the semi-supervised form (module docstring; as for ``rnc``).
+    ``seed`` seeds the method's own draws."""
 
     bins: int | None = param(None, "int", ge=2, optional=True)
     phase1_steps: float | None = param(None, gt=0, optional=True,
@@ -57,6 +66,10 @@ class CLOCParams(MethodParams):
     margin_low: float = param(0.5, gt=0)
     margin_high: float = param(1.0, gt=0)
     normalization: str = param("official", "str", choices=("paper", "mean", "official"))
+    unlabeled_weight: float = param(0.0, ge=0)
+    pseudo_targets: str = param("anchored", "str", choices=PSEUDO_TARGETS)
+    pseudo_weight: float = param(1.0, ge=0)
+    diagnostics_every: int = param(10, "int", ge=0)
     seed: int = param(0, "int", ge=0)
 
 
@@ -66,9 +79,14 @@ class CLOC(Method):
 
     name = "cloc"
     description = "CLOC ordinal classification: CE + multi-margin N-pair loss, margins learned then frozen"
-    semi_supervised = False
+    semi_supervised = True
     Params: ClassVar[type[MethodParams]] = CLOCParams
     params: CLOCParams
+
+    @property
+    def requires_unlabeled(self) -> bool:
+        """Unlabelled rows only for the pseudo-target term."""
+        return self.params.unlabeled_weight > 0
 
     def __init__(self, model_fn: Callable[[], nn.Module], optimizer: OptimizerConfig | None = None,
                  params: Mapping[str, Any] | None = None, precision: str = "fp32") -> None:
@@ -174,16 +192,40 @@ class CLOC(Method):
         self.mmnp.raw_margins.requires_grad_(phase1)  # phase 2: the margins are fixed
         if not phase1:
             self.mmnp.raw_margins.grad = None
+        p = self.params
+        with_u = p.unlabeled_weight > 0 and unlabeled is not None and len(unlabeled) >= 2
         self.model.train()
-        feat = self(labeled.view("weak"))["feat"]
+        n_l = len(labeled)
+        x = labeled.view("weak")
+        if with_u:
+            assert unlabeled is not None
+            x = torch.cat([x, unlabeled.view("weak")])
+        feat = self(x)["feat"]
+        feat_l = feat[:n_l]
         c = self.classes_of(y)
-        logits = self.classifier(feat)
-        parts = {"ce": F.cross_entropy(logits, c),
-                 "mmnp": self.params.mmnp_weight * self.mmnp(feat, c)}
+        parts = {"ce": F.cross_entropy(self.classifier(feat_l), c),
+                 "mmnp": p.mmnp_weight * self.mmnp(feat_l, c)}
+        logs: dict[str, float] = {}
+        if with_u:
+            assert unlabeled is not None
+            unit = F.normalize(feat.detach(), dim=-1)
+            values, rows = seriation_pseudo_targets(p.pseudo_targets, unit[:n_l], unit[n_l:], y,
+                                                    self.require_context().labeled_y)
+            if rows.numel() >= 2:
+                c_u = self.classes_of(values)
+                if p.pseudo_targets == "anchored":
+                    weights = torch.cat([torch.ones_like(y), torch.full_like(values, p.pseudo_weight)])
+                    term = self.mmnp(torch.cat([feat_l, feat[n_l:][rows]]), torch.cat([c, c_u]),
+                                     weights=weights)
+                else:
+                    term = self.mmnp(feat[n_l:][rows], c_u)
+                parts["unlabeled_mmnp"] = p.unlabeled_weight * term
+                if unlabeled.y is not None and diagnose(p.diagnostics_every, step):
+                    logs["pseudo_target_tau"] = abs(kendall_tau(values, unlabeled.y[rows]))
         loss = torch.stack(list(parts.values())).sum()
         stats = self.optimize(loss, parts)
         return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()},
-                "phase": 1.0 if phase1 else 2.0, **stats}
+                "phase": 1.0 if phase1 else 2.0, **stats, **logs}
 
     # ------------------------------------------------------------------------------------ outputs
     @torch.no_grad()

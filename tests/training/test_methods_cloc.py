@@ -147,3 +147,17 @@ def test_a_continuous_target_needs_bins(tmp_path):
                                    "threads=1", "--out", str(tmp_path / "b"), "--no-progress"])
     assert ok.exit_code == 0, ok.output
     assert json.loads((tmp_path / "b" / "summary.json").read_text())["test"]["qwk"] <= 1
+
+
+@pytest.mark.parametrize("pseudo", ["anchored", "ranks"])
+def test_semi_supervised_form_adds_a_margin_term_on_pseudo_classes(pseudo):
+    method = cloc(unlabeled_weight=0.5, pseudo_targets=pseudo, diagnostics_every=1)
+    ulb = batch(12, 9)
+    logs = method.training_step(batch(20, 1), ulb, 0)
+    assert np.isfinite(logs["unlabeled_mmnp"]) and 0 <= logs["pseudo_target_tau"] <= 1
+    assert logs["loss"] == pytest.approx(logs["ce"] + logs["mmnp"] + logs["unlabeled_mmnp"], rel=1e-9)
+    plain = cloc()
+    seen = []
+    plain.model.register_forward_hook(lambda m, i, o: seen.append(o["feat"].shape[0]))
+    plain.training_step(batch(20, 1), ulb, 0)
+    assert seen == [20]  # at weight 0 the unlabelled rows are not forwarded
