@@ -178,6 +178,9 @@ class Method(nn.Module):
     labeled_views: tuple[str, ...] = ("weak",)
     unlabeled_views: tuple[str, ...] = ("weak",)
     Params: ClassVar[type[MethodParams]] = MethodParams
+    #: True for methods whose unlabelled term is an option (the seed papers' recipes): at
+    #: ``unlabeled_weight`` 0 they train on a fully labelled set (:attr:`requires_unlabeled`).
+    unlabeled_optional: ClassVar[bool] = False
     #: Whether :meth:`predict` searches the labelled training rows (k-NN inference, ``conord``): the engine
     #: then hands it their embeddings under the current weights, ``index_rows(embed(x), y)``, before every
     #: evaluation and checkpoint.
@@ -237,9 +240,9 @@ class Method(nn.Module):
 
     @property
     def requires_unlabeled(self) -> bool:
-        """Whether a run of this method needs unlabelled rows (the split then refuses to leave none).
-        Default: :attr:`semi_supervised`; the seed papers' recipes only with their pseudo-target term."""
-        return self.semi_supervised
+        """Whether a run of this method needs unlabelled rows (the split then refuses to leave none):
+        a semi-supervised method does, unless :attr:`unlabeled_optional` and its unlabelled terms are off."""
+        return self.semi_supervised and (self.uses_unlabeled or not self.unlabeled_optional)
 
     @property
     def uses_unlabeled(self) -> bool:

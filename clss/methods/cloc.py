@@ -37,7 +37,14 @@ from clss import losses
 from clss.methods.base import Batch, Method, MethodParams, OptimizerConfig, TrainingContext, register_method
 from clss.methods.common import diagnose, kendall_tau
 from clss.methods.modes import evaluating
-from clss.methods.parts.recipe_targets import PSEUDO_TARGETS, seriation_pseudo_targets
+from clss.methods.parts.recipes import (
+    STEPS_SPEC,
+    PseudoTargetParams,
+    is_step_spec,
+    linear_head,
+    seriation_pseudo_targets,
+    steps_of,
+)
 from clss.metrics import ordinal_classification_metrics
 from clss.schema import param
 
@@ -46,7 +53,7 @@ MAX_CLASSES = 200
 
 
 @dataclass
-class CLOCParams(MethodParams):
+class CLOCParams(PseudoTargetParams):
     """``bins``: ``None`` (every distinct labelled value is a class, at most 200) or the number of
     equal-width classes over the labelled range. ``phase1_steps``: steps that learn the margins (a count or
     a fraction in (0, 1) of the run; default half). ``mmnp_weight``: weight of the multi-margin N-pair loss
@@ -58,19 +65,12 @@ class CLOCParams(MethodParams):
     ``seed`` seeds the method's own draws."""
 
     bins: int | None = param(None, "int", ge=2, optional=True)
-    phase1_steps: float | None = param(None, gt=0, optional=True,
-                                       check=lambda s: s < 1 or float(s).is_integer(),
-                                       describe="a count >= 1 or a fraction in (0, 1) of the run's steps")
+    phase1_steps: float | None = param(None, gt=0, optional=True, check=is_step_spec, describe=STEPS_SPEC)
     mmnp_weight: float = param(1.0, ge=0)
     min_margin: float = param(0.0, ge=0)
     margin_low: float = param(0.5, gt=0)
     margin_high: float = param(1.0, gt=0)
     normalization: str = param("official", "str", choices=("paper", "mean", "official"))
-    unlabeled_weight: float = param(0.0, ge=0)
-    pseudo_targets: str = param("anchored", "str", choices=PSEUDO_TARGETS)
-    pseudo_weight: float = param(1.0, ge=0)
-    diagnostics_every: int = param(10, "int", ge=0)
-    seed: int = param(0, "int", ge=0)
 
 
 @register_method
@@ -80,13 +80,9 @@ class CLOC(Method):
     name = "cloc"
     description = "CLOC ordinal classification: CE + multi-margin N-pair loss, margins learned then frozen"
     semi_supervised = True
+    unlabeled_optional = True
     Params: ClassVar[type[MethodParams]] = CLOCParams
     params: CLOCParams
-
-    @property
-    def requires_unlabeled(self) -> bool:
-        """Unlabelled rows only for the pseudo-target term."""
-        return self.params.unlabeled_weight > 0
 
     def __init__(self, model_fn: Callable[[], nn.Module], optimizer: OptimizerConfig | None = None,
                  params: Mapping[str, Any] | None = None, precision: str = "fp32") -> None:
@@ -95,11 +91,7 @@ class CLOC(Method):
         if not p.min_margin < p.margin_low <= p.margin_high:
             raise ValueError(f"cloc needs min_margin < margin_low <= margin_high, got {p.min_margin}, "
                              f"{p.margin_low}, {p.margin_high}")
-        head = getattr(self.model, "head", None)
-        if not isinstance(head, nn.Linear):
-            raise ValueError(f"cloc needs the feature width of the model's regression head (an nn.Linear "
-                             f"named 'head'); {type(self.model).__name__} has none")
-        self.width = head.in_features
+        self.width = linear_head(self.model, self.name).in_features
         self.generator = torch.Generator().manual_seed(p.seed)
         # Built once the classes are known (setup, or a checkpoint's shapes: load_state_dict).
         self.classifier: nn.Sequential | None = None
@@ -129,7 +121,7 @@ class CLOC(Method):
 
     def _phase1_steps(self, total: int) -> int:
         s = self.params.phase1_steps
-        first = total // 2 if s is None else int(s) if s >= 1 else round(s * total)
+        first = total // 2 if s is None else steps_of(s, total)
         if not 1 <= first <= total:
             raise ValueError(f"cloc: phase1_steps ({first}) must be between 1 and the run's steps ({total})")
         return first

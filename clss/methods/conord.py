@@ -30,17 +30,18 @@ from clss import losses
 from clss.methods.base import Batch, Method, MethodParams, OptimizerConfig, TrainingContext, register_method
 from clss.methods.common import diagnose, kendall_tau
 from clss.methods.modes import evaluating
-from clss.methods.parts.recipe_targets import (
-    PSEUDO_TARGETS,
+from clss.methods.parts.recipes import (
+    PseudoTargetParams,
     bin_index,
     equal_width_edges,
+    linear_head,
     seriation_pseudo_targets,
 )
 from clss.schema import param
 
 
 @dataclass
-class ConOrdParams(MethodParams):
+class ConOrdParams(PseudoTargetParams):
     """``temperature`` τ (0.07), ``eps`` ε (1e-7), ``similarity`` κ, ``affinity`` a and ``disparity`` b: the
     paper's best configuration by default (method VIII of its Table 1; choices as
     :class:`clss.losses.ConOrdLoss`). ``bins``: reference points of the centre loss, one per equal-width bin
@@ -57,11 +58,6 @@ class ConOrdParams(MethodParams):
     bins: int = param(50, "int", ge=2)
     center_weight: float = param(1.0, ge=0)
     k: int = param(10, "int", ge=1)
-    unlabeled_weight: float = param(0.0, ge=0)
-    pseudo_targets: str = param("anchored", "str", choices=PSEUDO_TARGETS)
-    pseudo_weight: float = param(1.0, ge=0)
-    diagnostics_every: int = param(10, "int", ge=0)
-    seed: int = param(0, "int", ge=0)
 
 
 @register_method
@@ -71,6 +67,7 @@ class ConOrd(Method):
     name = "conord"
     description = "ConOrd + centre loss, k-NN inference over training embeddings (+ pseudo-targets)"
     semi_supervised = True
+    unlabeled_optional = True
     Params: ClassVar[type[MethodParams]] = ConOrdParams
     params: ConOrdParams
     indexes_training_rows = True
@@ -79,10 +76,7 @@ class ConOrd(Method):
                  params: Mapping[str, Any] | None = None, precision: str = "fp32") -> None:
         super().__init__(model_fn, optimizer, params, precision)
         p = self.params
-        head = getattr(self.model, "head", None)
-        if not isinstance(head, nn.Linear):
-            raise ValueError(f"{self.name} needs the feature width of the model's regression head (an "
-                             f"nn.Linear named 'head'); {type(self.model).__name__} has none")
+        head = linear_head(self.model, self.name)
         self.loss = losses.ConOrdLoss(temperature=p.temperature, eps=p.eps, similarity=p.similarity,
                                       affinity=p.affinity, disparity=p.disparity)
         self.center = losses.ConOrdCenterLoss(p.bins, head.in_features).to(head.weight)
@@ -90,12 +84,6 @@ class ConOrd(Method):
         self.edges: torch.Tensor | None = None
         self.index_emb: torch.Tensor | None = None
         self.index_y: torch.Tensor | None = None
-
-    @property
-    def requires_unlabeled(self) -> bool:
-        """Unlabelled rows only for the pseudo-target term: the supervised recipe trains on a fully
-        labelled set as its paper does."""
-        return self.params.unlabeled_weight > 0
 
     def setup(self, context: TrainingContext) -> None:
         super().setup(context)

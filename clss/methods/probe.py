@@ -38,21 +38,21 @@ from torch.nn import functional as F
 from clss import losses
 from clss.methods.base import Batch, Method, MethodParams, OptimizerConfig, TrainingContext, register_method
 from clss.methods.common import REGRESSION_LOSSES, diagnose, kendall_tau, regression_loss
-from clss.methods.parts.recipe_targets import (
-    PSEUDO_TARGETS,
+from clss.methods.parts.recipes import (
+    STEPS_SPEC,
+    PseudoTargetParams,
     bin_index,
     equal_width_edges,
+    is_step_spec,
+    linear_head,
     seriation_pseudo_targets,
+    steps_of,
 )
 from clss.schema import param
 
 
-def _stage_spec(value: float) -> bool:
-    return value < 1 or float(value).is_integer()
-
-
 @dataclass
-class ProbeParams(MethodParams):
+class ProbeParams(PseudoTargetParams):
     """Shared by the representation-then-probe recipes.
 
     ``stage1_steps`` / ``stage2_steps``: steps of each stage, a count or a fraction in (0, 1) of the run's
@@ -69,10 +69,8 @@ class ProbeParams(MethodParams):
     loss (``"anchored"``). ``diagnostics_every``: log the Kendall τ of the pseudo-targets against the
     hidden truth when a benchmark supplies it. ``seed`` seeds the method's own draws."""
 
-    stage1_steps: float | None = param(None, gt=0, optional=True, check=_stage_spec,
-                                       describe="a count >= 1 or a fraction in (0, 1) of the run's steps")
-    stage2_steps: float | None = param(None, gt=0, optional=True, check=_stage_spec,
-                                       describe="a count >= 1 or a fraction in (0, 1) of the run's steps")
+    stage1_steps: float | None = param(None, gt=0, optional=True, check=is_step_spec, describe=STEPS_SPEC)
+    stage2_steps: float | None = param(None, gt=0, optional=True, check=is_step_spec, describe=STEPS_SPEC)
     view: str = param("strong", "str", choices=("weak", "strong"))
     temperature: float = param(2.0, gt=0)
     projection: str = param("none", "str", choices=("none", "mlp"))
@@ -81,18 +79,13 @@ class ProbeParams(MethodParams):
     probe_optimizer: str = param("sgd", "str", choices=("adam", "adamw", "sgd"))
     probe_lr: float = param(0.05, gt=0)
     probe_weight_decay: float = param(0.0, ge=0)
-    unlabeled_weight: float = param(0.0, ge=0)
-    pseudo_targets: str = param("anchored", "str", choices=PSEUDO_TARGETS)
-    pseudo_weight: float = param(1.0, ge=0)
-    diagnostics_every: int = param(10, "int", ge=0)
-    seed: int = param(0, "int", ge=0)
 
 
 def stage_lengths(total: int, stage1: float | None, stage2: float | None, method: str) -> tuple[int, int]:
     """``(stage1_steps, stage2_steps)`` of a run of ``total`` steps (see :class:`ProbeParams`)."""
     if total < 2:
         raise ValueError(f"{method} trains in two stages and needs steps >= 2, got {total}")
-    first, second = (None if s is None else int(s) if s >= 1 else round(s * total) for s in (stage1, stage2))
+    first, second = (None if s is None else steps_of(s, total) for s in (stage1, stage2))
     if first is None and second is None:
         first = total // 2
     if first is None:
@@ -116,6 +109,7 @@ class RepresentationProbe(Method):
     """Base of the recipes: subclasses set the name, ``Params``, ``normalize`` and :meth:`contrast`."""
 
     semi_supervised = True
+    unlabeled_optional = True
     Params: ClassVar[type[MethodParams]] = ProbeParams
     params: ProbeParams
     #: Whether stage 1's loss sees L2-normalised embeddings (SupCon, SupReMix) or raw features (RnC).
@@ -124,10 +118,7 @@ class RepresentationProbe(Method):
     def __init__(self, model_fn: Callable[[], nn.Module], optimizer: OptimizerConfig | None = None,
                  params: Mapping[str, Any] | None = None, precision: str = "fp32") -> None:
         super().__init__(model_fn, optimizer, params, precision)
-        head = getattr(self.model, "head", None)
-        if not isinstance(head, nn.Linear) or head.out_features != 1:
-            raise ValueError(f"{self.name} fits a linear probe on the model's regression head (an "
-                             f"nn.Linear(d, 1) named 'head'); {type(self.model).__name__} has none")
+        head = linear_head(self.model, self.name)
         p = self.params
         self.projector = (projection_head(head.in_features, p.projection_dim).to(head.weight)
                           if p.projection == "mlp" else nn.Identity())  # the model's dtype and device
@@ -144,12 +135,6 @@ class RepresentationProbe(Method):
     def unlabeled_views(self) -> tuple[str, ...]:  # type: ignore[override]
         v = self.params.view
         return (v, f"{v}@2")
-
-    @property
-    def requires_unlabeled(self) -> bool:
-        """Unlabelled rows only for the pseudo-target term: the supervised recipe trains on a fully
-        labelled set as its paper does."""
-        return self.params.unlabeled_weight > 0
 
     def setup(self, context: TrainingContext) -> None:
         super().setup(context)

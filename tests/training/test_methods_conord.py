@@ -13,7 +13,7 @@ from clss.config import resolve_config
 from clss.engine import evaluate_run, train
 from clss.engine.predict import predict_array
 from clss.methods import Batch, TrainingContext, build_method
-from clss.methods.parts.recipe_targets import bin_index, equal_width_edges
+from clss.methods.parts.recipes import bin_index, equal_width_edges
 from clss.models import MLPRegressor
 from clss_cli.main import main
 

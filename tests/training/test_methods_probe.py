@@ -168,7 +168,7 @@ def test_a_model_without_a_linear_head_is_refused():
         def forward(self, x):
             return {"pred": x[:, 0], "feat": x}
 
-    with pytest.raises(ValueError, match="rnc fits a linear probe on the model's regression head"):
+    with pytest.raises(ValueError, match="rnc needs the model's linear regression head"):
         build_method("rnc", Headless)
 
 

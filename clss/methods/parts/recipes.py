@@ -1,15 +1,58 @@
-"""Targets of the seed papers' recipes: equal-width bins of continuous targets (SupCon's classes, ConOrd's
+"""What the seed papers' recipes share: their semi-supervised parameters, step counts given as counts or
+fractions, the model's linear head, equal-width bins of continuous targets (SupCon's classes, ConOrd's
 reference points) and seriation pseudo-targets of unlabelled rows on the labelled targets' scale."""
 
 from __future__ import annotations
 
-import torch
+from dataclasses import dataclass
 
+import torch
+from torch import nn
+
+from clss.methods.base import MethodParams
 from clss.methods.parts.anchored import anchored_targets, reachable
 from clss.methods.parts.pseudo_ranks import seriation_ranks
 from clss.methods.parts.rda import quantile_map
+from clss.schema import param
 
 PSEUDO_TARGETS = ("anchored", "ranks")
+STEPS_SPEC = "a count >= 1 or a fraction in (0, 1) of the run's steps"
+
+
+def is_step_spec(value: float) -> bool:
+    """Whether ``value`` is a step count (a whole number) or a fraction in (0, 1) of the run."""
+    return value < 1 or float(value).is_integer()
+
+
+def steps_of(spec: float, total: int) -> int:
+    """The steps a count or a fraction of a ``total``-step run stands for (fractions rounded)."""
+    return int(spec) if spec >= 1 else round(spec * total)
+
+
+def linear_head(model: nn.Module, method: str) -> nn.Linear:
+    """The model's linear regression head ``head`` (every built-in model has one), or a clear error."""
+    head = getattr(model, "head", None)
+    if not isinstance(head, nn.Linear) or head.out_features != 1:
+        raise ValueError(f"{method} needs the model's linear regression head (an nn.Linear(d, 1) named "
+                         f"'head'): it reads the feature width there or fits it; {type(model).__name__} "
+                         "has none")
+    return head
+
+
+@dataclass
+class PseudoTargetParams(MethodParams):
+    """The recipes' semi-supervised form: ``unlabeled_weight`` (0: the paper's supervised recipe; the
+    unlabelled rows are not forwarded), ``pseudo_targets`` (``"anchored"``: label-anchored pseudo-values
+    over the labelled and unlabelled rows; ``"ranks"``: spectral pseudo-ranks of the unlabelled rows mapped
+    onto the labelled targets' distribution), ``pseudo_weight`` (anchor weight of pseudo-targeted rows in a
+    joint loss), ``diagnostics_every`` (log ``pseudo_target_tau``, the |Kendall τ| of the pseudo-targets
+    against hidden truth where a benchmark supplies it), ``seed`` (the method's own draws)."""
+
+    unlabeled_weight: float = param(0.0, ge=0)
+    pseudo_targets: str = param("anchored", "str", choices=PSEUDO_TARGETS)
+    pseudo_weight: float = param(1.0, ge=0)
+    diagnostics_every: int = param(10, "int", ge=0)
+    seed: int = param(0, "int", ge=0)
 
 
 def equal_width_edges(labeled_y: torch.Tensor, bins: int, method: str) -> torch.Tensor:
