@@ -161,7 +161,12 @@ def verdict(values: dict[tuple[str, str, str], dict[int, float]], methods: Seque
     """A plain verdict for one label setting: the method with the largest mean improvement over
     ``supervised`` whose 95 % interval excludes zero ("gclss improves MAE by 4.1 % ± 1.2 % over supervised
     on validation (5/5 seeds)"), else the best mean with its interval and "no method beats supervised
-    clearly here"; plus a line when a classical reference beats every trained method on average."""
+    clearly here"; plus a line when a classical reference beats every trained method on average. The fully
+    supervised upper bound (a method with ``all_labels``) sees more labels than the others: it is no
+    candidate, and it is left out of both."""
+    from clss.methods import METHODS
+
+    methods = [m for m in methods if not (m in METHODS and METHODS[m].all_labels)]
     lower = metric in LOWER_IS_BETTER
     name = metric.upper()
     where = {"val": "validation", "test": "test"}[split]

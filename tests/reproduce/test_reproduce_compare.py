@@ -59,6 +59,18 @@ def test_verdict_names_a_clear_improvement_with_its_relative_interval():
     assert "5/5 seeds" in v.text
 
 
+def test_verdict_leaves_the_fully_supervised_upper_bound_out():
+    base = [10.0, 12.0, 11.0]
+    v = verdict(_values(base, fullysupervised=[5.0, 6.0, 5.5], gclss=[9.0, 11.0, 10.0]),
+                ["supervised", "fullysupervised", "gclss"], "s", "10%", "mae", "val")
+    assert v.best == "gclss" and "fullysupervised" not in v.text
+    refs = {("ridge", "s", "val", "mae"): {0: 7.0, 1: 7.0, 2: 7.0}}  # beats the trained ones, not the bound
+    alone = verdict(_values(base, fullysupervised=[5.0, 6.0, 5.5]), ["supervised", "fullysupervised"], "s",
+                    "10%", "mae", "val", refs)
+    assert alone.best is None
+    assert "ridge on the labelled rows alone (7.000) beats every trained method" in alone.text
+
+
 def test_verdict_without_a_clear_winner_says_so():
     base = [10.0, 12.0, 11.0]
     mixed = [9.0, 12.5, 10.8]  # better on average, not on every seed
