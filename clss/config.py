@@ -37,7 +37,9 @@ class TrainConfig:
 
     Data: ``dataset`` (``"diabetes"``, ``"operator-sde"``, ``"csv:PATH"``, ``"digits-rotation"``,
     ``"image-csv:PATH"``), ``target`` (CSV column), ``data_dir``, ``data_root`` (image datasets: the folder
-    image paths are resolved under; ``image-csv`` defaults to the CSV file's folder), ``preprocessing``
+    image paths are resolved under; ``image-csv`` defaults to the CSV file's folder), ``manifest`` (the face
+    protocols: check your copy against this manifest file instead of the built-in one, e.g. a re-encoded
+    copy's checksums), ``preprocessing``
     (``image-csv``: changes to its image preprocessing, keys of :class:`clss.data.ImagePreprocessing`, e.g.
     ``{"resize": [64, 64], "order": "bgr"}``), ``invariant_to`` (``image-csv``: the geometric ops that keep
     the target, e.g. ``["translate", "hflip"]``; default translation only), ``run`` (operator-sde
@@ -78,6 +80,7 @@ class TrainConfig:
     target: str | None = param(None, "str", optional=True)
     data_dir: str | None = param(None, "str", optional=True)
     data_root: str | None = param(None, "str", optional=True)
+    manifest: str | None = param(None, "str", optional=True)
     preprocessing: dict[str, Any] = field(default_factory=dict, metadata=_MAPPING)
     invariant_to: list[str] | str | None = param(None, "names", optional=True)  # noqa: RUF009 (a field, not a call)
     run: int = param(0, "int", ge=0)
@@ -143,7 +146,7 @@ class TrainConfig:
         (keyword arguments of ``load_dataset``)."""
         defaults = TrainConfig()
         return {k: getattr(self, k) for k in ("features", "exclude", "missing", "categorical", "data_root",
-                                              "preprocessing", "invariant_to")
+                                              "manifest", "preprocessing", "invariant_to")
                 if getattr(self, k) != getattr(defaults, k)}
 
     @classmethod
