@@ -26,6 +26,7 @@ from torch import nn
 from clss.methods.base import Batch, Method, OptimizerConfig, register_method
 from clss.methods.common import CONTRASTIVE_LOSSES, REGRESSION_LOSSES, contrastive_loss
 from clss.methods.parts import (
+    arc_head,
     ema_copy,
     ema_update,
     frozen_batchnorm,
@@ -90,10 +91,7 @@ class RankUp(Method):
         self.labeled_contrastive = contrastive_loss(p.contrastive, oe_variant=p.oe_variant,
                                                     lambda_val=p.lambda_val)
         self.generator = torch.Generator().manual_seed(p.seed)
-        self.arc = nn.Linear(self.model.feature_dim, 2)  # RankUp's initialisation: Xavier normal, zero bias
-        nn.init.xavier_normal_(self.arc.weight)
-        nn.init.zeros_(self.arc.bias)
-        self.arc.to(next(self.model.parameters()).dtype)
+        self.arc = arc_head(self.model)
         self.ema_model = ema_copy(self.model) if self.params.ema > 0 else None
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:

@@ -13,14 +13,16 @@ modules, the seeded generator), so its state-dict keys stay where they are:
   GCLSS's stable-subset selection, label-anchored pseudo-values, the drop of unreachable rows and the joint
   labelled + pseudo-valued contrastive term;
 - :func:`perturbation_norm`, :func:`recovery_diagnostics`: GCLSS's diagnostics;
+- :mod:`clss.methods.parts.recipes`: what the seed papers' recipes share (their pseudo-target parameters,
+  step counts, bins of continuous targets, seriation pseudo-targets on the labelled scale);
 - :func:`ramp_weight`, :func:`ema_update`: ramp-ups of unlabelled terms and the EMA teacher;
 - :func:`input_noise`, :func:`warn_if_noiseless`, :func:`has_dropout`: the noise of the consistency methods
   and the check that their two passes can differ; :func:`mixup`, :func:`beta_draw`: MixMatch's mixup;
 - :func:`frozen_batchnorm`: unlabelled passes that leave the batch-norm running statistics alone;
   :func:`evaluating`: evaluation mode for one or more networks, each one's mode restored afterwards;
 - :func:`ema_copy`: the frozen copy an EMA teacher or an EMA-evaluated method starts from;
-- :func:`pair_logits`, :func:`pair_targets`, :func:`labeled_pair_loss`, :func:`unlabeled_pair_loss`:
-  RankUp's auxiliary ranking classifier over row pairs;
+- :func:`arc_head`, :func:`pair_logits`, :func:`pair_targets`, :func:`labeled_pair_loss`,
+  :func:`unlabeled_pair_loss`: RankUp's auxiliary ranking classifier over row pairs;
 - :class:`DistributionAlignment`, :func:`quantile_map`: RDA's pseudo-labels aligned to the labelled targets.
 
 Similarities, seriation and eigen-solvers run in the features' own precision, at least float32: a method
@@ -53,6 +55,7 @@ from clss.methods.parts.pseudo_ranks import (
     seriation_ranks,
 )
 from clss.methods.parts.ranking import (
+    arc_head,
     labeled_pair_loss,
     pair_logits,
     pair_targets,
@@ -67,6 +70,7 @@ __all__ = [
     "DistributionAlignment",
     "anchored_contrastive_terms",
     "anchored_targets",
+    "arc_head",
     "beta_draw",
     "draw_rows",
     "ema_copy",

@@ -12,6 +12,16 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+
+def arc_head(model: nn.Module) -> nn.Linear:
+    """RankUp's auxiliary ranking classifier: ``Linear(feature_dim, 2)`` on the model's feature, Xavier-normal
+    weights and zero bias (as the official code), in the model's dtype."""
+    head = nn.Linear(model.feature_dim, 2)
+    nn.init.xavier_normal_(head.weight)
+    nn.init.zeros_(head.bias)
+    return head.to(next(model.parameters()).dtype)
 
 
 def pair_logits(scores: torch.Tensor) -> torch.Tensor:
