@@ -57,7 +57,7 @@ from clss.engine.predict import UNLABELED_PREDICTIONS, write_predictions_csv
 from clss.engine.progress import TrainingProgress
 from clss.engine.rundir import RunDir, run_status
 from clss.engine.threads import restores_torch_threads, run_threads
-from clss.methods import Method, NonFiniteLossError, OptimizerConfig, TrainingContext, build_method
+from clss.methods import METHODS, Method, NonFiniteLossError, OptimizerConfig, TrainingContext, build_method
 from clss.metrics import regression_metrics
 from clss.models import build_model
 
@@ -435,6 +435,9 @@ def _resume_config(saved: dict[str, Any], overrides: dict[str, Any]) -> tuple[Tr
             cfg.schedule.get("name") == "step" and "step_size" not in cfg.schedule)):
         raise ValueError(f"steps cannot change on resume with schedule {cfg.schedule}: its learning rates "
                          f"depend on the total number of steps; start a new run instead")
+    if "steps" in changes and cfg.method in METHODS and METHODS[cfg.method].staged:
+        raise ValueError(f"steps cannot change on resume for {cfg.method}: its stages are set from the run's "
+                         f"length; start a new run instead")
     return TrainConfig.from_dict({**saved, **{k: new for k, (_, new) in changes.items()}}), changes
 
 

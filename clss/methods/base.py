@@ -178,6 +178,9 @@ class Method(nn.Module):
     labeled_views: tuple[str, ...] = ("weak",)
     unlabeled_views: tuple[str, ...] = ("weak",)
     Params: ClassVar[type[MethodParams]] = MethodParams
+    #: True for methods that train in stages set from the run's length (``rnc``'s pretraining and probe,
+    #: ``cloc``'s two phases): a resumed run may not change its ``steps``.
+    staged: ClassVar[bool] = False
     #: True for methods whose unlabelled term is an option (the seed papers' recipes): at
     #: ``unlabeled_weight`` 0 they train on a fully labelled set (:attr:`requires_unlabeled`).
     unlabeled_optional: ClassVar[bool] = False

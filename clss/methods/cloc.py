@@ -81,6 +81,7 @@ class CLOC(Method):
     description = "CLOC ordinal classification: CE + multi-margin N-pair loss, margins learned then frozen"
     semi_supervised = True
     unlabeled_optional = True
+    staged = True
     Params: ClassVar[type[MethodParams]] = CLOCParams
     params: CLOCParams
 

@@ -111,6 +111,7 @@ class RepresentationProbe(Method):
 
     semi_supervised = True
     unlabeled_optional = True
+    staged = True
     Params: ClassVar[type[MethodParams]] = ProbeParams
     params: ProbeParams
     #: Whether stage 1's loss sees L2-normalised embeddings (SupCon, SupReMix) or raw features (RnC).
@@ -144,10 +145,8 @@ class RepresentationProbe(Method):
 
     def _stages(self, total: int | None = None) -> tuple[int, int]:
         if self.stages is None:
-            if total is None:
-                self.require_context()
-            self.stages = stage_lengths(int(total), self.params.stage1_steps, self.params.stage2_steps,
-                                        self.name)
+            total = self.require_context().total_steps if total is None else total
+            self.stages = stage_lengths(total, self.params.stage1_steps, self.params.stage2_steps, self.name)
         return self.stages
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:

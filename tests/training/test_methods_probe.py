@@ -247,3 +247,10 @@ def test_supervised_recipes_train_on_a_fully_labelled_set_and_the_pseudo_target_
     with pytest.raises(ValueError, match="leaves no unlabeled rows"):
         train(tiny(tmp_path, name, labeled="100%", method_params={"unlabeled_weight": 1.0}), tmp_path / "b")
     assert not (tmp_path / "b").exists()
+
+
+def test_a_resumed_staged_run_keeps_its_length(tmp_path):
+    cfg = tiny(tmp_path, "rnc", steps=6, eval_every=3)
+    train(cfg, tmp_path / "run")
+    with pytest.raises(ValueError, match="steps cannot change on resume for rnc: its stages are set"):
+        train({}, tmp_path / "run", resume=True, overrides={"steps": 12})
