@@ -42,6 +42,7 @@ from clss.methods.parts.recipes import (
     PseudoTargetParams,
     is_step_spec,
     linear_head,
+    pseudo_target_term,
     seriation_pseudo_targets,
     steps_of,
 )
@@ -205,13 +206,8 @@ class CLOC(Method):
             values, rows = seriation_pseudo_targets(p.pseudo_targets, unit[:n_l], unit[n_l:], y,
                                                     self.require_context().labeled_y)
             if rows.numel() >= 2:
-                c_u = self.classes_of(values)
-                if p.pseudo_targets == "anchored":
-                    weights = torch.cat([torch.ones_like(y), torch.full_like(values, p.pseudo_weight)])
-                    term = self.mmnp(torch.cat([feat_l, feat[n_l:][rows]]), torch.cat([c, c_u]),
-                                     weights=weights)
-                else:
-                    term = self.mmnp(feat[n_l:][rows], c_u)
+                term = pseudo_target_term(self.mmnp, p.pseudo_targets, feat_l, feat[n_l:][rows], c,
+                                          self.classes_of(values), p.pseudo_weight)
                 parts["unlabeled_mmnp"] = p.unlabeled_weight * term
                 if unlabeled.y is not None and diagnose(p.diagnostics_every, step):
                     logs["pseudo_target_tau"] = abs(kendall_tau(values, unlabeled.y[rows]))

@@ -35,6 +35,7 @@ from clss.methods.parts.recipes import (
     bin_index,
     equal_width_edges,
     linear_head,
+    pseudo_target_term,
     seriation_pseudo_targets,
 )
 from clss.schema import param
@@ -160,11 +161,8 @@ class ConOrd(Method):
             values, rows = seriation_pseudo_targets(p.pseudo_targets, z_l.detach(), z_u.detach(), y,
                                                     self.require_context().labeled_y)
             if rows.numel() >= 2:
-                if p.pseudo_targets == "anchored":
-                    weights = torch.cat([torch.ones_like(y), torch.full_like(values, p.pseudo_weight)])
-                    term = self.loss(torch.cat([z_l, z_u[rows]]), torch.cat([y, values]), weights=weights)
-                else:
-                    term = self.loss(z_u, values)
+                term = pseudo_target_term(self.loss, p.pseudo_targets, z_l, z_u[rows], y, values,
+                                          p.pseudo_weight)
                 parts["unlabeled_conord"] = p.unlabeled_weight * term
                 if unlabeled.y is not None and diagnose(p.diagnostics_every, step):
                     logs["pseudo_target_tau"] = abs(kendall_tau(values, unlabeled.y[rows]))

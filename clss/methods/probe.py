@@ -45,6 +45,7 @@ from clss.methods.parts.recipes import (
     equal_width_edges,
     is_step_spec,
     linear_head,
+    pseudo_target_term,
     seriation_pseudo_targets,
     steps_of,
 )
@@ -235,10 +236,8 @@ class RepresentationProbe(Method):
                                                 self.require_context().labeled_y)
         if rows.numel() < 2:
             return None, values, rows
-        if p.pseudo_targets == "ranks":  # the unlabelled rows alone
-            return self.contrast(z_u[rows], values), values, rows
-        weights = torch.cat([torch.ones_like(y), torch.full_like(values, p.pseudo_weight)])
-        return self.contrast(torch.cat([z_l, z_u[rows]]), torch.cat([y, values]), weights), values, rows
+        term = pseudo_target_term(self.contrast, p.pseudo_targets, z_l, z_u[rows], y, values, p.pseudo_weight)
+        return term, values, rows
 
     def _probe_step(self, labeled: Batch) -> dict[str, float]:
         """Stage 2: the head on frozen features (the encoder in evaluation mode, outside autograd)."""

@@ -4,6 +4,7 @@ reference points) and seriation pseudo-targets of unlabelled rows on the labelle
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -90,3 +91,19 @@ def seriation_pseudo_targets(kind: str, mean_l: torch.Tensor, mean_u: torch.Tens
         values = quantile_map(seriation_ranks(mean_u), labeled_y.to(mean_u.device))
         return values.to(y.dtype), torch.arange(mean_u.shape[0], device=y.device)
     raise ValueError(f"pseudo_targets must be one of {PSEUDO_TARGETS}, got {kind!r}")
+
+
+def pseudo_target_term(loss: Callable[..., torch.Tensor], kind: str, feat_l: torch.Tensor,
+                       feat_u: torch.Tensor, t_l: torch.Tensor, t_u: torch.Tensor,
+                       pseudo_weight: float) -> torch.Tensor:
+    """A recipe's loss on its pseudo-targeted unlabelled rows ``feat_u`` (targets ``t_u``): with
+    ``kind="anchored"`` over them and the labelled rows ``feat_l`` (targets ``t_l``) together, labelled
+    anchors weighted 1 and pseudo-targeted ones ``pseudo_weight`` (the pseudo-values share the labels'
+    scale); with ``"ranks"`` over the unlabelled rows alone. ``loss(features, targets, weights=...)``."""
+    if kind == "ranks":
+        return loss(feat_u, t_u)
+    weights = torch.cat([torch.ones(feat_l.shape[0], dtype=feat_l.dtype, device=feat_l.device),
+                         torch.full((feat_u.shape[0],), pseudo_weight, dtype=feat_l.dtype,
+                                    device=feat_l.device)])
+    return loss(torch.cat([feat_l, feat_u]), torch.cat([t_l, t_u]), weights=weights)
+
