@@ -67,8 +67,9 @@ def reproduce_command(table: str, more_seeds: tuple[str, ...], seed_items: tuple
     """Reproduce a published table: train its grid (methods x settings x seeds) and write table.md,
     table.csv and figure.png with the paper's numbers beside ours.
 
-    TABLE is a shipped table (operator-sde, utkface, utkface-rankup, agedb-dir) or a table .yaml file.
-    Finished runs are skipped and interrupted ones resumed, so rerunning the same command continues.
+    TABLE is a shipped table (operator-sde, utkface, utkface-rankup, agedb-dir, rnc-agedb-dir,
+    supremix-agedb-dir, conord-agedb-dir, cloc-adience) or a table .yaml file. Finished runs are skipped
+    and interrupted ones resumed, so rerunning the same command continues.
 
     Example: clss reproduce operator-sde --seeds 0 1 2 --jobs 2 --out runs/table
     """

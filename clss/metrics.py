@@ -35,6 +35,7 @@ __all__ = [
     "kendall",
     "mae",
     "mse",
+    "nearest_class_metrics",
     "ordinal_classification_metrics",
     "pearson",
     "r2",
@@ -404,3 +405,36 @@ def ordinal_classification_metrics(true_classes: Any, pred_classes: Any,
     qwk = 1.0 - float((weights * observed).sum()) / chance if chance > 0 else 0.0
     return {"accuracy": float(np.mean(t == p)), "mae_classes": float(np.mean(np.abs(t - p))), "qwk": qwk}
 
+
+
+def nearest_class_metrics(y_true: Any, y_pred: Any, classes: Any) -> dict[str, float]:
+    """Ordinal classification metrics of a regressor on class targets: each prediction is taken as its
+    nearest class value (the lower one on a tie), then :func:`ordinal_classification_metrics`.
+
+    Parameters
+    ----------
+    y_true : array-like, shape ``(n,)``
+        True targets; each must be one of ``classes``.
+    y_pred : array-like, shape ``(n,)``
+        Finite predictions in the targets' units.
+    classes : array-like, shape ``(K,)``
+        The ordered class values (``K >= 2``, strictly increasing), e.g. ``0..7`` for Adience's age groups.
+
+    Returns
+    -------
+    dict with ``accuracy``, ``mae_classes`` and ``qwk``.
+    """
+    values = np.asarray(classes, dtype=np.float64)
+    t = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    if values.ndim != 1 or values.size < 2 or np.any(np.diff(values) <= 0):
+        raise ValueError(f"classes must be >= 2 strictly increasing values, got {values.tolist()}")
+    true = np.searchsorted(values, t)
+    if np.any(true >= values.size) or np.any(values[np.minimum(true, values.size - 1)] != t):
+        bad = t[(true >= values.size) | (values[np.minimum(true, values.size - 1)] != t)]
+        raise ValueError(f"true targets must be class values {values.tolist()}; got {bad[:3].tolist()}")
+    if not np.all(np.isfinite(p)):
+        raise ValueError("predictions must be finite")
+    above = np.clip(np.searchsorted(values, p), 1, values.size - 1)
+    pred = np.where(p - values[above - 1] <= values[above] - p, above - 1, above)
+    return ordinal_classification_metrics(true, pred, values.size)

@@ -250,3 +250,37 @@ def test_correlations_invariant_to_increasing_affine_maps(data, scale, shift):
     assert spearman(t, q) == pytest.approx(spearman(t, p), abs=1e-12)
     assert kendall(t, q) == pytest.approx(kendall(t, p), abs=1e-12)
     assert spearman(t, -p) == pytest.approx(-spearman(t, p), abs=1e-12)
+
+
+def test_nearest_class_metrics_against_a_loop_and_sklearn():
+    from sklearn.metrics import accuracy_score, cohen_kappa_score
+
+    from clss.metrics import nearest_class_metrics
+
+    rng = np.random.default_rng(3)
+    classes = np.array([0.0, 1.0, 2.5, 4.0, 7.0])
+    true = rng.choice(classes, 200)
+    pred = rng.uniform(-2.0, 9.0, 200)
+    pred[:5] = [1.75, 0.5, 5.5, -10.0, 100.0]  # two ties (lower class wins) and both ends
+    nearest = []
+    for p in pred:  # plain loop from the definition
+        d = [abs(p - c) for c in classes]
+        nearest.append(min(range(len(classes)), key=lambda k: (d[k], k)))
+    t_idx = [list(classes).index(t) for t in true]
+    got = nearest_class_metrics(true, pred, classes)
+    assert nearest[:5] == [1, 0, 3, 0, 4]
+    assert got["accuracy"] == pytest.approx(accuracy_score(t_idx, nearest), rel=1e-12)
+    assert got["mae_classes"] == pytest.approx(np.mean(np.abs(np.subtract(t_idx, nearest))), rel=1e-12)
+    assert got["qwk"] == pytest.approx(cohen_kappa_score(t_idx, nearest, weights="quadratic"), rel=1e-9)
+
+
+@pytest.mark.parametrize(("true", "pred", "classes", "match"), [
+    ([0.0, 1.5], [0.0, 1.0], [0, 1, 2], "true targets must be class values"),
+    ([0.0, 1.0], [0.0, np.nan], [0, 1, 2], "predictions must be finite"),
+    ([0.0, 1.0], [0.0, 1.0], [0, 2, 1], "strictly increasing"),
+])
+def test_nearest_class_metrics_refuses_bad_inputs(true, pred, classes, match):
+    from clss.metrics import nearest_class_metrics
+
+    with pytest.raises(ValueError, match=match):
+        nearest_class_metrics(true, pred, classes)

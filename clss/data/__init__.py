@@ -77,14 +77,16 @@ class DatasetInfo:
     """A registered dataset: its one-line description and its loader.
 
     ``has_runs`` marks datasets whose paper protocol has run slices and fixes the labeled rows from
-    ``fraction``; for the others ``run`` must be 0 and ``fraction`` unset. ``label_files`` marks datasets
-    whose published split files fix the labelled rows, chosen by their count (the loader's ``labels``).
+    ``fraction``; for the others ``run`` must be 0 and ``fraction`` unset. ``folds`` marks cross-validation
+    protocols whose ``run`` is the test fold. ``label_files`` marks datasets whose published split files fix
+    the labelled rows, chosen by their count (the loader's ``labels``).
     """
 
     description: str
     loader: Callable[..., RegressionData | DataSplits]
     has_runs: bool = False
     label_files: bool = False
+    folds: bool = False
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -134,6 +136,12 @@ DATASETS: dict[str, DatasetInfo] = {
         "AgeDB-DIR with the DIR/Rank-N-Contrast preprocessing (224 px RGB, mean=std=0.5) from --data-root",
         partial(load_face_dataset, "agedb-dir-rgb"),
         label_files=True,
+    ),
+    "adience": DatasetInfo(
+        "Adience age groups (8 ordered classes 0-7), five subject-exclusive folds: run=k tests on fold k; "
+        "224 px RGB aligned faces from --data-root",
+        partial(load_face_dataset, "adience"),
+        folds=True,
     ),
 }
 
@@ -190,7 +198,8 @@ def load_dataset(
     target : str, optional
         Target column (CSV only, required there).
     run : int, default 0
-        Run index (operator-sde: rows ``[1000 run, 1000 run + 1000)``); must be 0 for other datasets.
+        Run index (operator-sde: rows ``[1000 run, 1000 run + 1000)``; adience: the test fold); must be 0
+        for other datasets.
     fraction : float, optional
         operator-sde only: the paper's labeled fraction; sets ``labeled``/``unlabeled`` by the paper's run
         protocol (as the official code). Other datasets leave the split to :func:`split_labeled`.
@@ -233,9 +242,11 @@ def load_dataset(
         raise ValueError(f"{name}: data_dir is only used by operator-sde")
     if info.has_runs:
         options |= {"run": run, "fraction": fraction, "data_dir": data_dir}
+    elif info.folds:
+        options |= {"run": run}
     elif run != 0:
         raise ValueError(f"{name} has no run slices; run must be 0, got {run}")
-    elif fraction is not None:
+    if fraction is not None and not info.has_runs:
         raise ValueError(
             f"{name} has no paper protocol fixing the labeled rows; leave fraction unset and split the "
             "training rows with split_labeled (--labeled)"

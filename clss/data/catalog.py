@@ -91,8 +91,9 @@ def _operator_sde_location(data_dir: str | os.PathLike[str] | None) -> tuple[boo
 def _face_layout(name: str) -> dict[str, Any]:
     proto = FACE_DATASETS[name]
     size = "x".join(str(s) for s in proto.preprocessing["resize"])
+    target = f"age group (classes 0-{len(proto.classes) - 1})" if proto.classes else "age (years)"
     return dict(features=None, inputs=f"3x{size} face images ({proto.preprocessing['order'].upper()})",
-                target="age (years)", rows=dict(proto.manifest["splits"]), available=None,
+                target=target, rows=dict(proto.manifest["splits"]), available=None,
                 location=f"your copy (--data-root DIR); check it first: clss data check {name} "
                          "--data-root DIR")
 

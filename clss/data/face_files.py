@@ -15,6 +15,14 @@ Index formats (the ``format`` of a manifest's index entry):
     AgeDB-DIR's ``agedb.csv``: ``age``, ``path`` (relative to the data root), ``split`` (train/val/test).
 ``rankup-meta``
     RankUp's ``meta/{train,test}.csv``: ``file_name``, ``label``; the whole file is one split.
+``adience-fold``
+    Adience's ``fold_{0..4}_data.txt`` (tab-separated): ``user_id``, ``original_image``, ``face_id``,
+    ``age`` (an age group such as ``(25, 32)``) and more columns; the image is
+    ``<image_dir>/<user_id>/landmark_aligned_face.<face_id>.<original_image>`` (the in-plane aligned
+    release). The label is the index of the age group among :data:`ADIENCE_AGE_GROUPS`; rows whose age is
+    not one of the eight benchmark groups (single ages, other ranges, ``None``) are left out and counted in
+    :attr:`IndexTable.excluded`, as the benchmark protocol does. Every row is put in the ``train`` split: the
+    loader assigns the folds.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import os
 import re
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +39,7 @@ import numpy as np
 from clss.data.csvfile import CsvTable, read_csv_table
 
 __all__ = [
+    "ADIENCE_AGE_GROUPS",
     "INDEX_FORMATS",
     "SPLIT_NAMES",
     "IndexTable",
@@ -46,7 +55,12 @@ __all__ = [
 
 SPLIT_NAMES = ("train", "val", "test")
 SSL_FLAGS = ("LABELED", "UNLABELED", "EXCLUDE")
-INDEX_FORMATS = ("filelist", "dir-csv", "rankup-meta")
+INDEX_FORMATS = ("filelist", "dir-csv", "rankup-meta", "adience-fold")
+#: Adience's eight age groups in order (class 0..7), as the fold files spell them; ``(8, 13)`` is the
+#: spelling of the benchmark's description for the third group and is read as ``(8, 12)``.
+ADIENCE_AGE_GROUPS = ("(0, 2)", "(4, 6)", "(8, 12)", "(15, 20)", "(25, 32)", "(38, 43)", "(48, 53)",
+                      "(60, 100)")
+_ADIENCE_ALIASES = {"(8, 13)": "(8, 12)"}
 _SHOW = 5  # names quoted in a message
 
 # age_gender_race_datetime.jpg.chip.jpg: age in years, gender 0/1, race 0-4, a 17-digit capture time.
@@ -133,6 +147,8 @@ class IndexTable:
         str ``[n]``: ``LABELED``/``UNLABELED``/``EXCLUDE`` in semi-supervised split files, else None.
     lines : np.ndarray
         int64 ``[n]``: file line of each row (the header is line 1), for messages.
+    excluded : dict of str to int
+        Rows left out, counted by their label text (``adience-fold``: ages outside the eight groups).
     """
 
     path: Path
@@ -141,6 +157,7 @@ class IndexTable:
     split: np.ndarray
     ssl: np.ndarray | None
     lines: np.ndarray
+    excluded: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         """Rows per split, in the order train/val/test (splits without rows are omitted)."""
@@ -215,12 +232,12 @@ def read_index(path: str | os.PathLike[str], fmt: str, *, image_dir: str = "", s
     Parameters
     ----------
     path : str or PathLike
-    fmt : {"filelist", "dir-csv", "rankup-meta"}
+    fmt : {"filelist", "dir-csv", "rankup-meta", "adience-fold"}
         The file's layout (module docstring).
     image_dir : str, default ""
-        Folder of the images under the data root, prefixed to the file names of ``filelist`` and
-        ``rankup-meta`` files (``"UTKFace"``, ``"AgeDB"``); ``dir-csv`` paths are already relative to the
-        root.
+        Folder of the images under the data root, prefixed to the file names of ``filelist``,
+        ``rankup-meta`` and ``adience-fold`` files (``"UTKFace"``, ``"AgeDB"``, ``"aligned"``);
+        ``dir-csv`` paths are already relative to the root.
     split : {"train", "val", "test"}, optional
         ``rankup-meta`` only (required there): the split the whole file belongs to.
 
@@ -244,6 +261,8 @@ def read_index(path: str | os.PathLike[str], fmt: str, *, image_dir: str = "", s
     if split is not None and split not in SPLIT_NAMES:
         raise ValueError(f"split must be one of {list(SPLIT_NAMES)}, got {split!r}")
     table = read_csv_table(path)
+    if fmt == "adience-fold":
+        return _read_adience_fold(table, image_dir)
     ssl = None
     if fmt == "filelist":
         names = table.cells[:, _column(table, ("FileName",), "file name")]
@@ -265,6 +284,27 @@ def read_index(path: str | os.PathLike[str], fmt: str, *, image_dir: str = "", s
         files = np.char.add(f"{image_dir.rstrip('/')}/", files)
     return IndexTable(path=table.path, files=files, labels=labels, split=np.asarray(splits, dtype=str),
                       ssl=ssl, lines=table.lines)
+
+
+def _read_adience_fold(table: CsvTable, image_dir: str) -> IndexTable:
+    cols = [_column(table, (name,), name) for name in ("user_id", "original_image", "face_id", "age")]
+    user, original, face, age = (table.cells[:, c].astype(str) for c in cols)
+    # "(25,32)" and "(25, 32)" are one group; any other spelling is left out and counted
+    spelled = (" ".join(a.replace(",", ", ").split()) for a in age)
+    age = np.array([_ADIENCE_ALIASES.get(g, g) for g in spelled], dtype=str)
+    keep = np.isin(age, ADIENCE_AGE_GROUPS)
+    names, counts = np.unique(age[~keep], return_counts=True)
+    group = {g: i for i, g in enumerate(ADIENCE_AGE_GROUPS)}
+    paths = np.array([f"{u}/landmark_aligned_face.{f}.{o}" for u, f, o
+                      in zip(user[keep], face[keep], original[keep], strict=True)], dtype=str)
+    kept = table.rows(keep)
+    files = _relative(kept, paths)
+    if image_dir:
+        files = np.char.add(f"{image_dir.rstrip('/')}/", files)
+    labels = np.array([group[a] for a in age[keep]], dtype=np.float64)
+    return IndexTable(path=table.path, files=files, labels=labels,
+                      split=np.full(len(files), "train"), ssl=None, lines=kept.lines,
+                      excluded={str(n): int(c) for n, c in zip(names, counts, strict=True)})
 
 
 def label_offset(table: IndexTable, known_offsets: Iterable[int] = (21,)) -> int:

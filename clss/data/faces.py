@@ -17,6 +17,12 @@ together:
     ``FileList_ssl_{n}_0.csv`` files, otherwise ``agedb.csv``.
 ``agedb-dir-rgb``
     The same data with the DIR / Rank-N-Contrast preprocessing (224x224, RGB, mean = std = 0.5).
+``adience``
+    Adience age groups, the five-fold subject-exclusive benchmark (Eidinger et al. 2014; CLOC's protocol):
+    ``fold_{0..4}_data.txt`` and the in-plane aligned images; targets are the eight ordered age groups as
+    class indices 0-7. ``run=k`` tests on fold ``k`` and trains on the other four; the benchmark has no
+    validation split, so a fixed, subject-exclusive tenth of the training folds' subjects (seeded by the
+    fold) validates. Images at 224x224, RGB, ImageNet statistics.
 
 Before anything is decoded, the loader verifies the files it reads against the protocol's manifest
 (:func:`clss.data.manifest.check_data`): present, byte-identical split files, rows per split, labelled
@@ -27,6 +33,7 @@ warning.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from dataclasses import dataclass
@@ -68,6 +75,12 @@ class FaceProtocol:
         The split used for validation ("test": the protocol has no validation split).
     notes : str
         What differs from the official code, recorded in the run's meta.
+    folds : bool, default False
+        The ``base_files`` are cross-validation folds: ``run=k`` tests on file ``k``, trains on the others
+        and validates on a subject-exclusive holdout of them.
+    classes : tuple of str, optional
+        Names of ordered classes when the targets are class indices ``0..K-1`` (ordinal classification):
+        every method then also reports accuracy, MAE in classes and quadratic weighted kappa.
     """
 
     name: str
@@ -78,6 +91,8 @@ class FaceProtocol:
     augment: dict[str, Any]
     validation: str
     notes: str
+    folds: bool = False
+    classes: tuple[str, ...] = ()
 
 
 def _utk_clss_manifest() -> dict[str, Any]:
@@ -117,6 +132,14 @@ def _agedb_manifest() -> dict[str, Any]:
             "images": {"folder": "AgeDB", "count": 16488},
             "splits": {"train": 12208, "val": 2140, "test": 2140},
             "label": {"unit": "years", "range": [1, 101]}}
+
+
+def _adience_manifest() -> dict[str, Any]:
+    # The fold files are distributed on request only; their checksums could not be verified here.
+    files = [{"path": f"fold_{k}_data.txt", "format": "adience-fold", "image_dir": "aligned", "sha256": None}
+             for k in range(5)]
+    return {"name": "adience", "version": 1, "files": files, "images": {"folder": "aligned"},
+            "splits": {}, "label": {"unit": "age group", "range": [0, 7]}}
 
 
 _UTK_NOTES = ("the official code also flips validation and test images at random; here they are "
@@ -159,7 +182,21 @@ FACE_DATASETS: dict[str, FaceProtocol] = {
                        "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)},
         augment={"pad": 16, "pad_mode": "zeros"},
         validation="val", notes="DIR / Rank-N-Contrast preprocessing (PIL decoding: RGB)"),
+    "adience": FaceProtocol(
+        "adience", _adience_manifest(), label_files={},
+        base_files=tuple(f"fold_{k}_data.txt" for k in range(5)),
+        preprocessing={"channels": 3, "order": "rgb", "resize": (224, 224), "normalize": "none",
+                       "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)},
+        augment={"pad": 16, "pad_mode": "zeros"},
+        validation="val", folds=True,
+        classes=("0-2", "4-6", "8-13", "15-20", "25-32", "38-43", "48-53", "60+"),
+        notes=("CLOC's augmentations (flips, affine, colour jitter) are replaced by translation and "
+               "horizontal flips; validation is a subject-exclusive tenth of the training folds (the "
+               "benchmark has none)")),
 }
+
+#: Share of the training folds' subjects that validates a cross-validation protocol.
+FOLD_VALIDATION = 0.1
 
 
 def builtin_manifest(name: str) -> Manifest:
@@ -171,13 +208,13 @@ def builtin_manifest(name: str) -> Manifest:
 
 
 def load_face_dataset(name: str, *, data_root: str | os.PathLike[str] | None = None,
-                      labels: int | None = None, seed: int = 0,
+                      labels: int | None = None, seed: int = 0, run: int = 0,
                       manifest: Manifest | str | os.PathLike[str] | None = None) -> DataSplits:
     """Load a face-age protocol from the user's copy, after checking it against its manifest.
 
     Parameters
     ----------
-    name : {"utkface", "utkface-rankup", "agedb-dir", "agedb-dir-rgb"}
+    name : {"utkface", "utkface-rankup", "agedb-dir", "agedb-dir-rgb", "adience"}
     data_root : str or PathLike
         The user's copy (``--data-root``); its layout is in ``docs/data.md``.
     labels : int, optional
@@ -187,6 +224,8 @@ def load_face_dataset(name: str, *, data_root: str | os.PathLike[str] | None = N
     seed : int, default 0
         Seed of the 128 training images that estimate the normalisation (where the protocol estimates
         it).
+    run : int, default 0
+        The test fold of a cross-validation protocol (adience: 0-4); must be 0 for the others.
     manifest : Manifest or path, optional
         Check the copy against this manifest instead of the built-in one (the tests use small ones).
 
@@ -210,6 +249,10 @@ def load_face_dataset(name: str, *, data_root: str | os.PathLike[str] | None = N
     if labels is not None and (isinstance(labels, bool) or labels not in proto.label_files):
         counts = sorted(proto.label_files) or "none (draw labelled rows with --labeled)"
         raise ValueError(f"{name}: labels={labels!r} has no published split file; available: {counts}")
+    n_runs = len(proto.base_files) if proto.folds else 1
+    if isinstance(run, bool) or not isinstance(run, (int, np.integer)) or not 0 <= run < n_runs:
+        what = "the test fold" if proto.folds else "the protocol has no folds"
+        raise ValueError(f"{name}: run must be an integer in [0, {n_runs}) ({what}), got {run!r}")
     if manifest is None:
         manifest = builtin_manifest(name)
     elif not isinstance(manifest, Manifest):
@@ -228,7 +271,48 @@ def load_face_dataset(name: str, *, data_root: str | os.PathLike[str] | None = N
             warnings.warn(f"{table.path}: the age column is the true age - {offset} (a known defect of this "
                           f"published file); {offset} is added to every label", stacklevel=2)
         tables.append((table, offset))
-    return _face_splits(proto, data_root, tables, labels=labels, seed=seed)
+    excluded: dict[str, int] = {}
+    for table, _ in tables:
+        for label, count in table.excluded.items():
+            excluded[label] = excluded.get(label, 0) + count
+    if excluded:
+        shown = ", ".join(f"{k!r} x{v}" for k, v in sorted(excluded.items(), key=lambda kv: -kv[1])[:6])
+        warnings.warn(f"{name}: {sum(excluded.values())} rows whose label is not one of the protocol's "
+                      f"classes are left out, as the benchmark does ({shown})", stacklevel=2)
+    if proto.folds:
+        tables = _assign_folds(tables, int(run))
+    data = _face_splits(proto, data_root, tables, labels=labels, seed=seed)
+    extra = {"excluded_labels": excluded} if excluded else {}
+    if proto.folds:
+        extra |= {"fold": int(run), "validation": (f"a subject-exclusive {FOLD_VALIDATION:.0%} of the "
+                                                   f"training folds' subjects (fixed per fold)")}
+    if proto.classes:
+        extra |= {"classes": list(range(len(proto.classes))), "class_names": list(proto.classes)}
+    data.meta.update(extra)
+    return data
+
+
+def _assign_folds(tables: list[tuple[IndexTable, int]], test_fold: int) -> list[tuple[IndexTable, int]]:
+    """Splits of a cross-validation protocol: fold ``test_fold`` tests; a subject-exclusive share
+    (:data:`FOLD_VALIDATION`) of the other folds' subjects (an image's parent folder), drawn with the fold as
+    seed, validates; the rest trains."""
+    def subject(files: np.ndarray) -> np.ndarray:
+        return np.array([f.rpartition("/")[0] for f in files.tolist()], dtype=str)
+
+    train = subject(np.concatenate([t.files for i, (t, _) in enumerate(tables) if i != test_fold]))
+    subjects, rows = np.unique(train, return_counts=True)
+    order = np.random.default_rng(test_fold).permutation(len(subjects))
+    # the smallest prefix of the shuffled subjects holding the share of the training rows (one subject trains)
+    n_val = int(np.searchsorted(np.cumsum(rows[order]), FOLD_VALIDATION * len(train))) + 1
+    val_subjects = subjects[order[:min(n_val, len(subjects) - 1)]]
+    out = []
+    for i, (table, offset) in enumerate(tables):
+        if i == test_fold:
+            split = np.full(len(table.files), "test")
+        else:
+            split = np.where(np.isin(subject(table.files), val_subjects), "val", "train")
+        out.append((dataclasses.replace(table, split=split.astype(str)), offset))
+    return out
 
 
 def _face_splits(proto: FaceProtocol, data_root: str | os.PathLike[str],

@@ -444,9 +444,13 @@ def _check_image_folder(report: DataCheckReport, root: Path, manifest: Manifest)
         report.add("image folder", "problem", f"missing: expected the images in {folder}")
         return
     names = [e.name for e in os.scandir(folder) if e.is_file()]
+    # a folder per subject (Adience's aligned/<user_id>/) counts the files of its subfolders too
+    total = sum(len(files) for _, _, files in os.walk(folder))
     expected = manifest.images.get("count")
-    detail = f"{len(names)} files in {manifest.images['folder']}/"
-    if expected is not None and len(names) != expected:
+    detail = f"{total} files in {manifest.images['folder']}/"
+    if total != len(names):
+        detail += f" ({total - len(names)} in subfolders)"
+    if expected is not None and total != expected:
         report.add("image folder", "warn", f"{detail}; the published archive has {expected}")
     else:
         report.add("image folder", "ok", detail)

@@ -58,7 +58,7 @@ from clss.engine.progress import TrainingProgress
 from clss.engine.rundir import RunDir, run_status
 from clss.engine.threads import restores_torch_threads, run_threads
 from clss.methods import METHODS, Method, NonFiniteLossError, OptimizerConfig, TrainingContext, build_method
-from clss.metrics import regression_metrics
+from clss.metrics import nearest_class_metrics, regression_metrics
 from clss.models import build_model
 
 
@@ -230,24 +230,33 @@ def predict_batched(method: Method, x: torch.Tensor, batch_size: int = TABULAR_B
 
 def evaluate(method: Method, dataset: RegressionDataset, inverse: Callable[[np.ndarray], np.ndarray], *,
              device: torch.device, rows: np.ndarray | None = None, workers: int = 0,
-             pin_memory: bool = False, transform: Callable[[np.ndarray], np.ndarray] | None = None
-             ) -> tuple[dict[str, float], np.ndarray]:
+             pin_memory: bool = False, transform: Callable[[np.ndarray], np.ndarray] | None = None,
+             classes: Any = None) -> tuple[dict[str, float], np.ndarray]:
     """Metrics of ``method`` on ``dataset`` (network inputs; ``rows`` of it when given) in the original
-    target units, and its predictions ``[n]``. With ``transform`` (target units to standardised, the
-    inverse of ``inverse``) the method's own metrics (:meth:`Method.metrics`) are added."""
+    target units, and its predictions ``[n]``. With ``classes`` (the ordered class values of an ordinal
+    classification dataset) the nearest-class accuracy, MAE in classes and kappa are added; with
+    ``transform`` (target units to standardised, the inverse of ``inverse``) the method's own metrics
+    (:meth:`Method.metrics`, which take precedence)."""
     y_true = dataset.targets if rows is None else dataset.targets[rows]
     pred = predict_dataset(method.predict, dataset, device=device, rows=rows, workers=workers,
                            pin_memory=pin_memory).double().cpu().numpy()
-    metrics, out = _scored(y_true, inverse(pred))
+    metrics, out = _scored(y_true, inverse(pred), classes)
     if transform is not None:
         metrics.update(method.metrics(transform(y_true), pred))
     return metrics, out
 
 
-def _scored(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+def _scored(y_true: np.ndarray, y_pred: np.ndarray, classes: Any = None
+            ) -> tuple[dict[str, float], np.ndarray]:
     if not np.all(np.isfinite(y_pred)):
-        return {"mae": math.nan, "mse": math.nan, "rmse": math.nan, "r2": math.nan}, y_pred
-    return regression_metrics(y_true, y_pred), y_pred
+        nan = {"mae": math.nan, "mse": math.nan, "rmse": math.nan, "r2": math.nan}
+        if classes is not None:
+            nan |= {"accuracy": math.nan, "mae_classes": math.nan, "qwk": math.nan}
+        return nan, y_pred
+    metrics = regression_metrics(y_true, y_pred)
+    if classes is not None:
+        metrics.update(nearest_class_metrics(y_true, y_pred, classes))
+    return metrics, y_pred
 
 
 # Settings that a resumed run may change (the rest define the run and stay as in config.yaml). eval_every is
@@ -611,7 +620,7 @@ def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,
                     _index_training_rows(s, step)
                     metrics, _ = evaluate(method, val, s.std.inverse_y, transform=s.std.transform_y,
                                           device=s.device, workers=s.workers,
-                                          pin_memory=s.pin_memory)
+                                          pin_memory=s.pin_memory, classes=s.data.meta.get("classes"))
                     record.update({f"val_{k}": v for k, v in metrics.items()})
                     improved = metrics[cfg.select_metric] < best
                     best = min(best, metrics[cfg.select_metric])
@@ -675,7 +684,7 @@ def _finish(run: RunDir, s: _Session, best: float, seconds: float) -> dict[str, 
                                              f"protocol)" if cfg.eval_every else "final weights")}
     for split in ("val", "test"):
         ds = getattr(data, split)
-        metrics, pred = _scored(ds.targets, s.predict(split))
+        metrics, pred = _scored(ds.targets, s.predict(split), data.meta.get("classes"))
         metrics.update(s.method.metrics(s.std.transform_y(ds.targets), s.std.transform_y(pred)))
         summary[split] = metrics
         rows = np.arange(len(ds))
@@ -776,6 +785,6 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *,
     scored = np.flatnonzero(~np.isnan(ds.targets))  # training rows without a target have no score
     workers = resolve_workers(cfg.workers, in_memory=ds.in_memory)
     metrics, _ = evaluate(method, ds, std.inverse_y, transform=std.transform_y, device=device, rows=scored,
-                          workers=workers,
+                          workers=workers, classes=data.meta.get("classes"),
                           pin_memory=resolve_pin_memory(cfg.pin_memory, device))
     return metrics

@@ -26,7 +26,7 @@ TABLES_DIR = Path(__file__).with_name("tables")
 
 #: Metrics a table may report (keys of a run's ``summary.json`` test metrics) and whether lower is better.
 METRICS = {"mae": True, "rmse": True, "mse": True, "gm": True, "r2": False, "pearson": False,
-           "spearman": False, "kendall": False}
+           "spearman": False, "kendall": False, "accuracy": False, "mae_classes": True, "qwk": False}
 LOWER_IS_BETTER = {k for k, low in METRICS.items() if low}
 
 #: Configuration keys a seed sets in each run: ``seed`` always; ``split_seed`` and ``run`` (operator-sde's

@@ -128,3 +128,41 @@ def stand_in_manifest(name: str, root: Path, out: Path) -> Path:
     m.update(source={"url": "stand-in"}, citation=[], protocol={"note": "stand-in"}, reference_results={})
     out.write_text(yaml.safe_dump(m, sort_keys=False))
     return out
+
+
+ADIENCE_HEADER = "\t".join(("user_id", "original_image", "face_id", "age", "gender", "x", "y", "dx", "dy",
+                            "tilt_ang", "fiducial_yaw_angle", "fiducial_score"))
+# Spellings outside the eight groups (single ages, other ranges, None): the protocol leaves them out.
+ADIENCE_ODD = ("35", "None", "(38, 42)")
+
+
+def adience_tree(root: Path, *, subjects_per_fold: int = 4, faces: int = 3
+                 ) -> dict[int, list[tuple[str, int]]]:
+    """aligned/<user>/landmark_aligned_face.<face>.<image> files and fold_{0..4}_data.txt (tab-separated,
+    the real columns); every fold's subjects are its own. Returns per fold the (image path, class) rows kept
+    by the protocol; each fold also holds one row of each of :data:`ADIENCE_ODD`."""
+    from clss.data.face_files import ADIENCE_AGE_GROUPS
+
+    kept: dict[int, list[tuple[str, int]]] = {}
+    n = 0
+    for fold in range(5):
+        lines, kept[fold] = [ADIENCE_HEADER], []
+        for s in range(subjects_per_fold):
+            user = f"{1000 + 10 * fold + s}@N0{fold}"
+            (root / "aligned" / user).mkdir(parents=True)
+            for f in range(faces):
+                n += 1
+                image, face_id = f"{n:08d}_{s}f{f}_o.jpg", 100 + n
+                cls = (n * 3) % 8
+                age = ADIENCE_AGE_GROUPS[cls] if (n % 2) else ADIENCE_AGE_GROUPS[cls].replace(" ", "")
+                rel = f"aligned/{user}/landmark_aligned_face.{face_id}.{image}"
+                jpeg(root / rel, n, size=(12, 12))
+                lines.append(f"{user}\t{image}\t{face_id}\t{age}\t{'mf'[n % 2]}\t0\t0\t10\t10\t0\t0\t{n}")
+                kept[fold].append((rel, cls))
+        for j, odd in enumerate(ADIENCE_ODD):  # named images exist, their ages are not a group
+            n += 1
+            image, user = f"{n:08d}_odd_o.jpg", f"{1000 + 10 * fold}@N0{fold}"
+            jpeg(root / f"aligned/{user}/landmark_aligned_face.{900 + j}.{image}", n, size=(12, 12))
+            lines.append(f"{user}\t{image}\t{900 + j}\t{odd}\tf\t0\t0\t10\t10\t0\t0\t{n}")
+        (root / f"fold_{fold}_data.txt").write_text("\n".join(lines) + "\n")
+    return kept

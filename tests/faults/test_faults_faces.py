@@ -38,7 +38,7 @@ def _filelist(tmp: Path, *rows: str) -> Path:
 
 READ_CASES = [
     pytest.param(lambda t: read_index(_filelist(t, f"0,0,{NAME},30,TRAIN,LABELED"), "xlsx"),
-                 ValueError, r"index format must be one of \['filelist', 'dir-csv', 'rankup-meta'\]",
+                 ValueError, r"index format must be one of \['filelist', 'dir-csv', 'rankup-meta', 'adience",
                  id="unknown format"),
     pytest.param(lambda t: read_index(_csv(t, "file_name,label\na.jpg,3\n"), "rankup-meta"),
                  ValueError, "split= is required for", id="rankup meta without split"),
@@ -251,7 +251,7 @@ def _agedb(tmp: Path, n_train: int = 3) -> tuple[Path, Any]:
 
 LOAD_CASES = [
     pytest.param({"name": "imdb-wiki"}, ValueError,
-                 r"unknown face dataset 'imdb-wiki'; available: \['agedb-dir'", id="unknown dataset"),
+                 r"unknown face dataset 'imdb-wiki'; available: \['adience', 'agedb", id="unknown dataset"),
     pytest.param({"name": "utkface"}, ValueError, r"give data_root \(--data-root DIR\)", id="no data root"),
     pytest.param({"name": "utkface", "data_root": ".", "labels": 334}, ValueError,
                  r"labels=334 has no published split file; available: \[333, 500, 1000\]",

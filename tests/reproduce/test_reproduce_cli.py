@@ -164,3 +164,11 @@ def test_sigterm_to_the_grid_checkpoints_its_job_and_a_rerun_completes(tmp_path)
     rerun = subprocess.run(_run_grid_command(table, out, *args), capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert json.loads((run / "summary.json").read_text())["status"] == "finished"
+
+
+def test_the_help_names_every_shipped_table():
+    from clss.reproduce import list_tables
+
+    text = " ".join(CliRunner().invoke(main, ["reproduce", "--help"]).output.split())
+    for name in list_tables():
+        assert name in text, name

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from _faces_tree import agedb_tree, stand_in_manifest
+from _faces_tree import adience_tree, agedb_tree, stand_in_manifest
 
 from clss.reproduce import load_table, plan_table, run_cell, write_report
 
@@ -36,3 +36,25 @@ def test_recipe_table_runs_on_a_stand_in_copy(tmp_path, name, setting):
     md = write_report(table, out, runs)["md"].read_text()
     for row in table.rows:
         assert f"(`{row.method}`)" in md
+
+
+def test_cloc_adience_runs_one_fold_per_seed_on_a_stand_in_copy(tmp_path):
+    """Seed k tests on fold k; every row is scored as an ordinal classifier (accuracy, MAE in classes)."""
+    root = tmp_path / "adience"
+    kept = adience_tree(root)
+    table = load_table("cloc-adience")
+    runs = plan_table(table, seeds=[0, 2], steps=6, data_root=root, overrides=TINY)
+    assert sorted({r.config["run"] for r in runs}) == [0, 2]
+    out = tmp_path / "grid"
+    for run in runs:
+        with pytest.warns(UserWarning, match="rows whose label is not one of the protocol's classes"):
+            run_cell(out, run)
+        summary = json.loads((out / run.run_dir / "summary.json").read_text())
+        test = summary["test"]
+        assert summary["status"] == "finished", run.name
+        assert 0.0 <= test["accuracy"] <= 1.0 and test["mae_classes"] >= 0.0 and "qwk" in test
+        rows = (out / run.run_dir / "predictions.csv").read_text().splitlines()[1:]
+        fold = sorted(r.split(",")[2] for r in rows if r.startswith("test,"))
+        assert fold == sorted(p for p, _ in kept[run.config["run"]])  # the fold's kept rows, no others
+    md = write_report(table, out, runs)["md"].read_text()
+    assert "accuracy" in md and "(`cloc`)" in md

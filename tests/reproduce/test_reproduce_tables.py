@@ -11,8 +11,8 @@ from _reproduce_helpers import TINY, write_table
 from clss.reproduce.tables import Cell, list_tables, load_table, parse_cell, table_path
 
 SHIPPED = ["agedb-dir", "operator-sde", "utkface", "utkface-rankup", "rnc-agedb-dir", "supremix-agedb-dir",
-           "conord-agedb-dir"]
-RECIPE_TABLES = ["rnc-agedb-dir", "supremix-agedb-dir", "conord-agedb-dir"]
+           "conord-agedb-dir", "cloc-adience"]
+RECIPE_TABLES = ["rnc-agedb-dir", "supremix-agedb-dir", "conord-agedb-dir", "cloc-adience"]
 
 
 def test_the_shipped_tables_validate():
@@ -73,6 +73,10 @@ def test_the_example_table_runs_every_method():
     ("conord-agedb-dir", "conord", "p10", "mae", 6.690, None),
     ("conord-agedb-dir", "rnc", "p100", "mae", 5.192, None),
     ("conord-agedb-dir", "supcon", "p50", "mae", 5.855, None),
+    ("cloc-adience", "cloc", "all", "accuracy", 0.6302, None),
+    ("cloc-adience", "cloc", "all", "mae_classes", 0.41, None),
+    ("cloc-adience", "supcon", "all", "accuracy", 0.5774, None),
+    ("cloc-adience", "rnc", "all", "mae_classes", 0.86, None),
 ])
 def test_published_cells_hold_the_papers_numbers(table, method, column, metric, mean, std):
     t = load_table(table)
@@ -144,7 +148,7 @@ def _mutated(change):
     (lambda v: v["columns"][1].update(name="p20"), "the column name 'p20' appears twice"),
     (lambda v: v["config"].update(stepz=3), "config.stepz: unknown key 'stepz'"),
     (lambda v: v["config"].update(method="clss"), "config.method: is set by the table's rows"),
-    (lambda v: v.update(metrics=["mae", "accuracy"]), "metrics: must be a non-empty list of mae"),
+    (lambda v: v.update(metrics=["mae", "f1"]), "metrics: must be a non-empty list of mae"),
     (lambda v: v.update(seeds=[0, -1]), "seeds: must be a non-empty list of integers >= 0"),
     (lambda v: v.update(seed_keys=["run"]), "seed_keys: must be a list holding 'seed'"),
     (lambda v: v["quick"].update(settings=["p99"]), r"quick.settings: must list some of \['p20', 'p40'\]"),
@@ -167,5 +171,5 @@ def test_a_file_that_is_not_a_table(tmp_path):
         load_table(tmp_path / "broken.yaml")
     with pytest.raises(FileNotFoundError, match="table file not found"):
         load_table(tmp_path / "absent.yaml")
-    with pytest.raises(ValueError, match="unknown table 'operator'; shipped tables: agedb-dir, conord-agedb"):
+    with pytest.raises(ValueError, match="unknown table 'operator'; shipped tables: agedb-dir, cloc-adience"):
         load_table("operator")
