@@ -125,15 +125,20 @@ def train_command(dataset: str | None, target: str | None, data_dir: Path | None
     """Train a (semi-supervised) regression method and write a run directory.
 
     Example: clss train --dataset operator-sde --method gclss --labeled 20% --seed 0 --out runs/x
+
+    Under torchrun (torchrun --nproc-per-node N -m clss train ...) the N processes train one run on the
+    global batch together; rank 0 writes it and prints (docs/distributed.md).
     """
     from clss.config import load_yaml, merge_dicts, parse_overrides, resolve_config
+    from clss.engine.ddp import stop_distributed
     from clss.engine.trainer import train
 
     ctx = click.get_current_context()
+    ctx.call_on_close(stop_distributed)
     if resume_dir is not None:
         result = _run_interruptibly(ctx, lambda: train(None, resume_dir, resume=True,
                                                        overrides=_resume_overrides(ctx)))
-        if result.already_finished:
+        if result.already_finished and result.summary:
             click.echo(f"{resume_dir} already finished at step {result.summary['steps']}; pass --steps M "
                        f"(more than {result.summary['steps']}) to extend it")
     else:
@@ -156,7 +161,8 @@ def train_command(dataset: str | None, target: str | None, data_dir: Path | None
         file_values = load_yaml(config_file) if config_file is not None else {}
         cfg = resolve_config(merge_dicts(file_values, parse_overrides(sets)), flags)
         result = _run_interruptibly(ctx, lambda: train(cfg, out))
-    _print_summary(result.run_dir, result.summary)
+    if result.summary:  # empty on the processes of a torchrun job other than rank 0
+        _print_summary(result.run_dir, result.summary)
 
 
 # Flags that may accompany --resume (the run keeps the rest of its config.yaml), by parameter name.

@@ -61,7 +61,9 @@ class TrainConfig:
     (``"auto"``, ``"cpu"``, ``"cuda"``), ``threads`` (torch intra-op threads during the run: ``"auto"``
     picks one thread for small models, see :mod:`clss.engine.threads`; an int is used as given; ``None``
     keeps the process's setting), ``precision`` (the model's forward passes in training: ``"fp32"``,
-    ``"bf16"`` or ``"fp16"``, CUDA only; see :class:`clss.methods.Method`), ``workers`` (DataLoader worker
+    ``"bf16"`` or ``"fp16"``, CUDA only; see :class:`clss.methods.Method`), ``sync_batchnorm`` (under
+    torchrun on GPUs: batch-norm statistics of the global batch), ``channels_last`` (image models in the
+    channels-last memory layout, faster convolutions on recent GPUs), ``workers`` (DataLoader worker
     processes that decode and augment inputs: ``"auto"`` is 0 for in-memory data and
     ``min(8, cpu_count - 1)`` for file-backed data; an int >= 0 is used as given; results do not depend on
     it), ``pin_memory`` (pinned host batches: ``"auto"`` pins when training on CUDA, or true / false),
@@ -111,6 +113,8 @@ class TrainConfig:
                         describe="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
     threads: int | str | None = param("auto", "int", ge=1, words=("auto",), optional=True)
     precision: str = param("fp32", "str", choices=PRECISIONS)
+    sync_batchnorm: bool = param(False, "bool")
+    channels_last: bool = param(False, "bool")
     workers: int | str = param("auto", "int", ge=0, words=("auto",))
     pin_memory: bool | str = param("auto", "bool", words=("auto",))
     hidden_truth: bool = param(True, "bool")

@@ -18,7 +18,9 @@ Without an initialised process group (or with one rank) both gathers return thei
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -26,6 +28,7 @@ from torch import Tensor
 
 __all__ = [
     "DistInfo",
+    "Shard",
     "gather",
     "gather_with_grad",
     "get_rank",
@@ -106,9 +109,10 @@ def _gather_sizes(tensor: Tensor) -> list[int]:
     return [int(r[1]) for r in records]
 
 
-def _all_gather_cat(tensor: Tensor) -> tuple[Tensor, list[int]]:
-    """Concatenate every rank's tensor along dim 0 in rank order (uneven first dims allowed)."""
-    sizes = _gather_sizes(tensor)
+def _all_gather_cat(tensor: Tensor, sizes: list[int] | None = None) -> tuple[Tensor, list[int]]:
+    """Concatenate every rank's tensor along dim 0 in rank order (uneven first dims allowed; ``sizes``:
+    every rank's first dimension when the caller knows them, which saves a collective)."""
+    sizes = _gather_sizes(tensor) if sizes is None else sizes
     largest = max(sizes)
     padded = tensor.contiguous()
     if tensor.shape[0] < largest:
@@ -121,8 +125,8 @@ def _all_gather_cat(tensor: Tensor) -> tuple[Tensor, list[int]]:
 
 class _GatherWithGrad(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, tensor: Tensor) -> Tensor:
-        gathered, sizes = _all_gather_cat(tensor)
+    def forward(ctx, tensor: Tensor, sizes: list[int] | None = None) -> Tensor:
+        gathered, sizes = _all_gather_cat(tensor, sizes)
         rank = dist.get_rank()
         ctx.start = sum(sizes[:rank])
         ctx.size = sizes[rank]
@@ -134,7 +138,7 @@ class _GatherWithGrad(torch.autograd.Function):
         # the sum of the per-rank losses, of which this rank's inputs receive their slice.
         grad = grad_output.contiguous().clone()
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)
-        return grad[ctx.start : ctx.start + ctx.size]
+        return grad[ctx.start : ctx.start + ctx.size], None
 
 
 def gather_with_grad(tensor: Tensor) -> Tensor:
@@ -151,7 +155,7 @@ def gather_with_grad(tensor: Tensor) -> Tensor:
     """
     if not _active():
         return tensor
-    return _GatherWithGrad.apply(tensor)
+    return _GatherWithGrad.apply(tensor, None)
 
 
 def gather(tensor: Tensor) -> Tensor:
@@ -166,3 +170,33 @@ def gather(tensor: Tensor) -> Tensor:
     if tensor.dtype == torch.bool:
         return _all_gather_cat(tensor.to(torch.uint8))[0].bool()
     return _all_gather_cat(tensor)[0]
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's share of a global batch under torchrun: rank ``r`` of ``W`` takes the ``r``-th of
+    ``W`` contiguous blocks whose sizes differ by at most one (the first ``n mod W`` blocks are one row
+    longer), so that gathering the blocks in rank order gives back the global batch in its order."""
+
+    rank: int
+    world_size: int
+
+    def sizes(self, n: int) -> list[int]:
+        """Rows of every rank's block of a global batch of ``n`` rows."""
+        base, extra = divmod(n, self.world_size)
+        return [base + (r < extra) for r in range(self.world_size)]
+
+    def rows(self, n: int) -> slice:
+        """This rank's rows of a global batch of ``n`` rows."""
+        sizes = self.sizes(n)
+        start = sum(sizes[: self.rank])
+        return slice(start, start + sizes[self.rank])
+
+    def gather(self, out: Mapping[str, Any], n: int) -> dict[str, Any]:
+        """The outputs of this rank's block gathered into the global batch of ``n`` rows: every tensor whose
+        first dimension is this rank's block, with exact gradients (:func:`gather_with_grad`); other
+        values unchanged."""
+        sizes = self.sizes(n)
+        local = sizes[self.rank]
+        return {k: _GatherWithGrad.apply(v, sizes) if isinstance(v, Tensor) and v.dim() >= 1
+                and v.shape[0] == local and _active() else v for k, v in out.items()}

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import shlex
 import signal
 import threading
@@ -47,6 +48,7 @@ from clss.data import (
 )
 from clss.data.loader import TABULAR_BATCH, resolve_pin_memory, resolve_workers
 from clss.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from clss.engine.ddp import Distributed, agree, attach, barrier, locally, start_distributed
 from clss.engine.plots import (
     plot_learning_curves,
     plot_margins,
@@ -262,7 +264,7 @@ def _scored(y_true: np.ndarray, y_pred: np.ndarray, classes: Any = None
 # Settings that a resumed run may change (the rest define the run and stay as in config.yaml). eval_every is
 # not among them: it decides which weights best.pt holds and which lines metrics.jsonl has.
 # Neither do workers nor pin_memory: augmentation draws do not depend on them.
-RESUME_OVERRIDES = ("steps", "device", "threads", "progress", "workers", "pin_memory")
+RESUME_OVERRIDES = ("steps", "device", "threads", "progress", "workers", "pin_memory", "sync_batchnorm")
 # What the trainer's last.pt holds (format marker "train") and what best.pt holds ("weights").
 TRAIN_KEYS = ("step", "best", "method", "optimizers", "schedulers", "sampler", "rng", "standardizer")
 WEIGHTS_KEYS = ("method", "standardizer")
@@ -285,6 +287,7 @@ class _Session:
     loader: SemiSupervisedLoader
     workers: int  # resolved DataLoader workers
     pin_memory: bool
+    ddp: Distributed | None = None  # this process's place in a torchrun job (None: one process)
     indexed_at: int = -1  # the step whose weights a k-NN method's index holds (_index_training_rows)
 
     def inputs(self, split: str) -> RegressionDataset:
@@ -365,26 +368,39 @@ def _load_best(run: RunDir, s: _Session) -> int:
     return int(state["step"])
 
 
-def _prepare(cfg: TrainConfig, data: RegressionData | DataSplits | None, *, resume: bool = False) -> _Session:
+def _prepare(cfg: TrainConfig, data: RegressionData | DataSplits | None, *, resume: bool = False,
+             ddp: Distributed | None = None) -> _Session:
     """Check the configuration, load the data, build the splits, method, optimisers and sampler.
 
     Writes nothing, so a refused configuration leaves no trace on disk (the configuration's own keys were
-    checked when the TrainConfig was built).
+    checked when the TrainConfig was built). Under torchrun (``ddp``) every process builds the same run on
+    its own device and the method trains on its share of each batch (:func:`clss.engine.ddp.attach`).
     """
     sides = _standardize_sides(cfg.standardize)
     _schedule(cfg, cfg.steps)  # refuse an unknown schedule before loading anything
-    device = _device(cfg.device)
+    device = _device(cfg.device) if ddp is None else ddp.device
     pin_memory = resolve_pin_memory(cfg.pin_memory, device)
     data = load_data(cfg) if data is None else _as_splits(data)
     workers = resolve_workers(cfg.workers, in_memory=data.train.in_memory)
     torch.manual_seed(cfg.seed)  # model initialisation and dropout draw from the global torch RNG
     method = _build_method(cfg, data.input, pretrained=not resume).to(device)
+    if cfg.channels_last and len(data.input.shape) == 3:
+        method.to(memory_format=torch.channels_last)
+    if device.type == "cuda" and len(data.input.shape) == 3:
+        torch.backends.cudnn.benchmark = True  # fixed image sizes: let cuDNN pick its fastest kernels
+    if ddp is not None:
+        attach(method, ddp, sync_batchnorm=cfg.sync_batchnorm)
+    elif cfg.sync_batchnorm:
+        warnings.warn("sync_batchnorm applies under torchrun only; this single-process run ignores it",
+                      stacklevel=3)
     splits = _splits(cfg, data, method)
-    torch.set_num_threads(run_threads(cfg.threads, method,
-                                      labeled_rows=_rows_per_step(cfg.batch_size, len(splits.labeled)),
-                                      unlabeled_rows=_rows_per_step(cfg.unlabeled_batch_size,
-                                                                    len(splits.unlabeled))
-                                      if method.semi_supervised else 0))
+    threads = run_threads(cfg.threads, method,
+                          labeled_rows=_rows_per_step(cfg.batch_size, len(splits.labeled)),
+                          unlabeled_rows=_rows_per_step(cfg.unlabeled_batch_size, len(splits.unlabeled))
+                          if method.semi_supervised else 0)
+    if ddp is not None and cfg.threads == "auto":  # the machine's cores are shared by its processes
+        threads = max(1, min(threads, (os.cpu_count() or 1) // ddp.local_world_size))
+    torch.set_num_threads(threads)
     std = _fit_standardizer(data, splits.labeled, **sides)
     method.setup(TrainingContext(
         total_steps=cfg.steps, train_size=len(data.train),
@@ -409,7 +425,7 @@ def _prepare(cfg: TrainConfig, data: RegressionData | DataSplits | None, *, resu
                                   hidden_truth=hidden_truth, pipelines=data.pipelines, seed=cfg.seed,
                                   device=device, workers=workers, pin_memory=pin_memory)
     return _Session(cfg, data, device, method, splits, std, optimizers, schedulers, windows, sampler, loader,
-                    workers, pin_memory)
+                    workers, pin_memory, ddp)
 
 
 def _preprocessing(data: DataSplits) -> dict[str, Any]:
@@ -504,9 +520,16 @@ def train(config: TrainConfig | dict[str, Any] | None, out: str | Path, *, resum
         if config is None:
             raise ValueError("config is required for a new run (a TrainConfig or a dict)")
         cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
-        RunDir.check_new(out)
         run, changes = None, {}
-    session = _prepare(cfg, data, resume=run is not None)
+    ddp = start_distributed(cfg.device)
+    main = ddp is None or ddp.main
+    if run is None:
+        RunDir.check_new(out)
+        if ddp is not None:
+            barrier()  # every process has checked before rank 0 creates it
+    if not main:
+        cfg = dataclasses.replace(cfg, progress=False)
+    session = _prepare(cfg, data, resume=run is not None, ddp=ddp)
     start, best, seconds = 0, math.inf, 0.0
     if run is not None:
         last = run.checkpoint_path("last")
@@ -517,12 +540,17 @@ def train(config: TrainConfig | dict[str, Any] | None, out: str | Path, *, resum
                              f"at least {start}")
         if start == cfg.steps and run_status(run.path) == "finished":
             _load_best(run, session)
-            return TrainResult(run.path, run.read_summary(), session.method, already_finished=True)
-        run.record_resume({"time": datetime.now(UTC).isoformat(timespec="seconds"), "step": start,
-                           "changed": changes})
-        if changes:
-            run.write_config(cfg.to_dict())
-        run.truncate_log(start)
+            return TrainResult(run.path, run.read_summary() if main else {}, session.method,
+                               already_finished=True)
+        if main:
+            run.record_resume({"time": datetime.now(UTC).isoformat(timespec="seconds"), "step": start,
+                               "changed": changes, **({"world_size": ddp.world_size} if ddp else {})})
+            if changes:
+                run.write_config(cfg.to_dict())
+            run.truncate_log(start)
+    elif not main:
+        barrier()  # rank 0 creates the run directory
+        run = RunDir.existing(out)
     else:
         state0 = session.state(0, best, seconds)
         split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
@@ -535,9 +563,14 @@ def train(config: TrainConfig | dict[str, Any] | None, out: str | Path, *, resum
             save_checkpoint(staged.checkpoint_path("last"), state0, kind="train")
 
         run = RunDir.create(out, populate)
+        if ddp is not None:
+            barrier()
     best, seconds = _loop(run, session, start, best, seconds, callback)
+    if not main:  # rank 0 alone evaluates and writes the finished run
+        return TrainResult(run.path, {}, session.method)
     try:
-        summary = _finish(run, session, best, seconds)
+        with locally(session.method):
+            summary = _finish(run, session, best, seconds)
     except KeyboardInterrupt as exc:  # last.pt holds the final step: resuming only redoes the finish
         raise TrainingInterrupted(run.path, cfg.steps) from exc
     return TrainResult(run.path, summary, session.method)
@@ -580,13 +613,18 @@ def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,
     Write order per step: the metrics line first, then (at evaluations) ``best.pt`` and ``last.pt``, the
     log fsynced before them, so a checkpoint never covers a step whose line could be lost; on resume the
     log is cut back to the checkpoint's step.
+
+    Under torchrun every process trains; rank 0 alone evaluates, logs and checkpoints, and a stop
+    (a signal to any process) is agreed at the end of each step so that all stop after the same one.
     """
     cfg, method = s.cfg, s.method
+    main = s.ddp is None or s.ddp.main
     val = s.inputs("val")
     started = time.perf_counter()
 
     def checkpoint(step: int) -> None:
-        _index_training_rows(s, step)  # a k-NN method's index matches the weights it is saved with
+        with locally(method):
+            _index_training_rows(s, step)  # a k-NN method's index matches the weights it is saved with
         elapsed = seconds + time.perf_counter() - started
         save_checkpoint(run.checkpoint_path("last"), s.state(step, best, elapsed), kind="train")
 
@@ -602,8 +640,9 @@ def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,
                 method.probe_gradients = cfg.probe_every > 0 and step % cfg.probe_every == 0
                 try:
                     logs = method.training_step(lab, ulb, step)
-                except NonFiniteLossError as exc:
-                    run.write_summary({"status": "diverged", "step": step, "error": str(exc)})
+                except NonFiniteLossError as exc:  # the same global loss on every process: all stop
+                    if main:
+                        run.write_summary({"status": "diverged", "step": step, "error": str(exc)})
                     raise TrainingDiverged(f"{exc} (step {step}); the last good checkpoint is "
                                            f"{run.checkpoint_path('last')}. Lower the learning rate or "
                                            f"check the inputs") from None
@@ -611,20 +650,30 @@ def _loop(run: RunDir, s: _Session, start: int, best: float, seconds: float,
                     if first <= step < first + n:  # each schedule advances over its optimiser's window
                         sch.step()
                 step += 1
+                if s.ddp is not None and agree(sigint.pending, s.device):
+                    sigint.pending = True
+                if not main:
+                    logged, saved = True, step  # nothing to write on this process
+                    if sigint.pending:
+                        raise KeyboardInterrupt
+                    continue
                 lr = s.schedulers[_active_window(s.windows, step - 1)].get_last_lr()[0]
                 record = {"step": step, "lr": lr, **logs}
                 evaluates = (cfg.eval_every > 0 and (step % cfg.eval_every == 0 or step == cfg.steps)
                              and method.predicts_after(step))
                 improved = False
                 if evaluates:
-                    _index_training_rows(s, step)
-                    metrics, _ = evaluate(method, val, s.std.inverse_y, transform=s.std.transform_y,
-                                          device=s.device, workers=s.workers,
-                                          pin_memory=s.pin_memory, classes=s.data.meta.get("classes"))
+                    with locally(method):
+                        _index_training_rows(s, step)
+                        metrics, _ = evaluate(method, val, s.std.inverse_y, transform=s.std.transform_y,
+                                              device=s.device, workers=s.workers, pin_memory=s.pin_memory,
+                                              classes=s.data.meta.get("classes"))
                     record.update({f"val_{k}": v for k, v in metrics.items()})
                     improved = metrics[cfg.select_metric] < best
                     best = min(best, metrics[cfg.select_metric])
                 saves = evaluates or step == cfg.steps or sigint.pending
+                if s.ddp is not None:
+                    record["world_size"] = s.ddp.world_size
                 run.log(record, sync=saves)
                 logged = True
                 if improved:
@@ -679,7 +728,8 @@ def _finish(run: RunDir, s: _Session, best: float, seconds: float) -> dict[str, 
     summary: dict[str, Any] = {"status": "finished", "method": cfg.method, "dataset": cfg.dataset,
                                "labeled": len(splits.labeled), "unlabeled": len(splits.unlabeled),
                                "steps": cfg.steps, "seconds": seconds, "threads": torch.get_num_threads(),
-                               "workers": s.workers, "best_val_" + cfg.select_metric: best,
+                               "workers": s.workers, "world_size": 1 if s.ddp is None else s.ddp.world_size,
+                               "best_val_" + cfg.select_metric: best,
                                "selection": (f"best validation {cfg.select_metric} ({cfg.val_protocol} "
                                              f"protocol)" if cfg.eval_every else "final weights")}
     for split in ("val", "test"):

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from clss.distributed import Shard
 from clss.losses._common import finite_sum
 from clss.losses.errors import NonFiniteLossError  # defined with the losses, which raise a subclass
 from clss.methods.balance import (
@@ -192,6 +193,10 @@ class Method(nn.Module):
     #: scaler's initial 2**16 that many halvings leave a scale below 1e-4, which no overflow of a finite
     #: gradient explains.
     MAX_OVERFLOW_SKIPS: ClassVar[int] = 32
+    #: Under torchrun: whether some parameters of a network may receive no gradient in a step (a frozen or
+    #: unused part, e.g. a recipe's encoder in its probe stage), which DistributedDataParallel must then
+    #: search for every step (``find_unused_parameters``).
+    ddp_unused_parameters: ClassVar[bool] = False
 
     def __init__(self, model_fn: Callable[[], nn.Module], optimizer: OptimizerConfig | None = None,
                  params: Mapping[str, Any] | None = None, precision: str = "fp32") -> None:
@@ -217,6 +222,15 @@ class Method(nn.Module):
                                  "(it splits the gradient, which fp16's loss scaling does not allow)")
             self.balance = GradientBalance(self.params.auto_ratio)  # type: ignore[attr-defined]
         self._ramp = 1.0
+        #: Under torchrun (:func:`clss.engine.ddp.attach`): this process's share of every batch and the
+        #: DistributedDataParallel replica of each network in :meth:`networks`, by ``id`` (plain attributes,
+        #: so the state dict keeps the networks' own keys).
+        self.shard: Shard | None = None
+        self.replicas: dict[int, nn.Module] = {}
+        #: Under torchrun: the stream of seeds of the networks' random layers in each sharded forward (the
+        #: same on every process, checkpointed), so that dropout differs between the processes' blocks while
+        #: the global torch stream, which the losses draw from after the gather, stays the same everywhere.
+        self.shard_seeds: torch.Generator | None = None
 
     def setup(self, context: TrainingContext) -> None:
         """Called by the engine once the splits are known, before the first step (and before a resumed
@@ -239,6 +253,8 @@ class Method(nn.Module):
             state["grad_scaler"] = self.scaler.state_dict()
         if self.balance is not None:
             state["balance"] = self.balance.state_dict()
+        if self.shard_seeds is not None:
+            state["shard_seeds"] = self.shard_seeds.get_state()
         return state
 
     @property
@@ -270,6 +286,8 @@ class Method(nn.Module):
             self.balance.load_state_dict(state["balance"])
         if self.scaler is not None and "grad_scaler" in state:
             self.scaler.load_state_dict(state["grad_scaler"])
+        if self.shard_seeds is not None and "shard_seeds" in state:
+            self.shard_seeds.set_state(state["shard_seeds"])
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         """Create (once) and return the optimisers; the engine attaches schedules and checkpoints them."""
@@ -304,13 +322,35 @@ class Method(nn.Module):
         Default: none."""
         return {}
 
+    def networks(self) -> list[nn.Module]:
+        """The networks the optimisers train through :meth:`forward` (each gets a DistributedDataParallel
+        replica under torchrun). Default: ``[self.model]``; two-network methods add the second. EMA copies
+        and modules applied to the gathered outputs (heads, margins, centres) are not listed: every process
+        computes their gradients from the same global loss."""
+        return [self.model]
+
     def forward(self, x: torch.Tensor, model: nn.Module | None = None) -> dict[str, torch.Tensor]:
         """The output of ``model`` (default ``self.model``; methods with a second network pass it) on ``x``
         in the method's precision (a training forward: the caller sets the mode). Under ``"bf16"``/``"fp16"``
         the network runs under autocast and its half-precision outputs come back as float32, so the losses,
         similarity matrices, seriation and eigen-solvers downstream never run in half precision; under
-        ``"fp32"`` this is ``model(x)``."""
+        ``"fp32"`` this is ``model(x)``.
+
+        Under torchrun (:attr:`shard` set) ``x`` is the global batch, the same on every process: each runs
+        the network (its DistributedDataParallel replica) on its own rows only and the outputs are gathered
+        back into the global batch with exact gradients (:func:`clss.distributed.gather_with_grad`), so the
+        losses, similarity matrices and seriations that follow see the whole batch on every process."""
         net = self.model if model is None else model
+        if self.shard is None:
+            return self._forward_local(net, x)
+        assert self.shard_seeds is not None
+        seed = int(torch.randint(2**62, (1,), generator=self.shard_seeds))
+        with torch.random.fork_rng(devices=[x.device.index] if x.device.type == "cuda" else []):
+            torch.manual_seed(seed + self.shard.rank)
+            out = self._forward_local(self.replicas.get(id(net), net), x[self.shard.rows(x.shape[0])])
+        return self.shard.gather(out, x.shape[0])
+
+    def _forward_local(self, net: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.precision == "fp32":
             return net(x)
         device = next(net.parameters()).device

@@ -83,6 +83,7 @@ class CLOC(Method):
     semi_supervised = True
     unlabeled_optional = True
     staged = True
+    ddp_unused_parameters = True  # the network's regression head is unused (the classifier predicts)
     Params: ClassVar[type[MethodParams]] = CLOCParams
     params: CLOCParams
 

@@ -72,6 +72,7 @@ class ConOrd(Method):
     Params: ClassVar[type[MethodParams]] = ConOrdParams
     params: ConOrdParams
     indexes_training_rows = True
+    ddp_unused_parameters = True  # the network's regression head is unused (k-NN predicts)
 
     def __init__(self, model_fn: Callable[[], nn.Module], optimizer: OptimizerConfig | None = None,
                  params: Mapping[str, Any] | None = None, precision: str = "fp32") -> None:

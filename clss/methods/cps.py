@@ -75,6 +75,10 @@ class CPS(Method):
                                                     lambda_val=p.lambda_val)
         self.generator = torch.Generator().manual_seed(p.seed)
 
+    def networks(self) -> list[nn.Module]:
+        """Both networks train through :meth:`forward`."""
+        return [self.model, self.model2]
+
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         """One optimiser over both networks (per-parameter updates: the same as one each)."""
         if not self.optimizers:

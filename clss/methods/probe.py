@@ -114,6 +114,7 @@ class RepresentationProbe(Method):
     semi_supervised = True
     unlabeled_optional = True
     staged = True
+    ddp_unused_parameters = True  # stage 1 leaves the linear head unused, stage 2 freezes the encoder
     Params: ClassVar[type[MethodParams]] = ProbeParams
     params: ProbeParams
     #: Whether stage 1's loss sees L2-normalised embeddings (SupCon, SupReMix) or raw features (RnC).

@@ -76,6 +76,7 @@ class UCVME(Method):
     semi_supervised = True
     Params = UCVMEParams
     params: UCVMEParams
+    ddp_unused_parameters = True  # the networks' own regression heads are unused (UCVME's heads predict)
     # operator-sde: the synthetic scripts' w = 5e-4 (their MLP has no dropout, so their "MC" passes are all
     # equal; we keep dropout 0.05 on the feature). Faces: the UTKFace script's w = 10; no AgeDB script
     # exists, so AgeDB takes the UTKFace setting (our choice). The batch sizes and optimiser stay the
@@ -108,6 +109,10 @@ class UCVME(Method):
         self.labeled_contrastive = contrastive_loss(p.contrastive, oe_variant=p.oe_variant,
                                                     lambda_val=p.lambda_val)
         self.generator = torch.Generator().manual_seed(p.seed)
+
+    def networks(self) -> list[nn.Module]:
+        """Both networks train through :meth:`forward`."""
+        return [self.model, self.model2]
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         """One optimiser over both networks and their heads (per-parameter updates: the same as one each)."""
