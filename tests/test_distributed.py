@@ -68,3 +68,16 @@ def test_single_process_is_identity(monkeypatch):
     x = torch.randn(3, 2, requires_grad=True)
     assert gather_with_grad(x) is x
     assert torch.equal(gather(x), x) and not gather(x).requires_grad
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 4])
+def test_shard_blocks_partition_a_batch_in_order(world):
+    from clss.distributed import Shard
+
+    for n in range(0, 23):
+        shards = [Shard(r, world) for r in range(world)]
+        rows = [list(range(n))[s.rows(n)] for s in shards]
+        assert [i for r in rows for i in r] == list(range(n))  # rank order: the gather restores it
+        sizes = [len(r) for r in rows]
+        assert sizes == shards[0].sizes(n) and max(sizes) - min(sizes) <= 1
+        assert sizes == sorted(sizes, reverse=True)  # the longer blocks first

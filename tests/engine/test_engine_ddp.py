@@ -125,3 +125,24 @@ def _check_against_one_process(job, name: str, params: dict, device: str = "cpu"
     torch.manual_seed(0)
     start = MLPRegressor(D, (12, 12), dropout=0.0, init="default").double().state_dict()
     assert any(not torch.equal(reference[f"model.{k}"], v) for k, v in start.items())
+
+
+def test_sync_batchnorm_is_refused_on_the_cpu():
+    method = build_method("supervised", lambda: MLPRegressor(D, (4,), dropout=0.0, init="default"))
+    with pytest.raises(ValueError, match="sync_batchnorm needs CUDA devices"):
+        attach(method, Distributed(0, 2, 0, 2, torch.device("cpu")), sync_batchnorm=True)
+    assert method.shard is None and not method.replicas  # nothing half-done
+
+
+def test_outside_torchrun_a_run_is_one_process(monkeypatch):
+    from clss.engine.ddp import start_distributed
+
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    assert start_distributed("auto") is None
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")  # torchrun with one process: nothing to distribute
+    assert start_distributed("auto") is None
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="each process takes the GPU of its LOCAL_RANK"):
+        start_distributed("cuda:1")
