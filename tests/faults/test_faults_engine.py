@@ -382,7 +382,7 @@ def test_sigkill_after_any_write_in_a_real_process(reference, tmp_path, kill_at)
 
 # -- SIGKILL and SIGINT at random times ----------------------------------------------------------------
 
-LONG = {**BASE, "method": "gclss", "steps": 400, "eval_every": 50}
+LONG = {**BASE, "method": "gclss", "steps": 1500, "eval_every": 50}
 
 
 @pytest.fixture(scope="module")
