@@ -115,3 +115,13 @@ def test_killing_one_process_stops_the_job_and_the_run_resumes(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["steps"] == 400
     assert [r["step"] for r in log(run)] == list(range(1, 401))
+
+
+def test_the_split_backward_options_are_refused_before_anything_is_written(tmp_path):
+    """The gradient probe and the automatic weight take gradients that DDP does not average: refused."""
+    job = clss(*COMMON, "--method", "gclss", "--steps", "4", "--set", "probe_every=2",
+               "--out", str(tmp_path / "job"), procs=2)
+    _, err = job.communicate(timeout=240)
+    assert job.returncode != 0
+    assert "probe_every and unlabeled_weight='auto' are not supported under torchrun yet" in err
+    assert not (tmp_path / "job").exists()
