@@ -4,9 +4,9 @@ Each method (``--methods``, default supervised, meanteacher, cps, clss, gclss) t
 (``--model``, default resnet18) on random ``3 x size x size`` images with ``--batch`` labelled/unlabelled
 rows per step. For every (method, precision, layout) the first steps run untimed (cuDNN autotuning,
 allocator), then ``--steps`` steps are timed with the device synchronised; the variants are interleaved
-``--reps`` times and the median per-step time is reported with images per second and the ratio to the
-method's fp32 step. The seriation of a batch against a bare batched ``eigh`` is measured by
-``benchmarks/gpu_seriate.py``.
+``--reps`` times (cuDNN autotuning on, as ``cudnn_benchmark: true``) and the median per-step time is
+reported with images per second and the ratio to the method's fp32 step. The seriation of a batch
+against a bare batched ``eigh`` is measured by ``benchmarks/gpu_seriate.py``.
 
 Usage on a GPU machine:
 

@@ -63,7 +63,9 @@ class TrainConfig:
     keeps the process's setting), ``precision`` (the model's forward passes in training: ``"fp32"``,
     ``"bf16"`` or ``"fp16"``, CUDA only; see :class:`clss.methods.Method`), ``sync_batchnorm`` (under
     torchrun on GPUs: batch-norm statistics of the global batch), ``channels_last`` (image models in the
-    channels-last memory layout, faster convolutions on recent GPUs), ``workers`` (DataLoader worker
+    channels-last memory layout, faster convolutions on recent GPUs), ``cudnn_benchmark`` (let cuDNN time
+    and pick its convolution kernels: faster on fixed image sizes, but the choice may vary between runs, so
+    results are no longer bit-for-bit repeatable), ``workers`` (DataLoader worker
     processes that decode and augment inputs: ``"auto"`` is 0 for in-memory data and
     ``min(8, cpu_count - 1)`` for file-backed data; an int >= 0 is used as given; results do not depend on
     it), ``pin_memory`` (pinned host batches: ``"auto"`` pins when training on CUDA, or true / false),
@@ -115,6 +117,7 @@ class TrainConfig:
     precision: str = param("fp32", "str", choices=PRECISIONS)
     sync_batchnorm: bool = param(False, "bool")
     channels_last: bool = param(False, "bool")
+    cudnn_benchmark: bool = param(False, "bool")
     workers: int | str = param("auto", "int", ge=0, words=("auto",))
     pin_memory: bool | str = param("auto", "bool", words=("auto",))
     hidden_truth: bool = param(True, "bool")

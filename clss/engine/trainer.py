@@ -386,8 +386,8 @@ def _prepare(cfg: TrainConfig, data: RegressionData | DataSplits | None, *, resu
     method = _build_method(cfg, data.input, pretrained=not resume).to(device)
     if cfg.channels_last and len(data.input.shape) == 3:
         method.to(memory_format=torch.channels_last)
-    if device.type == "cuda" and len(data.input.shape) == 3:
-        torch.backends.cudnn.benchmark = True  # fixed image sizes: let cuDNN pick its fastest kernels
+    if cfg.cudnn_benchmark and device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # process-wide; off by default: it breaks bit-exact repeats
     if ddp is not None:
         # The split backward of the gradient probe and of the automatic weight takes gradients with
         # torch.autograd.grad, which DistributedDataParallel does not average: refused, not silently wrong.
