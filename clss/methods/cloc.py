@@ -41,6 +41,7 @@ from clss.methods.parts.recipes import (
     STEPS_SPEC,
     PseudoTargetParams,
     is_step_spec,
+    joint_inputs,
     linear_head,
     pseudo_target_term,
     seriation_pseudo_targets,
@@ -188,13 +189,9 @@ class CLOC(Method):
         if not phase1:
             self.mmnp.raw_margins.grad = None
         p = self.params
-        with_u = p.unlabeled_weight > 0 and unlabeled is not None and len(unlabeled) >= 2
         self.model.train()
         n_l = len(labeled)
-        x = labeled.view("weak")
-        if with_u:
-            assert unlabeled is not None
-            x = torch.cat([x, unlabeled.view("weak")])
+        x, with_u = joint_inputs(labeled, unlabeled, ("weak",), p.unlabeled_weight)
         feat = self(x)["feat"]
         feat_l = feat[:n_l]
         c = self.classes_of(y)

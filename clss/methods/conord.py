@@ -34,6 +34,7 @@ from clss.methods.parts.recipes import (
     PseudoTargetParams,
     bin_index,
     equal_width_edges,
+    joint_inputs,
     linear_head,
     pseudo_target_term,
     seriation_pseudo_targets,
@@ -144,13 +145,9 @@ class ConOrd(Method):
             raise ValueError(f"{self.name} needs at least 2 labelled rows with targets")
         edges = self.edges if self.edges is not None else equal_width_edges(
             self.require_context().labeled_y, p.bins, self.name)
-        with_u = p.unlabeled_weight > 0 and unlabeled is not None and len(unlabeled) >= 2
         self.model.train()
         n_l = len(labeled)
-        x = labeled.view("weak")
-        if with_u:
-            assert unlabeled is not None
-            x = torch.cat([x, unlabeled.view("weak")])
+        x, with_u = joint_inputs(labeled, unlabeled, ("weak",), p.unlabeled_weight)
         z = F.normalize(self(x)["feat"], dim=-1)
         z_l = z[:n_l]
         parts = {"conord": self.loss(z_l, y),

@@ -44,6 +44,7 @@ from clss.methods.parts.recipes import (
     bin_index,
     equal_width_edges,
     is_step_spec,
+    joint_inputs,
     linear_head,
     pseudo_target_term,
     seriation_pseudo_targets,
@@ -197,16 +198,12 @@ class RepresentationProbe(Method):
         v1, v2 = p.view, f"{p.view}@2"
         y = labeled.y
         assert y is not None  # checked by training_step
-        with_u = p.unlabeled_weight > 0 and unlabeled is not None and len(unlabeled) >= 2
         self.model.train()
         self.projector.train()
         n_l = len(labeled)
-        inputs = [labeled.view(v1), labeled.view(v2)]
-        if with_u:
-            assert unlabeled is not None
-            inputs += [unlabeled.view(v1), unlabeled.view(v2)]
         # one forward over every view: batch-norm statistics of the whole batch, as the papers' two-view batch
-        feat = self(torch.cat(inputs))["feat"]
+        x, with_u = joint_inputs(labeled, unlabeled, (v1, v2), p.unlabeled_weight)
+        feat = self(x)["feat"]
         z = self.embed(feat)
         z_l = torch.stack([z[:n_l], z[n_l:2 * n_l]], dim=1)
         parts = {self.name: self.contrast(z_l, y)}

@@ -152,3 +152,16 @@ def test_anchored_contrastive_terms_put_unit_labelled_rows_and_weighted_pseudo_v
     assert torch.allclose(got["unlabeled_rank"], ref, rtol=1e-10, atol=1e-12)
     assert torch.allclose(got["unlabeled_consistency"], 0.25 * consistency(pred_u, ranks), rtol=1e-12,
                           atol=1e-15)
+
+
+def test_joint_inputs_stack_the_views_and_add_unlabelled_rows_only_when_their_term_is_on():
+    from clss.methods import Batch
+    from clss.methods.parts.recipes import joint_inputs
+
+    lab = Batch({"a": torch.zeros(3, 2), "b": torch.ones(3, 2)}, torch.arange(3), torch.zeros(3))
+    ulb = Batch({"a": torch.full((4, 2), 2.0), "b": torch.full((4, 2), 3.0)}, torch.arange(3, 7))
+    x, with_u = joint_inputs(lab, ulb, ("a", "b"), 0.5)
+    assert with_u and x[:, 0].tolist() == [0.0] * 3 + [1.0] * 3 + [2.0] * 4 + [3.0] * 4
+    for unlabeled, weight in ((ulb, 0.0), (None, 1.0), (ulb.take(torch.arange(1)), 1.0)):
+        x, with_u = joint_inputs(lab, unlabeled, ("a",), weight)
+        assert not with_u and torch.equal(x, lab.view("a"))

@@ -4,13 +4,13 @@ reference points) and seriation pseudo-targets of unlabelled rows on the labelle
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from clss.methods.base import MethodParams
+from clss.methods.base import Batch, MethodParams
 from clss.methods.parts.anchored import anchored_targets, reachable
 from clss.methods.parts.pseudo_ranks import seriation_ranks
 from clss.methods.parts.rda import quantile_map
@@ -28,6 +28,20 @@ def is_step_spec(value: float) -> bool:
 def steps_of(spec: float, total: int) -> int:
     """The steps a count or a fraction of a ``total``-step run stands for (fractions rounded)."""
     return int(spec) if spec >= 1 else round(spec * total)
+
+
+def joint_inputs(labeled: Batch, unlabeled: Batch | None, views: Sequence[str], weight: float
+                 ) -> tuple[torch.Tensor, bool]:
+    """The inputs of a recipe's one forward: each of ``views`` of the labelled rows, then, when the
+    unlabelled term is on (``weight > 0`` and at least 2 unlabelled rows, the fewest a seriation orders),
+    the same views of the unlabelled rows. Returns the stacked inputs and whether the unlabelled rows are
+    in them (one forward keeps batch-norm statistics of the whole batch)."""
+    with_u = weight > 0 and unlabeled is not None and len(unlabeled) >= 2
+    inputs = [labeled.view(v) for v in views]
+    if with_u:
+        assert unlabeled is not None
+        inputs += [unlabeled.view(v) for v in views]
+    return (inputs[0] if len(inputs) == 1 else torch.cat(inputs)), with_u
 
 
 def linear_head(model: nn.Module, method: str) -> nn.Linear:
