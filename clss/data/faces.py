@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,12 +272,9 @@ def load_face_dataset(name: str, *, data_root: str | os.PathLike[str] | None = N
             warnings.warn(f"{table.path}: the age column is the true age - {offset} (a known defect of this "
                           f"published file); {offset} is added to every label", stacklevel=2)
         tables.append((table, offset))
-    excluded: dict[str, int] = {}
-    for table, _ in tables:
-        for label, count in table.excluded.items():
-            excluded[label] = excluded.get(label, 0) + count
+    excluded = dict(sum((Counter(t.excluded) for t, _ in tables), Counter()))
     if excluded:
-        shown = ", ".join(f"{k!r} x{v}" for k, v in sorted(excluded.items(), key=lambda kv: -kv[1])[:6])
+        shown = ", ".join(f"{k!r} x{v}" for k, v in Counter(excluded).most_common(6))
         warnings.warn(f"{name}: {sum(excluded.values())} rows whose label is not one of the protocol's "
                       f"classes are left out, as the benchmark does ({shown})", stacklevel=2)
     if proto.folds:
@@ -296,10 +294,8 @@ def _assign_folds(tables: list[tuple[IndexTable, int]], test_fold: int) -> list[
     """Splits of a cross-validation protocol: fold ``test_fold`` tests; a subject-exclusive share
     (:data:`FOLD_VALIDATION`) of the other folds' subjects (an image's parent folder), drawn with the fold as
     seed, validates; the rest trains."""
-    def subject(files: np.ndarray) -> np.ndarray:
-        return np.array([f.rpartition("/")[0] for f in files.tolist()], dtype=str)
-
-    train = subject(np.concatenate([t.files for i, (t, _) in enumerate(tables) if i != test_fold]))
+    subject = [np.array([f.rpartition("/")[0] for f in t.files.tolist()], dtype=str) for t, _ in tables]
+    train = np.concatenate([s for i, s in enumerate(subject) if i != test_fold])
     subjects, rows = np.unique(train, return_counts=True)
     order = np.random.default_rng(test_fold).permutation(len(subjects))
     # the smallest prefix of the shuffled subjects holding the share of the training rows (one subject trains)
@@ -310,7 +306,7 @@ def _assign_folds(tables: list[tuple[IndexTable, int]], test_fold: int) -> list[
         if i == test_fold:
             split = np.full(len(table.files), "test")
         else:
-            split = np.where(np.isin(subject(table.files), val_subjects), "val", "train")
+            split = np.where(np.isin(subject[i], val_subjects), "val", "train")
         out.append((dataclasses.replace(table, split=split.astype(str)), offset))
     return out
 
