@@ -41,7 +41,9 @@ def _seeds(given: tuple[str, ...], extra: tuple[str, ...]) -> list[int] | None:
               help="Seeds of every cell (default: the table's), e.g. --seeds 0 1 2.")
 @click.option("--out", type=click.Path(path_type=Path),
               help="Folder of the grid: one run directory per cell and seed, the report.")
-@click.option("--methods", multiple=True, help="Rows to run, comma-separated registry names (default: all).")
+@click.option("--methods", multiple=True,
+              help="Rows to run, comma-separated row names (a row's method unless it names itself; "
+                   "default: all).")
 @click.option("--settings", multiple=True,
               help="Columns to run, comma-separated (names or labels; default all).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
@@ -67,9 +69,15 @@ def reproduce_command(table: str, more_seeds: tuple[str, ...], seed_items: tuple
     """Reproduce a published table: train its grid (methods x settings x seeds) and write table.md,
     table.csv and figure.png with the paper's numbers beside ours.
 
-    TABLE is a shipped table (operator-sde, utkface, utkface-rankup, agedb-dir, rnc-agedb-dir,
-    supremix-agedb-dir, conord-agedb-dir, cloc-adience) or a table .yaml file. Finished runs are skipped
-    and interrupted ones resumed, so rerunning the same command continues.
+    TABLE is a table .yaml file or a shipped table:
+
+    \b
+      operator-sde, utkface, utkface-rankup, agedb-dir,
+      rnc-agedb-dir, supremix-agedb-dir, cloc-adience,
+      conord-agedb-dir, conord-adience, conord-morph2,
+      conord-clap2015, conord-utkface-coral, conord-cacd
+
+    Finished runs are skipped and interrupted ones resumed, so rerunning the same command continues.
 
     Example: clss reproduce operator-sde --seeds 0 1 2 --jobs 2 --out runs/table
     """

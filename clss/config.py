@@ -204,6 +204,17 @@ _FACE_PRESET: dict[str, Any] = {
     "unlabeled_batch_size": 8,
 }
 
+# The order-learning age benchmarks (ConOrd's protocol: Adam with weight decay 5e-4, a cosine schedule,
+# batches of 128; its lr 5e-6 is for a pretrained ViT-B, 1e-4 suits a ResNet-50).
+_ORDER_PRESET: dict[str, Any] = {
+    "model": {"name": "resnet50"},
+    "optimizer": {"name": "adam", "lr": 1e-4, "weight_decay": 5e-4},
+    "schedule": {"name": "cosine"},
+    "standardize": "y",
+    "batch_size": 128,
+    "unlabeled_batch_size": 128,
+}
+
 # The papers' settings per dataset (the official CLSS/GCLSS scripts and papers); keys merge into the defaults.
 PRESETS: dict[str, dict[str, Any]] = {
     "operator-sde": {
@@ -272,6 +283,13 @@ PRESETS: dict[str, dict[str, Any]] = {
                                      "schedule": {"name": "step", "step_size": 760, "gamma": 0.1}},
     "utkface": _FACE_PRESET | {"labeled": "500", "ssl_mult": 4, "steps": 1890, "eval_every": 63,
                                "schedule": {"name": "step", "step_size": 630, "gamma": 0.1}},
+    # Adience's age groups as CLOC trains them: ResNet-50, Adam at 1e-3, batches of 64.
+    "adience": {"model": {"name": "resnet50"}, "optimizer": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0},
+                "standardize": "y", "batch_size": 64, "unlabeled_batch_size": 64},
+    "morph2": _ORDER_PRESET,
+    "clap2015": _ORDER_PRESET,
+    "utkface-coral": _ORDER_PRESET,
+    "cacd": _ORDER_PRESET,
     # RankUp (USB): WRN-28-2 at 40 px, SGD lr 0.01 momentum 0.9 wd 1e-3, batch 32 with 7x unlabelled,
     # cosine decay over 262 144 iterations (days on one GPU; lower steps for a quick run).
     "utkface-rankup": {

@@ -143,6 +143,26 @@ DATASETS: dict[str, DatasetInfo] = {
         partial(load_face_dataset, "adience"),
         folds=True,
     ),
+    "morph2": DatasetInfo(
+        "MORPH II setting A (5492 Caucasian faces, 80/20, five folds of their own: run=k reads fold k's "
+        "4394/1098 lists; a tenth of the training rows validates); 224 px RGB from --data-root",
+        partial(load_face_dataset, "morph2"),
+        folds=True,
+    ),
+    "clap2015": DatasetInfo(
+        "ChaLearn LAP 2015 apparent age (2476/1136/1079, MWR's total_2015.xlsx list); 224 px RGB from "
+        "--data-root",
+        partial(load_face_dataset, "clap2015"),
+    ),
+    "utkface-coral": DatasetInfo(
+        "UTKFace ages 21-60, CORAL's split (13147 train / 3287 test; a tenth of the training rows "
+        "validates); 224 px RGB from --data-root",
+        partial(load_face_dataset, "utkface-coral"),
+    ),
+    "cacd": DatasetInfo(
+        "CACD (MWR's CACD.csv list: train/val/test folds); 224 px RGB from --data-root",
+        partial(load_face_dataset, "cacd"),
+    ),
 }
 
 

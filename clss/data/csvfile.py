@@ -93,25 +93,33 @@ def _decode(path: Path) -> str:
         ) from None
 
 
-def _sniff_delimiter(lines: list[str]) -> str:
-    """The first of ``, ; tab`` that splits the first lines into equally many (> 1) fields, else ``,``."""
+def _sniff_delimiter(lines: list[str], delimiters: tuple[str, ...] = _DELIMITERS) -> str:
+    """The first of ``delimiters`` that splits the first lines into equally many (> 1) fields, else the
+    first."""
     sample = lines[:_SNIFF_LINES]
-    for delim in _DELIMITERS:
-        widths = {len(r) for r in csv.reader(sample, delimiter=delim)}
+    for delim in delimiters:
+        lines = [ln.strip() for ln in sample] if delim == " " else sample
+        widths = {len(r) for r in csv.reader(lines, delimiter=delim, skipinitialspace=delim == " ")}
         if len(widths) == 1 and widths.pop() > 1:
             return delim
-    return ","
+    return delimiters[0]
 
 
-def read_csv_table(path: str | os.PathLike[str]) -> CsvTable:
+def read_csv_table(path: str | os.PathLike[str], *, delimiters: tuple[str, ...] = _DELIMITERS,
+                   index_column: bool = False) -> CsvTable:
     """Read a CSV file with a header row.
 
-    The delimiter is detected (comma, semicolon or tab: the first that splits the first 50 lines into
-    equally many fields); a UTF-8 byte-order mark is ignored; blank lines are skipped; cells are stripped.
+    The delimiter is detected (by default comma, semicolon or tab: the first that splits the first 50 lines
+    into equally many fields); a UTF-8 byte-order mark is ignored; blank lines are skipped; cells are
+    stripped.
 
     Parameters
     ----------
     path : str or PathLike
+    delimiters : tuple of str, default (",", ";", "\\t")
+        The candidates, in order; ``" "`` reads runs of spaces as one separator.
+    index_column : bool, default False
+        Accept an unnamed first column (the row index pandas writes) and name it ``"index"``.
 
     Returns
     -------
@@ -130,8 +138,10 @@ def read_csv_table(path: str | os.PathLike[str]) -> CsvTable:
     sample = [ln for ln in text.splitlines()[: 4 * _SNIFF_LINES] if ln.strip()]
     if not sample:
         raise ValueError(f"{path} is empty; expected a header row and data rows")
-    delim = _sniff_delimiter(sample)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+    delim = _sniff_delimiter(sample, delimiters)
+    if delim == " ":  # a trailing space is not an empty last field
+        text = "\n".join(line.strip() for line in text.splitlines())
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim, skipinitialspace=delim == " ")
     rows, numbers = [], []
     try:
         for row in reader:
@@ -141,6 +151,8 @@ def read_csv_table(path: str | os.PathLike[str]) -> CsvTable:
     except csv.Error as exc:
         raise ValueError(f"{path}: not a readable CSV file (line {reader.line_num}: {exc})") from None
     header = [h.strip() for h in rows[0]]
+    if index_column and header and not header[0]:
+        header[0] = "index"
     unnamed = [i + 1 for i, h in enumerate(header) if not h]
     if unnamed:
         raise ValueError(f"{path}: header columns {unnamed} have no name; name every column")
@@ -153,7 +165,7 @@ def read_csv_table(path: str | os.PathLike[str]) -> CsvTable:
     body, line_no = rows[1:], np.array(numbers[1:], dtype=np.int64)
     ragged = [int(n) for r, n in zip(body, line_no, strict=True) if len(r) != len(header)]
     if ragged:
-        sep = {",": "comma", ";": "semicolon", "\t": "tab"}[delim]
+        sep = {",": "comma", ";": "semicolon", "\t": "tab", " ": "space"}[delim]
         raise ValueError(
             f"{path}: lines {ragged[:10]}{' ...' if len(ragged) > 10 else ''} do not have {len(header)} "
             f"{sep}-separated fields like the header"

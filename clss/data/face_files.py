@@ -23,6 +23,17 @@ Index formats (the ``format`` of a manifest's index entry):
     not one of the eight benchmark groups (single ages, other ranges, ``None``) are left out and counted in
     :attr:`IndexTable.excluded`, as the benchmark protocol does. Every row is put in the ``train`` split: the
     loader assigns the folds.
+``order-list``
+    The split lists of the order-learning code (MWR, Order Learning, GOL) for MORPH II, CLAP 2015 and CACD:
+    comma-, tab- or space-separated (an unnamed first column, the pandas row index, is ignored) or an
+    ``.xlsx`` workbook (its first sheet); columns ``filename``, ``age`` and optionally ``database`` (the
+    image's folder under ``image_dir``) and ``fold``. The split of a row is its ``fold`` column
+    (train/val/test) when present, else its ``database`` column when that names splits (CLAP 2015's list),
+    else the whole file's ``split``.
+``coral-csv``
+    The CORAL / Berg et al. UTKFace lists ``utk_{train,test}.csv``: ``file``, ``age`` (an unnamed first
+    column is ignored); the whole file is one split. Their age column is the true age - 21 (see
+    :func:`label_offset`).
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from clss.data.csvfile import CsvTable, read_csv_table
+from clss.data.xlsxfile import read_xlsx_table
 
 __all__ = [
     "ADIENCE_AGE_GROUPS",
@@ -55,7 +67,10 @@ __all__ = [
 
 SPLIT_NAMES = ("train", "val", "test")
 SSL_FLAGS = ("LABELED", "UNLABELED", "EXCLUDE")
-INDEX_FORMATS = ("filelist", "dir-csv", "rankup-meta", "adience-fold")
+INDEX_FORMATS = ("filelist", "dir-csv", "rankup-meta", "adience-fold", "order-list", "coral-csv")
+#: Formats whose rows carry no split: the whole file's ``split`` is required (order-list: when no column
+#: gives one).
+WHOLE_FILE_SPLIT = ("rankup-meta", "coral-csv")
 #: Adience's eight age groups in order (class 0..7), as the fold files spell them; ``(8, 13)`` is the
 #: spelling of the benchmark's description for the third group and is read as ``(8, 12)``.
 ADIENCE_AGE_GROUPS = ("(0, 2)", "(4, 6)", "(8, 12)", "(15, 20)", "(25, 32)", "(38, 43)", "(48, 53)",
@@ -232,14 +247,15 @@ def read_index(path: str | os.PathLike[str], fmt: str, *, image_dir: str = "", s
     Parameters
     ----------
     path : str or PathLike
-    fmt : {"filelist", "dir-csv", "rankup-meta", "adience-fold"}
+    fmt : {"filelist", "dir-csv", "rankup-meta", "adience-fold", "order-list", "coral-csv"}
         The file's layout (module docstring).
     image_dir : str, default ""
-        Folder of the images under the data root, prefixed to the file names of ``filelist``,
-        ``rankup-meta`` and ``adience-fold`` files (``"UTKFace"``, ``"AgeDB"``, ``"aligned"``);
-        ``dir-csv`` paths are already relative to the root.
+        Folder of the images under the data root, prefixed to the file names of every format but
+        ``dir-csv`` (``"UTKFace"``, ``"AgeDB"``, ``"aligned"``); ``dir-csv`` paths are already relative to
+        the root.
     split : {"train", "val", "test"}, optional
-        ``rankup-meta`` only (required there): the split the whole file belongs to.
+        The split the whole file belongs to: required for ``rankup-meta`` and ``coral-csv``, for
+        ``order-list`` when no column gives the split, refused for the others.
 
     Returns
     -------
@@ -255,12 +271,15 @@ def read_index(path: str | os.PathLike[str], fmt: str, *, image_dir: str = "", s
     """
     if fmt not in INDEX_FORMATS:
         raise ValueError(f"index format must be one of {list(INDEX_FORMATS)}, got {fmt!r}")
-    if (fmt == "rankup-meta") != (split is not None):
-        raise ValueError("split= is required for (and only for) rankup-meta files, one of "
-                         f"{list(SPLIT_NAMES)}")
+    if (fmt in WHOLE_FILE_SPLIT and split is None) or (fmt not in (*WHOLE_FILE_SPLIT, "order-list")
+                                                        and split is not None):
+        raise ValueError(f"split= is required for {' and '.join(WHOLE_FILE_SPLIT)} files, optional for "
+                         f"order-list files and refused for the others; one of {list(SPLIT_NAMES)}")
     if split is not None and split not in SPLIT_NAMES:
         raise ValueError(f"split must be one of {list(SPLIT_NAMES)}, got {split!r}")
-    table = read_csv_table(path)
+    if fmt == "order-list":
+        return _read_order_list(path, image_dir, split)
+    table = read_csv_table(path, index_column=fmt == "coral-csv")
     if fmt == "adience-fold":
         return _read_adience_fold(table, image_dir)
     ssl = None
@@ -276,14 +295,41 @@ def read_index(path: str | os.PathLike[str], fmt: str, *, image_dir: str = "", s
         labels = _labels(table, _column(table, ("age",), "label"))
         splits = _values(table, _column(table, ("split",), "split"), SPLIT_NAMES, "split")
     else:
-        names = table.cells[:, _column(table, ("file_name",), "file name")]
-        labels = _labels(table, _column(table, ("label",), "label"))
+        name_col, label_col = ("file", "age") if fmt == "coral-csv" else ("file_name", "label")
+        names = table.cells[:, _column(table, (name_col,), "file name")]
+        labels = _labels(table, _column(table, (label_col,), "label"))
         splits = np.full(len(names), split)
     files = _relative(table, names)
     if image_dir and fmt != "dir-csv":
         files = np.char.add(f"{image_dir.rstrip('/')}/", files)
     return IndexTable(path=table.path, files=files, labels=labels, split=np.asarray(splits, dtype=str),
                       ssl=ssl, lines=table.lines)
+
+
+def _read_order_list(path: str | os.PathLike[str], image_dir: str, split: str | None) -> IndexTable:
+    if str(path).lower().endswith(".xlsx"):
+        table = read_xlsx_table(path)
+    else:
+        table = read_csv_table(path, delimiters=(",", "\t", " "), index_column=True)
+    names = table.cells[:, _column(table, ("filename",), "file name")]
+    labels = _labels(table, _column(table, ("age",), "label"))
+    database = table.cells[:, table.header.index("database")] if "database" in table.header else None
+    if "fold" in table.header:
+        splits = _values(table, table.header.index("fold"), SPLIT_NAMES, "fold")
+    elif database is not None and np.isin(database, SPLIT_NAMES).all():
+        splits = database
+    elif split is not None:
+        splits = np.full(len(names), split)
+    else:
+        raise ValueError(f"{table.path}: no 'fold' column and no 'database' column naming the splits "
+                         f"({list(SPLIT_NAMES)}): give the whole file's split")
+    if database is not None:
+        names = np.char.add(np.char.add(database.astype(str), "/"), names.astype(str))
+    files = _relative(table, names)
+    if image_dir:
+        files = np.char.add(f"{image_dir.rstrip('/')}/", files)
+    return IndexTable(path=table.path, files=files, labels=labels, split=np.asarray(splits, dtype=str),
+                      ssl=None, lines=table.lines)
 
 
 def _read_adience_fold(table: CsvTable, image_dir: str) -> IndexTable:

@@ -24,6 +24,23 @@ together:
     validation split, so a fixed, subject-exclusive tenth of the training folds' subjects (seeded by the
     fold) validates. Images at 224x224, RGB, ImageNet statistics.
 
+The order-learning age benchmarks (ConOrd's Table 2), read from the split lists their code publishes; images
+at 224x224, RGB, ImageNet statistics:
+
+``morph2``
+    MORPH II "setting A" (Chang et al. 2011): 5 492 images of Caucasian subjects, 80/20, five folds, each
+    its own draw (``run=k`` reads ``SettingA_fold{k}_{train,test}.txt``, 4 394 / 1 098, of the Order
+    Learning code). No validation split: a fixed tenth of the fold's training rows validates.
+``clap2015``
+    ChaLearn LAP 2015 apparent age: the official 2 476 / 1 136 / 1 079 split from the list
+    ``total_2015.xlsx`` of the MWR code (integer apparent ages).
+``utkface-coral``
+    UTKFace ages 21-60 with CORAL's fixed split (13 147 / 3 287; Berg et al. 2021, Gustafsson et al. 2020),
+    ``utk_{train,test}.csv`` (ages stored minus 21: corrected). No validation split: a fixed tenth of the
+    training rows validates.
+``cacd``
+    CACD with the MWR split list ``CACD.csv`` (its ``fold`` column: train / val / test).
+
 Before anything is decoded, the loader verifies the files it reads against the protocol's manifest
 (:func:`clss.data.manifest.check_data`): present, byte-identical split files, rows per split, labelled
 rows, label range, every image present. The UTKFace age-offset trap (split files whose ``age`` column is the
@@ -72,13 +89,17 @@ class FaceProtocol:
         The views' translation: ``pad`` pixels with a ``pad_mode`` border (``"mean"``: the CLSS code pads
         normalised tensors with zeros; ``"reflect"``: USB/RankUp; ``"zeros"``: black, DIR/RnC's PIL crops);
         flips keep the age, so both views flip at random too (:func:`clss.data.augment.build_pipelines`).
-    validation : {"val", "test"}
-        The split used for validation ("test": the protocol has no validation split).
+    validation : {"val", "test", "holdout"}
+        The split used for validation ("test": the protocol has no validation split and validates on its
+        test split, as its paper; "holdout": it has none, and a fixed share :data:`VALIDATION_SHARE` of the
+        training rows, drawn with the run as seed, validates).
     notes : str
         What differs from the official code, recorded in the run's meta.
     folds : bool, default False
         The ``base_files`` are cross-validation folds: ``run=k`` tests on file ``k``, trains on the others
         and validates on a subject-exclusive holdout of them.
+    runs : int, default 1
+        Runs with their own files: ``run=k`` reads the ``base_files`` with ``{run}`` replaced by ``k``.
     classes : tuple of str, optional
         Names of ordered classes when the targets are class indices ``0..K-1`` (ordinal classification):
         every method then also reports accuracy, MAE in classes and quadratic weighted kappa.
@@ -94,6 +115,16 @@ class FaceProtocol:
     notes: str
     folds: bool = False
     classes: tuple[str, ...] = ()
+    runs: int = 1
+
+    @property
+    def n_runs(self) -> int:
+        """The runs of the protocol: its folds, its per-run files, or 1."""
+        return len(self.base_files) if self.folds else self.runs
+
+    def files_of(self, run: int) -> tuple[str, ...]:
+        """The base files that run ``run`` reads."""
+        return tuple(f.format(run=run) for f in self.base_files)
 
 
 def _utk_clss_manifest() -> dict[str, Any]:
@@ -143,8 +174,56 @@ def _adience_manifest() -> dict[str, Any]:
             "splits": {}, "label": {"unit": "age group", "range": [0, 7]}}
 
 
+def _morph2_manifest() -> dict[str, Any]:
+    # sha256 of the Order Learning code's lists (changsukim-ku/order-learning, index/MORPH_SettingA/)
+    sha = {(0, "train"): "8e11f3b570f65871bd3cc2732969c0925862963b6385fe4eadcc86d4475d499b",
+           (0, "test"): "12322ab9d5d1231d9c1239f13f744a3a2a3e6ad493c9645f91140dfc63715fc2",
+           (1, "train"): "be97417b2d99de331b3b0b3d8a2ffa9268dbc35a37c6c73d1aeaf4711ce53977",
+           (1, "test"): "4a5d364f06131f7271ebaa208ebfd8c297b69c9a907b0b489c4402fef068925e",
+           (2, "train"): "d3c49796871914a8fdb4a73dccd5ccfa114fa44a80ca74d6dab3736733482304",
+           (2, "test"): "b7c3f71f716d4e0ca2a6bbb4e6b2ed0e9e385100e5dd30f24fd5c7b26160d903",
+           (3, "train"): "6760bcc4560062d6861ed954a74ceb1d0f8af01898fb20e04dd202d4e508ab3c",
+           (3, "test"): "e5af0ea6501e4fee56b679b048efe17db5f26533ed070d2c833d784f301152ae",
+           (4, "train"): "702fcf86ddfc78c414940c83443019687f4e00cc90671b12cfb1de2da0fdb584",
+           (4, "test"): "b5861a876b66a956286ff4e5989eb1411eedb2d820ae0f8526c5237bd28a692d"}
+    files = [{"path": f"SettingA_fold{k}_{s}.txt", "format": "order-list", "split": s, "sha256": h}
+             for (k, s), h in sha.items()]
+    return {"name": "morph2", "version": 1, "files": files, "images": {"folder": "morph"},
+            "splits": {"train": 4394, "test": 1098}, "label": {"unit": "years", "range": [16, 77]}}
+
+
+def _clap2015_manifest() -> dict[str, Any]:
+    files = [{"path": "total_2015.xlsx", "format": "order-list",  # MWR's datalist/clap2015/total_2015.xlsx
+              "sha256": "0d57440040dfa6ce5af45ad05b8ec815b5c8b481d2f020c0f38a5abc878e7732"}]
+    return {"name": "clap2015", "version": 1, "files": files, "images": {},
+            "splits": {"train": 2476, "val": 1136, "test": 1079},
+            "label": {"unit": "years", "range": [0, 100]}}
+
+
+def _utk_coral_manifest() -> dict[str, Any]:
+    # CORAL's lists as Berg et al. publish them (axeber01/dold, age/data/): the age column is age - 21
+    sha = {"train": "47edc57e320e6db56872b4c2dc95fefc97c87c3e05bd5ef31f53b128dbc1f2e2",
+           "test": "e2afd2a68be8794d25b17cb40b6842e92eb87686dc7211538ba2816e92941670"}
+    files = [{"path": f"utk_{s}.csv", "format": "coral-csv", "image_dir": "UTKFace", "split": s,
+              "label_offset": 21, "sha256": h} for s, h in sha.items()]
+    return {"name": "utkface-coral", "version": 1, "files": files,
+            "images": {"folder": "UTKFace", "count": 23708, "naming": "utkface"},
+            "splits": {"train": 13147, "test": 3287},
+            "label": {"unit": "years", "range": [21, 60], "known_offsets": [21], "check_names": True}}
+
+
+def _cacd_manifest() -> dict[str, Any]:
+    # MWR's datalist/cacd/CACD.csv could not be obtained here: no checksum or row counts
+    files = [{"path": "CACD.csv", "format": "order-list", "sha256": None}]
+    return {"name": "cacd", "version": 1, "files": files, "images": {}, "splits": {},
+            "label": {"unit": "years", "range": [14, 62]}}
+
+
 _UTK_NOTES = ("the official code also flips validation and test images at random; here they are "
               "evaluated unflipped")
+# The order-learning benchmarks: faces at 224 px, RGB, ImageNet statistics (ConOrd's encoder input size).
+_ORDER_PREPROCESSING = {"channels": 3, "order": "rgb", "resize": (224, 224), "normalize": "none",
+                        "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
 _AGEDB_ESTIMATE = {"channels": 3, "resize": (224, 224), "normalize": "estimate", "estimate_images": 128}
 
 #: The registered protocols by dataset name.
@@ -194,10 +273,33 @@ FACE_DATASETS: dict[str, FaceProtocol] = {
         notes=("CLOC's augmentations (flips, affine, colour jitter) are replaced by translation and "
                "horizontal flips; validation is a subject-exclusive tenth of the training folds (the "
                "benchmark has none)")),
+    "morph2": FaceProtocol(
+        "morph2", _morph2_manifest(), label_files={},
+        base_files=("SettingA_fold{run}_train.txt", "SettingA_fold{run}_test.txt"), runs=5,
+        preprocessing=_ORDER_PREPROCESSING, augment={"pad": 16, "pad_mode": "zeros"}, validation="holdout",
+        notes=("setting A has no validation split: a fixed tenth of the fold's training rows validates; "
+               "images are resized to 224x224 (align and crop the faces first, as the order-learning "
+               "code does)")),
+    "clap2015": FaceProtocol(
+        "clap2015", _clap2015_manifest(), label_files={}, base_files=("total_2015.xlsx",),
+        preprocessing=_ORDER_PREPROCESSING, augment={"pad": 16, "pad_mode": "zeros"}, validation="val",
+        notes=("trains on the training split and selects on the validation split (the order-learning "
+               "code's test protocol retrains on both); targets are the list's integer apparent ages")),
+    "utkface-coral": FaceProtocol(
+        "utkface-coral", _utk_coral_manifest(), label_files={},
+        base_files=("utk_train.csv", "utk_test.csv"),
+        preprocessing=_ORDER_PREPROCESSING, augment={"pad": 16, "pad_mode": "zeros"}, validation="holdout",
+        notes="CORAL's split has no validation rows: a fixed tenth of the training rows validates"),
+    "cacd": FaceProtocol(
+        "cacd", _cacd_manifest(), label_files={}, base_files=("CACD.csv",),
+        preprocessing=_ORDER_PREPROCESSING, augment={"pad": 16, "pad_mode": "zeros"}, validation="val",
+        notes="the MWR list's train / val / test folds; images where its database column says"),
 }
 
-#: Share of the training folds' subjects that validates a cross-validation protocol.
-FOLD_VALIDATION = 0.1
+
+#: Share of the training rows (a cross-validation protocol: of the training folds' subjects) that validates a
+#: protocol without a validation split.
+VALIDATION_SHARE = 0.1
 
 
 def builtin_manifest(name: str) -> Manifest:
@@ -215,7 +317,8 @@ def load_face_dataset(name: str, *, data_root: str | os.PathLike[str] | None = N
 
     Parameters
     ----------
-    name : {"utkface", "utkface-rankup", "agedb-dir", "agedb-dir-rgb", "adience"}
+    name : {"utkface", "utkface-rankup", "agedb-dir", "agedb-dir-rgb", "adience", "morph2", "clap2015",
+            "utkface-coral", "cacd"}
     data_root : str or PathLike
         The user's copy (``--data-root``); its layout is in ``docs/data.md``.
     labels : int, optional
@@ -226,7 +329,8 @@ def load_face_dataset(name: str, *, data_root: str | os.PathLike[str] | None = N
         Seed of the 128 training images that estimate the normalisation (where the protocol estimates
         it).
     run : int, default 0
-        The test fold of a cross-validation protocol (adience: 0-4); must be 0 for the others.
+        The test fold of a cross-validation protocol (adience: 0-4) or the run of a protocol with per-run
+        files (morph2: 0-4); must be 0 for the others.
     manifest : Manifest or path, optional
         Check the copy against this manifest instead of the built-in one (the tests use small ones).
 
@@ -250,16 +354,16 @@ def load_face_dataset(name: str, *, data_root: str | os.PathLike[str] | None = N
     if labels is not None and (isinstance(labels, bool) or labels not in proto.label_files):
         counts = sorted(proto.label_files) or "none (draw labelled rows with --labeled)"
         raise ValueError(f"{name}: labels={labels!r} has no published split file; available: {counts}")
-    n_runs = len(proto.base_files) if proto.folds else 1
+    n_runs = proto.n_runs
     if isinstance(run, bool) or not isinstance(run, (int, np.integer)) or not 0 <= run < n_runs:
-        what = "the test fold" if proto.folds else "the protocol has no folds"
+        what = ("the test fold" if proto.folds else "the fold" if n_runs > 1 else "the protocol has no folds")
         raise ValueError(f"{name}: run must be an integer in [0, {n_runs}) ({what}), got {run!r}")
     if manifest is None:
         manifest = builtin_manifest(name)
     elif not isinstance(manifest, Manifest):
         manifest = load_manifest(manifest)
     data_root = os.path.expanduser(os.fspath(data_root))
-    files = (proto.label_files[labels],) if labels is not None else proto.base_files
+    files = (proto.label_files[labels],) if labels is not None else proto.files_of(int(run))
     report = check_data(manifest, data_root, files=files)
     report.raise_if_problems()
     tables = []
@@ -279,11 +383,18 @@ def load_face_dataset(name: str, *, data_root: str | os.PathLike[str] | None = N
                       f"classes are left out, as the benchmark does ({shown})", stacklevel=2)
     if proto.folds:
         tables = _assign_folds(tables, int(run))
+    elif proto.validation == "holdout":
+        tables = _hold_out(tables, int(run))
     data = _face_splits(proto, data_root, tables, labels=labels, seed=seed)
     extra = {"excluded_labels": excluded} if excluded else {}
     if proto.folds:
-        extra |= {"fold": int(run), "validation": (f"a subject-exclusive {FOLD_VALIDATION:.0%} of the "
+        extra |= {"fold": int(run), "validation": (f"a subject-exclusive {VALIDATION_SHARE:.0%} of the "
                                                    f"training folds' subjects (fixed per fold)")}
+    elif proto.validation == "holdout":
+        extra |= {"validation": f"a fixed {VALIDATION_SHARE:.0%} of the training rows (drawn with the run as "
+                                f"seed)"}
+    if n_runs > 1 and not proto.folds:
+        extra |= {"fold": int(run)}
     if proto.classes:
         extra |= {"classes": list(range(len(proto.classes))), "class_names": list(proto.classes)}
     data.meta.update(extra)
@@ -292,14 +403,14 @@ def load_face_dataset(name: str, *, data_root: str | os.PathLike[str] | None = N
 
 def _assign_folds(tables: list[tuple[IndexTable, int]], test_fold: int) -> list[tuple[IndexTable, int]]:
     """Splits of a cross-validation protocol: fold ``test_fold`` tests; a subject-exclusive share
-    (:data:`FOLD_VALIDATION`) of the other folds' subjects (an image's parent folder), drawn with the fold as
+    (:data:`VALIDATION_SHARE`) of the other folds' subjects (an image's parent folder), drawn with the fold as
     seed, validates; the rest trains."""
     subject = [np.array([f.rpartition("/")[0] for f in t.files.tolist()], dtype=str) for t, _ in tables]
     train = np.concatenate([s for i, s in enumerate(subject) if i != test_fold])
     subjects, rows = np.unique(train, return_counts=True)
     order = np.random.default_rng(test_fold).permutation(len(subjects))
     # the smallest prefix of the shuffled subjects holding the share of the training rows (one subject trains)
-    n_val = int(np.searchsorted(np.cumsum(rows[order]), FOLD_VALIDATION * len(train))) + 1
+    n_val = int(np.searchsorted(np.cumsum(rows[order]), VALIDATION_SHARE * len(train))) + 1
     val_subjects = subjects[order[:min(n_val, len(subjects) - 1)]]
     out = []
     for i, (table, offset) in enumerate(tables):
@@ -308,6 +419,22 @@ def _assign_folds(tables: list[tuple[IndexTable, int]], test_fold: int) -> list[
         else:
             split = np.where(np.isin(subject[i], val_subjects), "val", "train")
         out.append((dataclasses.replace(table, split=split.astype(str)), offset))
+    return out
+
+
+def _hold_out(tables: list[tuple[IndexTable, int]], run: int) -> list[tuple[IndexTable, int]]:
+    """A fixed share :data:`VALIDATION_SHARE` of the training rows (over all files, drawn with ``run`` as
+    seed) becomes the validation split."""
+    train = np.concatenate([t.split == "train" for t, _ in tables])
+    rows = np.flatnonzero(train)
+    chosen = np.random.default_rng(run).permutation(rows)[:max(1, round(VALIDATION_SHARE * len(rows)))]
+    val = np.zeros(len(train), dtype=bool)
+    val[chosen] = True
+    out, start = [], 0
+    for table, offset in tables:
+        mine = val[start:start + len(table.files)]
+        start += len(table.files)
+        out.append((dataclasses.replace(table, split=np.where(mine, "val", table.split).astype(str)), offset))
     return out
 
 
@@ -342,8 +469,9 @@ def _face_splits(proto: FaceProtocol, data_root: str | os.PathLike[str],
         "source": "files", "data_root": str(data_root), "protocol": proto.name,
         "index_files": [str(t.path) for t, _ in tables],
         "label_offsets": {str(t.path): off for t, off in tables},
-        "labels": labels, "validation": ("test split (the protocol has no validation split)"
-                                         if proto.validation == "test" else "val split"),
+        "labels": labels, "validation": {"test": "test split (the protocol has no validation split)",
+                                         "val": "val split",
+                                         "holdout": "a holdout of the training rows"}[proto.validation],
         "preprocessing": prep.to_dict(), "augment": {**proto.augment, "hflip": True, "crop": list(size),
                                                  "views": ["weak", "strong"]},
         "notes": proto.notes,

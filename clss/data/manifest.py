@@ -23,6 +23,7 @@ import yaml
 from clss.data.face_files import (
     INDEX_FORMATS,
     SPLIT_NAMES,
+    WHOLE_FILE_SPLIT,
     IndexTable,
     _first,
     label_offset,
@@ -44,7 +45,8 @@ class IndexFile:
     YAML key ``format``) is one of :data:`clss.data.face_files.INDEX_FORMATS` for index/split files, None
     for other files (checked for presence and checksum only). ``labels``: expected training rows flagged
     LABELED; ``label_offset``: how far the file's label column sits below the true labels (the UTKFace
-    trap: 21 in two published files); ``split``: the split a ``rankup-meta`` file holds.
+    trap: 21 in two published files); ``split``: the split the whole file holds (``rankup-meta``,
+    ``coral-csv``; ``order-list`` files whose rows do not name their split).
     """
 
     path: str
@@ -114,9 +116,12 @@ def _index_file(where: str, i: int, entry: Any) -> IndexFile:
     if fmt is not None and fmt not in INDEX_FORMATS:
         raise _fail(where, f"{key}.format must be one of {list(INDEX_FORMATS)}, got {fmt!r}")
     split = entry.get("split")
-    if (fmt == "rankup-meta") != (split is not None) or (split is not None and split not in SPLIT_NAMES):
-        raise _fail(where, f"{key}.split is required for (and only for) rankup-meta files, one of "
-                           f"{list(SPLIT_NAMES)}; got {split!r}")
+    needs = fmt in WHOLE_FILE_SPLIT
+    if ((needs and split is None) or (split is not None and not needs and fmt != "order-list")
+            or (split is not None and split not in SPLIT_NAMES)):
+        raise _fail(where, f"{key}.split is required for {' and '.join(WHOLE_FILE_SPLIT)} files, optional "
+                           f"for order-list files and refused for the others, one of {list(SPLIT_NAMES)}; "
+                           f"got {split!r}")
     labels = entry.get("labels")
     labels = None if labels is None else _int(where, f"{key}.labels", labels, 1)
     offset = _int(where, f"{key}.label_offset", entry.get("label_offset", 0), 0)

@@ -44,8 +44,9 @@ def plan_table(table: Table, *, seeds: Sequence[int] | None = None, methods: Seq
     Parameters
     ----------
     seeds : the seeds (default: the table's ``seeds``); each sets the table's ``seed_keys``.
-    methods, settings : subsets of the rows (method names) and columns (names or labels), in the order
-        given; default all (with ``quick``: the quick profile's choice).
+    methods, settings : subsets of the rows (their names: the method's unless the row names itself) and
+        columns (names or labels), in the order given; default all (with ``quick``: the quick profile's
+        choice).
     quick : apply the table's quick profile (fewer columns and steps; ``docs/reproduce.md``).
     steps : override the training budget of every run.
     overrides : configuration keys for every run (nested, as :func:`clss.config.parse_overrides` gives).
@@ -77,21 +78,22 @@ def plan_table(table: Table, *, seeds: Sequence[int] | None = None, methods: Seq
         raise ValueError(f"table {table.name!r} trains on the {table.dataset} image files: give the folder "
                          f"that holds them as data_root (--data-root DIR)")
     profile = table.quick if quick else {}
-    chosen_methods = _choose("methods", methods, [r.method for r in table.rows], profile.get("methods"))
+    chosen_methods = _choose("methods", methods, [r.name for r in table.rows], profile.get("methods"))
     if settings:
         settings = [table.column(s).name for s in settings]
     chosen_settings = _choose("settings", settings, [c.name for c in table.columns], profile.get("settings"))
-    unknown = [m for m in chosen_methods if m not in METHODS]
+    rows = {r.name: r for r in table.rows}
+    unknown = [m for m in chosen_methods if rows[m].method not in METHODS]
     if unknown:
-        raise ValueError(f"table {table.name!r}: method {unknown[0]!r} is not registered in this clss "
-                         f"(registered: {', '.join(METHODS)}); leave it out of methods (--methods)")
+        raise ValueError(f"table {table.name!r}: method {rows[unknown[0]].method!r} is not registered in "
+                         f"this clss (registered: {', '.join(METHODS)}); leave {unknown[0]!r} out of methods "
+                         "(--methods)")
     late = dict(overrides or {})
     if steps is not None:
         late["steps"] = steps
     if data_root is not None:
         late["data_root"] = str(Path(data_root).expanduser().resolve())
     late["progress"] = False
-    rows = {r.method: r for r in table.rows}
     runs = []
     for method in chosen_methods:
         row = rows[method]
@@ -100,7 +102,7 @@ def plan_table(table: Table, *, seeds: Sequence[int] | None = None, methods: Seq
             base = merge_dicts(merge_dicts(table.config, profile.get("config", {})), column.config)
             base = merge_dicts(base, row.config)
             for seed in seeds:
-                values = merge_dicts(base, {"dataset": table.dataset, "method": method,
+                values = merge_dicts(base, {"dataset": table.dataset, "method": row.method,
                                             "labeled": column.labeled, "method_params": row.params,
                                             **{k: seed for k in table.seed_keys}})
                 runs.append(grid_run(method, setting, seed, values, late,

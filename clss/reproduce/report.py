@@ -125,7 +125,7 @@ def write_report(table: Table, out: str | Path, runs: Sequence[GridRun], *, figu
     settings = list(dict.fromkeys(r.setting for r in runs))
     seeds = sorted({r.seed for r in runs})
     values, unfinished = collect_results(out, runs, table.metrics)
-    rows = {r.method: r for r in table.rows}
+    rows = {r.name: r for r in table.rows}
     cols = {c.name: i for i, c in enumerate(table.columns)}
     records = []
     for metric in table.metrics:

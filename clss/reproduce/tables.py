@@ -39,7 +39,7 @@ _TOP = {"name", "title", "description", "dataset", "config", "seed_keys", "seeds
         "rows", "source", "quick", "cost"}
 _REQUIRED = ("name", "title", "dataset", "columns", "rows", "metrics", "source")
 _COLUMN = {"name", "label", "labeled", "config"}
-_ROW = {"method", "label", "params", "config", "published"}
+_ROW = {"name", "method", "label", "params", "config", "published"}
 _SOURCE = {"paper", "table", "selection", "seeds", "url", "notes"}
 _QUICK = {"config", "settings", "methods", "note"}
 _COST = {"step_seconds", "overhead_seconds", "measured"}
@@ -72,13 +72,19 @@ class Column:
 @dataclass(frozen=True)
 class Row:
     """A method: registry ``method``, the paper's ``label``, its ``params`` (``method_params``), extra
-    configuration keys, and the published cells ``published[metric][column index]``."""
+    configuration keys, the published cells ``published[metric][column index]``, and ``name``: the row's
+    folder name and ``--methods`` key (default: ``method``; two rows of one method need their own names)."""
 
     method: str
     label: str
     params: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     published: dict[str, list[Cell]] = field(default_factory=dict)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.method)
 
 
 @dataclass(frozen=True)
@@ -269,7 +275,7 @@ def _parse(values: dict[str, Any], path: Path) -> Table:
     rows = _rows(path, values["rows"], metrics, len(columns))
     quick = _keys(path, "quick", values.get("quick") or {}, _QUICK)
     _check_config(path, "quick.config", quick.get("config"), _PER_RUN)
-    for key, known in (("settings", {c.name for c in columns}), ("methods", {r.method for r in rows})):
+    for key, known in (("settings", {c.name for c in columns}), ("methods", {r.name for r in rows})):
         chosen = quick.get(key, [])
         if not isinstance(chosen, list) or any(k not in known for k in chosen):
             raise _fail(path, f"quick.{key}", f"must list some of {sorted(known)}, got {chosen!r}")
@@ -323,13 +329,19 @@ def _rows(path: Path, values: Any, metrics: list[str], n_columns: int) -> list[R
         params = item.get("params") or {}
         if not isinstance(params, dict):
             raise _fail(path, f"{where}.params", f"must be a mapping of method parameters, got {params!r}")
-        out.append(Row(method=_text(path, f"{where}.method", item["method"]),
+        method = _text(path, f"{where}.method", item["method"])
+        name = _text(path, f"{where}.name", item.get("name", method))
+        if not _NAME_RE.match(name):
+            raise _fail(path, f"{where}.name", f"is a folder name: letters, digits, '.', '_' or '-', got "
+                                                f"{name!r}")
+        out.append(Row(method=method, name=name,
                        label=_text(path, f"{where}.label", item["label"]), params=dict(params),
                        config=_check_config(path, f"{where}.config", item.get("config"), _PER_RUN),
                        published=_published(path, f"{where}.published", item["published"], metrics,
                                             n_columns)))
-    methods = [r.method for r in out]
-    dupes = sorted({m for m in methods if methods.count(m) > 1})
+    names = [r.name for r in out]
+    dupes = sorted({m for m in names if names.count(m) > 1})
     if dupes:
-        raise _fail(path, "rows", f"method {dupes[0]!r} appears twice (one row per method)")
+        raise _fail(path, "rows", f"the row {dupes[0]!r} appears twice (give rows of one method their own "
+                                  "name)")
     return out

@@ -291,7 +291,9 @@ def test_the_builtin_manifests_hold_the_published_facts():
 
 @pytest.mark.parametrize("name, yaml_file", [("utkface", "utkface.yaml"),
                                              ("utkface-rankup", "utkface_rankup.yaml"),
-                                             ("agedb-dir", "agedb_dir.yaml"), ("adience", "adience.yaml")])
+                                             ("agedb-dir", "agedb_dir.yaml"), ("adience", "adience.yaml"),
+                                             ("morph2", "morph2.yaml"), ("clap2015", "clap2015.yaml"),
+                                             ("utkface-coral", "utkface_coral.yaml"), ("cacd", "cacd.yaml")])
 def test_the_manifest_files_agree_with_the_loaders(name, yaml_file):
     """data_manifests/*.yaml and the loaders' built-in check fields never drift apart."""
     values = yaml.safe_load((ROOT / "data_manifests" / yaml_file).read_text())

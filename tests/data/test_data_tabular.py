@@ -29,7 +29,8 @@ def numeric_csv(tmp_path: Path) -> Path:
 def test_registry_lists_builtins() -> None:
     names = list_datasets()
     assert set(names) == {"operator-sde", "diabetes", "csv:PATH", "digits-rotation", "image-csv:PATH",
-                          "utkface", "utkface-rankup", "agedb-dir", "agedb-dir-rgb", "adience"}
+                          "utkface", "utkface-rankup", "agedb-dir", "agedb-dir-rgb", "adience", "morph2",
+                          "clap2015", "utkface-coral", "cacd"}
     assert all(isinstance(d, str) and d for d in names.values())
 
 

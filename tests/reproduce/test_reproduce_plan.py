@@ -30,6 +30,27 @@ def test_the_plan_is_rows_by_columns_by_seeds(tmp_path):
     assert gclss.config == json.loads(json.dumps(direct.to_dict()))
 
 
+def test_two_rows_of_one_method_are_told_apart_by_name(tmp_path):
+    """A row's name is its folder and --methods key; the registry method and its params go to the run."""
+    import copy
+
+    from clss.reproduce import run_cell, write_report
+
+    values = copy.deepcopy(TINY)
+    values["rows"].append({"name": "supervised-ranksim", "method": "supervised", "label": "RankSim",
+                           "params": {"contrastive": "ranksim"}, "published": {"missing": "none"}})
+    table = load_table(write_table(tmp_path, values))
+    runs = plan_table(table, seeds=[0], settings=["p20"], methods=["supervised-ranksim", "supervised"])
+    assert [r.run_dir for r in runs] == ["supervised-ranksim/p20/seed0", "supervised/p20/seed0"]
+    assert [r.config["method"] for r in runs] == ["supervised", "supervised"]
+    assert [r.config["method_params"].get("contrastive", "oe") for r in runs] == ["ranksim", "oe"]
+    out = tmp_path / "grid"
+    for run in runs:
+        run_cell(out, run)
+    md = write_report(table, out, runs, figure=False)["md"].read_text()
+    assert "| RankSim (`supervised-ranksim`) |" in md and "| `supervised-ranksim` |" in md
+
+
 def test_subsets_overrides_and_the_quick_profile(tmp_path):
     table = load_table(write_table(tmp_path))
     runs = plan_table(table, seeds=[0], methods=["gclss", "supervised"], settings=["40%"], steps=9,

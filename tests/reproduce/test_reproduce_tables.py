@@ -11,8 +11,10 @@ from _reproduce_helpers import TINY, write_table
 from clss.reproduce.tables import Cell, list_tables, load_table, parse_cell, table_path
 
 SHIPPED = ["agedb-dir", "operator-sde", "utkface", "utkface-rankup", "rnc-agedb-dir", "supremix-agedb-dir",
-           "conord-agedb-dir", "cloc-adience"]
-RECIPE_TABLES = ["rnc-agedb-dir", "supremix-agedb-dir", "conord-agedb-dir", "cloc-adience"]
+           "conord-agedb-dir", "cloc-adience", "conord-adience", "conord-morph2", "conord-clap2015",
+           "conord-utkface-coral", "conord-cacd"]
+RECIPE_TABLES = ["rnc-agedb-dir", "supremix-agedb-dir", "conord-agedb-dir", "cloc-adience", "conord-adience",
+                 "conord-morph2", "conord-clap2015", "conord-utkface-coral", "conord-cacd"]
 
 
 def test_the_shipped_tables_validate():
@@ -77,11 +79,24 @@ def test_the_example_table_runs_every_method():
     ("cloc-adience", "cloc", "all", "mae_classes", 0.41, None),
     ("cloc-adience", "supcon", "all", "accuracy", 0.5774, None),
     ("cloc-adience", "rnc", "all", "mae_classes", 0.86, None),
+    ("conord-adience", "conord", "all", "mae_classes", 0.26, None),
+    ("conord-adience", "ranksim", "all", "mae_classes", 0.60, None),
+    ("conord-adience", "supervised", "all", "mae_classes", 0.53, None),
+    ("conord-adience", "cloc", "all", "mae_classes", 0.41, None),
+    ("conord-adience", "rnc", "all", "mae_classes", 0.40, None),
+    ("conord-morph2", "conord", "all", "mae", 1.96, None),
+    ("conord-morph2", "ranksim", "all", "mae", 3.10, None),
+    ("conord-clap2015", "conord", "all", "mae", 2.46, None),
+    ("conord-clap2015", "supervised", "all", "mae", 5.66, None),
+    ("conord-utkface-coral", "conord", "all", "mae", 3.92, None),
+    ("conord-utkface-coral", "cloc", "all", "mae", 4.81, None),
+    ("conord-cacd", "conord", "all", "mae", 4.18, None),
+    ("conord-cacd", "rnc", "all", "mae", 5.14, None),
 ])
 def test_published_cells_hold_the_papers_numbers(table, method, column, metric, mean, std):
     t = load_table(table)
     index = [c.name for c in t.columns].index(column)
-    cell = next(r for r in t.rows if r.method == method).published[metric][index]
+    cell = next(r for r in t.rows if r.name == method).published[metric][index]
     assert cell.mean == pytest.approx(mean, rel=1e-9)
     assert cell.std is None if std is None else cell.std == pytest.approx(std, rel=1e-9)
 
@@ -153,7 +168,9 @@ def _mutated(change):
     (lambda v: v.update(seed_keys=["run"]), "seed_keys: must be a list holding 'seed'"),
     (lambda v: v["quick"].update(settings=["p99"]), r"quick.settings: must list some of \['p20', 'p40'\]"),
     (lambda v: v["cost"].update(step_seconds={"clss": -1}), "cost.step_seconds: must map method names"),
-    (lambda v: v["rows"].append(copy.deepcopy(v["rows"][1])), "method 'clss' appears twice"),
+    (lambda v: v["rows"].append(copy.deepcopy(v["rows"][1])), "the row 'clss' appears twice"),
+    (lambda v: v["rows"][2].update(name="clss"), "the row 'clss' appears twice"),
+    (lambda v: v["rows"][1].update(name="clss w/ oe"), r"rows\[1\].name: is a folder name"),
 ])
 def test_a_bad_table_file_gives_one_line_naming_file_and_key(tmp_path, change, phrase):
     path = write_table(tmp_path, _mutated(change))
