@@ -43,6 +43,7 @@ from clss.data import (
     TabularDataset,
     dataset_info,
     load_dataset,
+    parse_labeled,
     predict_dataset,
     split_labeled,
 )
@@ -132,7 +133,8 @@ def load_data(cfg: TrainConfig) -> DataSplits:
         else:
             if cfg.labeled is None:
                 raise ValueError("unlabeled='paper' needs the paper's labelled fraction, e.g. --labeled 20%")
-            fraction = float(spec[:-1]) / 100 if spec.endswith("%") else float(spec)
+            parsed = parse_labeled(spec)  # 20%, 0.2 or 1/5
+            fraction = float(parsed.value) if parsed.kind == "fraction" else math.nan
             if not 0 < fraction <= 0.5:
                 raise ValueError("unlabeled='paper' takes labeled as a fraction in (0, 0.5] (the paper's "
                                  "protocol uses as many unlabelled as labelled rows)")

@@ -4,8 +4,9 @@ on the same labelled rows, with a plain verdict.
 
 The grid is an ordinary :class:`~clss.reproduce.tables.Table` built in memory (no published numbers), so
 planning, parallel jobs, resuming and SLURM come from :mod:`clss.reproduce.grid` unchanged. Each seed sets
-``seed`` and ``split_seed``: for one seed every method sees the same labelled, unlabelled, validation and
-test rows, which is what makes the per-seed differences paired.
+``seed`` and ``split_seed`` (and ``run`` on a dataset whose protocol has runs or folds: operator-sde's run
+slices, Adience's and MORPH II's folds): for one seed every method sees the same labelled, unlabelled,
+validation and test rows, which is what makes the per-seed differences paired.
 """
 
 from __future__ import annotations
@@ -87,7 +88,17 @@ def compare_table(dataset: str, methods: Sequence[str], labeled: Sequence[str], 
     return Table(name=f"compare-{slug or 'data'}", title=f"{dataset}: {len(methods)} methods against "
                  f"{BASELINE}", dataset=dataset, columns=columns, rows=rows, metrics=list(metrics),
                  source={"paper": "none", "selection": "not applicable"}, path=Path("clss-compare"),
-                 config=dict(config or {}), seed_keys=["seed", "split_seed"], seeds=list(seeds))
+                 config=dict(config or {}), seed_keys=_seed_keys(dataset), seeds=list(seeds))
+
+
+def _seed_keys(dataset: str) -> list[str]:
+    """``seed`` and ``split_seed``, and ``run`` where the protocol's data differ by run (runs or folds)."""
+    from clss.data import DATASETS, dataset_key
+
+    key = dataset_key(dataset)
+    info = DATASETS.get(key) if key is not None else None
+    runs = info is not None and (info.has_runs or info.folds)
+    return ["seed", "split_seed", *(["run"] if runs else [])]
 
 
 def reference_scores(out: str | Path, runs: Sequence[GridRun], metrics: Sequence[str],

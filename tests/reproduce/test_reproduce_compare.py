@@ -33,6 +33,10 @@ def test_the_grid_adds_the_baseline_and_pairs_the_seeds():
     for run in runs:  # one seed = one split and one initialisation for every method
         assert run.config["seed"] == run.config["split_seed"] == run.seed
         assert run.config["target"] == "y"
+    assert all(run.config["run"] == 0 for run in runs)  # a table's rows are one data set
+    for dataset in ("operator-sde", "adience", "morph2"):  # protocols with runs or folds: seed k is run k
+        runs = plan_table(compare_table(dataset, ["gclss"], ["20%"], seeds=[0, 3]), check_data=False)
+        assert [r.config["run"] for r in runs] == [0, 3, 0, 3]
     with pytest.raises(ValueError, match="given twice"):
         compare_table("diabetes", ["gclss"], ["10%", "10%"], seeds=[0])
     with pytest.raises(ValueError, match="at least one label setting"):

@@ -1,5 +1,6 @@
 """End-to-end training: every method, run-directory contents, resume, divergence, bad input, CLI."""
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -183,6 +184,14 @@ def test_operator_sde_paper_protocol(tmp_path, operator_sde_dir):
     assert np.all(np.asarray(std["x_mean"]) == 0) and np.all(np.asarray(std["x_std"]) == 1)
     assert std["y_std"] != 1
     assert evaluate_run(tmp_path / "run", "test")["mae"] == pytest.approx(result.summary["test"]["mae"])
+    # the papers' way of writing the fraction reads the same rows
+    from clss.engine.trainer import load_data
+
+    for spec in ("1/5", "0.2"):
+        same = load_data(dataclasses.replace(cfg, labeled=spec))
+        assert same.labeled.tolist() == json.loads((tmp_path / "run" / "splits.json").read_text())["labeled"]
+    with pytest.raises(ValueError, match=r"fraction in \(0, 0.5\]"):
+        load_data(dataclasses.replace(cfg, labeled="200"))
 
 
 def test_cli_train_eval_methods(tmp_path):
