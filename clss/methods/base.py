@@ -12,7 +12,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -32,6 +32,9 @@ from clss.methods.balance import (
 from clss.methods.modes import evaluating
 from clss.methods.precision import autocast, check_precision, full_precision
 from clss.schema import check_dataclass, check_mapping, param, specs_of
+
+if TYPE_CHECKING:  # the parts import this module
+    from clss.methods.parts.rda import DistributionAlignment
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -231,6 +234,9 @@ class Method(nn.Module):
         #: same on every process, checkpointed), so that dropout differs between the processes' blocks while
         #: the global torch stream, which the losses draw from after the gather, stays the same everywhere.
         self.shard_seeds: torch.Generator | None = None
+        #: RDA's pseudo-label distribution alignment (a per-row buffer built by the setup of the methods
+        #: that align: rda, rankup_rda), checkpointed with the method.
+        self.alignment: DistributionAlignment | None = None
 
     def setup(self, context: TrainingContext) -> None:
         """Called by the engine once the splits are known, before the first step (and before a resumed
@@ -255,6 +261,8 @@ class Method(nn.Module):
             state["balance"] = self.balance.state_dict()
         if self.shard_seeds is not None:
             state["shard_seeds"] = self.shard_seeds.get_state()
+        if self.alignment is not None:
+            state["rda"] = self.alignment.state_dict()
         return state
 
     @property
@@ -288,6 +296,8 @@ class Method(nn.Module):
             self.scaler.load_state_dict(state["grad_scaler"])
         if self.shard_seeds is not None and "shard_seeds" in state:
             self.shard_seeds.set_state(state["shard_seeds"])
+        if self.alignment is not None and "rda" in state:  # without setup (prediction) there is no buffer
+            self.alignment.load_state_dict(state["rda"])
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         """Create (once) and return the optimisers; the engine attaches schedules and checkpoints them."""

@@ -90,23 +90,11 @@ class RDA(Method):
                                                     lambda_val=p.lambda_val)
         self.generator = torch.Generator().manual_seed(p.seed)
         self.ema_model = ema_copy(self.model) if self.params.ema > 0 else None
-        self.alignment: DistributionAlignment | None = None
 
     def setup(self, context: TrainingContext) -> None:
         super().setup(context)
         self.alignment = DistributionAlignment(context.unlabeled_index, context.labeled_y,
                                                self.params.refine_every)
-
-    def get_extra_state(self) -> dict[str, Any]:
-        state = super().get_extra_state()
-        if self.alignment is not None:
-            state["rda"] = self.alignment.state_dict()
-        return state
-
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        super().set_extra_state(state)
-        if self.alignment is not None and "rda" in state:  # without setup (prediction) there is no buffer
-            self.alignment.load_state_dict(state["rda"])
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         if not self.optimizers:  # the EMA copy never trains
