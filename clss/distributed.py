@@ -29,6 +29,7 @@ from torch import Tensor
 __all__ = [
     "DistInfo",
     "Shard",
+    "average_over_processes",
     "gather",
     "gather_with_grad",
     "get_rank",
@@ -170,6 +171,28 @@ def gather(tensor: Tensor) -> Tensor:
     if tensor.dtype == torch.bool:
         return _all_gather_cat(tensor.to(torch.uint8))[0].bool()
     return _all_gather_cat(tensor)[0]
+
+
+def average_over_processes(tensors: list[Tensor | None]) -> list[Tensor | None]:
+    """The element-wise mean over the processes of each tensor (one all-reduce of their concatenation;
+    ``None`` entries stay ``None``); the list unchanged without a multi-process group. Every process must
+    call it with the same shapes and the same ``None`` entries, in the same order (the gradients of one
+    global loss with respect to the same parameters)."""
+    present = [t for t in tensors if t is not None]
+    if not _active() or not present:
+        return tensors
+    flat = torch.cat([t.reshape(-1) for t in present])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= dist.get_world_size()
+    out: list[Tensor | None] = []
+    start = 0
+    for t in tensors:
+        if t is None:
+            out.append(None)
+            continue
+        out.append(flat[start:start + t.numel()].view_as(t))
+        start += t.numel()
+    return out
 
 
 @dataclass(frozen=True)

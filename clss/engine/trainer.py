@@ -391,12 +391,6 @@ def _prepare(cfg: TrainConfig, data: RegressionData | DataSplits | None, *, resu
     if cfg.cudnn_benchmark and device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # process-wide; off by default: it breaks bit-exact repeats
     if ddp is not None:
-        # The split backward of the gradient probe and of the automatic weight takes gradients with
-        # torch.autograd.grad, which DistributedDataParallel does not average: refused, not silently wrong.
-        if cfg.probe_every > 0 or method.balance is not None:
-            raise ValueError("probe_every and unlabeled_weight='auto' are not supported under torchrun yet "
-                             "(their split backward bypasses DistributedDataParallel's averaging); run "
-                             "them in one process, or give unlabeled_weight a number")
         attach(method, ddp, sync_batchnorm=cfg.sync_batchnorm)
     elif cfg.sync_batchnorm:
         warnings.warn("sync_batchnorm applies under torchrun only; this single-process run ignores it",

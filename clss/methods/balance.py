@@ -13,7 +13,7 @@ unlabelled gradient from receiving a huge weight.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -66,11 +66,13 @@ def combine(g_s: Grads, g_u: Grads, weight: float) -> Grads:
 
 
 def gradient_probe(parts: Mapping[str, torch.Tensor], params: Sequence[torch.Tensor], g_s: Grads, g_u: Grads,
-                   weight: float = 1.0) -> dict[str, float]:
+                   weight: float = 1.0, reduce: Callable[[Grads], Grads] | None = None) -> dict[str, float]:
     """What the probe logs: ``grad_<term>``, the norm of each term's own gradient (as the term is logged),
     ``grad_ratio`` ``= weight·‖g_u‖ / ‖g_s‖``, the unlabelled gradient applied relative to the supervised
-    one, and ``grad_cosine``, the cosine between ``g_s`` and ``g_u`` (0 when either is zero)."""
-    out = {f"grad_{k}": global_norm(term_gradients([v], params)) for k, v in parts.items()}
+    one, and ``grad_cosine``, the cosine between ``g_s`` and ``g_u`` (0 when either is zero). ``reduce``
+    (under torchrun: the mean over the processes) is applied to each term's gradient before its norm."""
+    reduce = reduce or (lambda grads: grads)
+    out = {f"grad_{k}": global_norm(reduce(term_gradients([v], params))) for k, v in parts.items()}
     n_s, n_u = global_norm(g_s), global_norm(g_u)
     dot = sum(float((a * b).sum()) for a, b in zip(g_s, g_u, strict=True) if a is not None and b is not None)
     out["grad_ratio"] = weight * n_u / n_s if n_s > 0 else math.inf if weight * n_u > 0 else 0.0

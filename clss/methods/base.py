@@ -8,6 +8,7 @@ schedules learning rates, evaluates, logs and checkpoints, so new methods need n
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
-from clss.distributed import Shard
+from clss.distributed import Shard, average_over_processes
 from clss.losses._common import finite_sum
 from clss.losses.errors import NonFiniteLossError  # defined with the losses, which raise a subclass
 from clss.methods.balance import (
@@ -355,9 +356,14 @@ class Method(nn.Module):
             return self._forward_local(net, x)
         assert self.shard_seeds is not None
         seed = int(torch.randint(2**62, (1,), generator=self.shard_seeds))
-        with torch.random.fork_rng(devices=[x.device.index] if x.device.type == "cuda" else []):
+        replica = self.replicas.get(id(net), net)
+        # A split backward (probe step, automatic weight) takes its gradients with torch.autograd.grad and
+        # averages them itself (:meth:`_split_backward`): DDP must not wait for a backward of its own.
+        split = self.balance is not None or self.probe_gradients
+        own_sync = replica.no_sync() if split and hasattr(replica, "no_sync") else contextlib.nullcontext()
+        with torch.random.fork_rng(devices=[x.device.index] if x.device.type == "cuda" else []), own_sync:
             torch.manual_seed(seed + self.shard.rank)
-            out = self._forward_local(self.replicas.get(id(net), net), x[self.shard.rows(x.shape[0])])
+            out = self._forward_local(replica, x[self.shard.rows(x.shape[0])])
         return self.shard.gather(out, x.shape[0])
 
     def _forward_local(self, net: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -442,13 +448,16 @@ class Method(nn.Module):
         held = [p for group in opt.param_groups for p in group["params"] if p.requires_grad]
         g_s = term_gradients([v for k, v in parts.items() if not is_unlabeled_term(k)], held)
         g_u = term_gradients([v for k, v in parts.items() if is_unlabeled_term(k)], held)
+        if self.shard is not None:  # under torchrun: the mean over the processes, as DDP's own backward
+            g_s, g_u = average_over_processes(g_s), average_over_processes(g_u)
         stats: dict[str, float] = {}
         weight = 1.0
         if self.balance is not None:
             weight = self._ramp * self.balance.update(global_norm(g_s), global_norm(g_u))
             stats["unlabeled_weight"] = weight
         if self.probe_gradients:
-            stats.update(gradient_probe(parts, held, g_s, g_u, weight))
+            stats.update(gradient_probe(parts, held, g_s, g_u, weight,
+                                        reduce=average_over_processes if self.shard is not None else None))
         for p, g in zip(held, combine(g_s, g_u, weight), strict=True):
             p.grad = g
         return stats

@@ -36,11 +36,14 @@ def _batches(step: int, device: str = "cpu") -> tuple[Batch, Batch]:
     return lab, ulb
 
 
-def _train(name: str, params: dict, ddp: Distributed | None, device: str = "cpu"
-           ) -> tuple[list[float], dict[str, torch.Tensor]]:
+def _train(case: str, params: dict, ddp: Distributed | None, device: str = "cpu"
+           ) -> tuple[list[dict[str, float]], dict[str, torch.Tensor]]:
+    """``case`` is a method name, optionally ``name+probe``: every step is a gradient-probe step."""
+    name, _, probe = case.partition("+")
     torch.manual_seed(0)
     method = build_method(name, lambda: MLPRegressor(D, (12, 12), dropout=0.0, init="default").double(),
                           OptimizerConfig(name="sgd", lr=0.05, weight_decay=0.0), params).to(device)
+    method.probe_gradients = probe == "probe"
     if ddp is not None:
         attach(method, ddp)
     method.setup(TrainingContext(total_steps=STEPS, train_size=N_L + N_U, labeled_y=_batches(0, device)[0].y,
@@ -48,8 +51,7 @@ def _train(name: str, params: dict, ddp: Distributed | None, device: str = "cpu"
     losses = []
     for step in range(STEPS):
         lab, ulb = _batches(step, device)
-        logs = method.training_step(lab, ulb if method.semi_supervised else None, step)
-        losses.append(logs["loss"])
+        losses.append(method.training_step(lab, ulb if method.semi_supervised else None, step))
     return losses, {k: v.detach().cpu().clone() for k, v in method.state_dict().items() if torch.is_tensor(v)}
 
 
@@ -62,7 +64,7 @@ def _worker(rank: int, world: int, folder: str, cases: list[tuple[str, dict]], d
         for name, params in cases:  # one job for every case: a process group costs seconds to start
             losses, state = _train(name, params, Distributed(rank, world, rank, world, torch.device(where)),
                                    where)
-            torch.save({"losses": losses, "state": state}, f"{folder}/{name}-rank{rank}.pt")
+            torch.save({"losses": losses, "state": state}, f"{folder}/{_key(name, params)}-rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -74,6 +76,10 @@ CASES = [
     ("gclss", {"unlabeled_weight": 1.0}),
     ("meanteacher", {"unlabeled_weight": 1.0}),
     ("cps", {"unlabeled_weight": 1.0}),
+    # the split backward (torch.autograd.grad, averaged over the processes by the method, not by DDP):
+    # the automatic unlabelled weight, and the gradient probe on every step (two networks for CPS)
+    ("gclss", {"unlabeled_weight": "auto"}),
+    ("cps+probe", {"unlabeled_weight": 1.0}),
 ]
 
 
@@ -95,7 +101,11 @@ def job(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize(("name", "params"), CASES, ids=[c[0] for c in CASES])
+def _key(name: str, params: dict) -> str:
+    return f"{name}-w{params.get('unlabeled_weight', '')}"
+
+
+@pytest.mark.parametrize(("name", "params"), CASES, ids=[_key(*c) for c in CASES])
 def test_two_processes_train_exactly_as_one_with_the_global_batch(job, name, params):
     _check_against_one_process(job, name, params)
 
@@ -111,9 +121,11 @@ def test_two_gpus_train_exactly_as_one(tmp_path):
 def _check_against_one_process(job, name: str, params: dict, device: str = "cpu") -> None:
     reference_losses, reference = _train(name, params, None, "cuda:0" if device == "cuda" else "cpu")
     for rank in range(2):
-        saved = torch.load(job / f"{name}-rank{rank}.pt", weights_only=True)
+        saved = torch.load(job / f"{_key(name, params)}-rank{rank}.pt", weights_only=True)
         losses, state = saved["losses"], saved["state"]
-        assert losses == pytest.approx(reference_losses, rel=1e-9, abs=1e-12), rank
+        assert [s.keys() for s in losses] == [s.keys() for s in reference_losses], rank
+        for logged, expected in zip(losses, reference_losses, strict=True):  # losses, weights, probe norms
+            assert logged == pytest.approx(expected, rel=1e-9, abs=1e-12), rank
         assert state.keys() == reference.keys()
         for key, value in reference.items():
             if value.is_floating_point():

@@ -117,11 +117,22 @@ def test_killing_one_process_stops_the_job_and_the_run_resumes(tmp_path):
     assert [r["step"] for r in log(run)] == list(range(1, 401))
 
 
-def test_the_split_backward_options_are_refused_before_anything_is_written(tmp_path):
-    """The gradient probe and the automatic weight take gradients that DDP does not average: refused."""
-    job = clss(*COMMON, "--method", "gclss", "--steps", "4", "--set", "probe_every=2",
-               "--out", str(tmp_path / "job"), procs=2)
-    _, err = job.communicate(timeout=240)
-    assert job.returncode != 0
-    assert "probe_every and unlabeled_weight='auto' are not supported under torchrun yet" in err
-    assert not (tmp_path / "job").exists()
+def test_the_split_backward_options_train_as_one_process(tmp_path):
+    """The gradient probe and the automatic weight take their gradients with torch.autograd.grad, averaged
+    over the processes by the method (DDP's own backward does not run on those steps): the job logs the
+    weights and per-term gradient norms one process logs."""
+    args = [*COMMON, "--method", "gclss", "--steps", "8", "--eval-every", "4", "--set", "probe_every=2",
+            "--set", "method_params.unlabeled_weight=auto"]
+    job = clss(*args, "--out", str(tmp_path / "two"), procs=2)
+    single = clss(*args, "--out", str(tmp_path / "one"))
+    finish(job), finish(single)
+    one, two = log(tmp_path / "one"), log(tmp_path / "two")
+    same_training(one, two)
+    probed = [r for r in one if "grad_ratio" in r]
+    assert [r["step"] for r in probed] == [1, 3, 5, 7]  # steps 0, 2, 4, 6 (logged from 1)
+    for ra, rb in zip(one, two, strict=True):
+        keys = sorted(k for k in ra if k.startswith("grad_") or k == "unlabeled_weight")
+        assert keys == sorted(k for k in rb if k.startswith("grad_") or k == "unlabeled_weight")
+        for key in keys:
+            assert rb[key] == pytest.approx(ra[key], rel=1e-4, abs=1e-6), (ra["step"], key)
+    assert any(r.get("unlabeled_weight", 0) > 0 for r in one)
