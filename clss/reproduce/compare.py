@@ -108,9 +108,10 @@ def reference_scores(out: str | Path, runs: Sequence[GridRun], metrics: Sequence
     ``splits.json``, so exactly the rows the methods were trained on), scored on ``splits``:
     ``{(reference, setting, split, metric): {seed: value}}``, and a note ('' or why there are none).
 
-    The inputs are the dataset's features as the run loaded them (a CSV's encoding included); RidgeCV
-    standardises them first and chooses its penalty by leave-one-out on the labelled rows. Tabular data only:
-    image inputs give no references (the note says so).
+    The inputs are the dataset's features as the run loaded them (a CSV's encoding included), or the pixels
+    of small in-memory images (at most :data:`REFERENCE_PIXELS` values each, e.g. digits-rotation's 8x8)
+    as a flat vector; RidgeCV standardises them first and chooses its penalty by leave-one-out on the
+    labelled rows. Image files give no references (the note says so).
     """
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.linear_model import RidgeCV
@@ -119,7 +120,6 @@ def reference_scores(out: str | Path, runs: Sequence[GridRun], metrics: Sequence
 
     from clss import metrics as M
     from clss.config import TrainConfig
-    from clss.data.dataset import TabularDataset
     from clss.engine.trainer import load_data
 
     out = Path(out)
@@ -130,10 +130,12 @@ def reference_scores(out: str | Path, runs: Sequence[GridRun], metrics: Sequence
         rundir = RunDir.existing(out / run.run_dir)
         cfg = TrainConfig.from_dict(rundir.read_config())
         data = load_data(cfg)
-        if not isinstance(data.train, TabularDataset):
-            return {}, "the classical references need tabular inputs; this dataset holds images"
+        train_x = _reference_inputs(data.train)
+        if train_x is None:
+            return {}, ("the classical references need tabular inputs or small in-memory images; this "
+                        "dataset's images are files")
         labeled = np.asarray(json.loads((rundir.path / RunDir.SPLITS).read_text())["labeled"], dtype=np.int64)
-        x, y = data.train.x[labeled].astype(np.float64), data.train.targets[labeled].astype(np.float64)
+        x, y = train_x[labeled], data.train.targets[labeled].astype(np.float64)
         models = {"ridge": make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13))),
                   "gbr": HistGradientBoostingRegressor(random_state=run.seed)}
         for name, model in models.items():
@@ -141,11 +143,28 @@ def reference_scores(out: str | Path, runs: Sequence[GridRun], metrics: Sequence
             for split in splits:
                 ds = getattr(data, split)
                 truth = ds.targets.astype(np.float64)
-                pred = model.predict(ds.x.astype(np.float64))
+                pred = model.predict(_reference_inputs(ds))
                 for metric in metrics:
                     value = float(getattr(M, metric)(truth, pred))
                     scores.setdefault((name, run.setting, split, metric), {})[run.seed] = value
     return scores, ""
+
+
+#: In-memory images with at most this many values each are given to the references as flat pixel vectors.
+REFERENCE_PIXELS = 4096
+
+
+def _reference_inputs(ds: Any) -> np.ndarray | None:
+    """float64 ``[n, d]`` inputs for the classical references: a table's features, the raw pixels of small
+    in-memory images, else None (image files)."""
+    from clss.data.dataset import TabularDataset
+    from clss.data.images import ArrayImageDataset
+
+    if isinstance(ds, TabularDataset):
+        return ds.x.astype(np.float64)
+    if isinstance(ds, ArrayImageDataset) and ds.images[0].numel() <= REFERENCE_PIXELS:
+        return ds.images.reshape(len(ds.images), -1).numpy().astype(np.float64)
+    return None
 
 
 @dataclass(frozen=True)

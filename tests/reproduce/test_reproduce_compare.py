@@ -14,6 +14,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.metrics import mean_absolute_error
 from sklearn.preprocessing import StandardScaler
 
+from clss.config import TrainConfig
 from clss.data import load_dataset
 from clss.reproduce import plan_table
 from clss.reproduce.compare import compare_table, reference_scores, verdict
@@ -139,16 +140,42 @@ def test_compare_end_to_end_with_references_on_the_runs_rows(tmp_path):
     assert only.exit_code == 0, only.output
 
 
-def test_image_data_has_no_references_and_says_why(tmp_path):
-    cfg_runs = plan_table(compare_table("digits-rotation", ["supervised"], ["10%"], seeds=[0]),
-                          overrides={"steps": 1})
-    scores, note = reference_scores(tmp_path, cfg_runs, ["mae"])
-    assert scores == {} and note == ""  # nothing finished yet: nothing to fit
+def test_small_in_memory_images_get_references_on_their_pixels_and_image_files_none(tmp_path):
+    from PIL import Image
+
+    from clss.engine.trainer import load_data
     from clss.reproduce import run_grid
 
-    run_grid(tmp_path, cfg_runs, progress=False)
-    scores, note = reference_scores(tmp_path, cfg_runs, ["mae"])
-    assert scores == {} and "tabular" in note
+    runs = plan_table(compare_table("digits-rotation", ["supervised"], ["10%"], seeds=[0]),
+                      overrides={"steps": 1})
+    scores, note = reference_scores(tmp_path / "digits", runs, ["mae"])
+    assert scores == {} and note == ""  # nothing finished yet: nothing to fit
+    run_grid(tmp_path / "digits", runs, progress=False)
+    scores, note = reference_scores(tmp_path / "digits", runs, ["mae"])
+    assert note == ""
+    assert set(scores) == {(m, "10pct", s, "mae") for m in ("ridge", "gbr") for s in ("val", "test")}
+    # independent: scikit-learn on the raw 8x8 pixels of the run's own labelled rows
+    data = load_data(TrainConfig.from_dict(runs[0].config))
+    labeled = json.loads((tmp_path / "digits" / runs[0].run_dir / "splits.json").read_text())["labeled"]
+    pixels = data.train.images.reshape(len(data.train.images), -1).numpy().astype(np.float64)
+    gbr = HistGradientBoostingRegressor(random_state=0).fit(pixels[labeled], data.train.targets[labeled])
+    test = data.test.images.reshape(len(data.test.images), -1).numpy().astype(np.float64)
+    want = mean_absolute_error(data.test.targets, gbr.predict(test))
+    assert scores[("gbr", "10pct", "test", "mae")][0] == pytest.approx(want, rel=1e-9)
+    # image files: no references, and the note says why
+    rng = np.random.default_rng(0)
+    (tmp_path / "img").mkdir()
+    lines = ["path,target"]
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "img" / f"{i}.png")
+        lines.append(f"img/{i}.png,{i % 7}")
+    (tmp_path / "data.csv").write_text("\n".join(lines) + "\n")
+    runs = plan_table(compare_table(f"image-csv:{tmp_path / 'data.csv'}", ["supervised"], ["50%"], seeds=[0]),
+                      overrides={"steps": 1, "model": {"name": "cnn", "channels": 4, "blocks": 1},
+                                 "batch_size": 4, "unlabeled_batch_size": 4, "workers": 0, "plots": False})
+    run_grid(tmp_path / "files", runs, progress=False)
+    scores, note = reference_scores(tmp_path / "files", runs, ["mae"])
+    assert scores == {} and "images are files" in note
 
 
 @pytest.mark.parametrize(("args", "phrase"), [
