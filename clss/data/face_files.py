@@ -323,8 +323,9 @@ def _read_order_list(path: str | os.PathLike[str], image_dir: str, split: str | 
     else:
         raise ValueError(f"{table.path}: no 'fold' column and no 'database' column naming the splits "
                          f"({list(SPLIT_NAMES)}): give the whole file's split")
-    if database is not None:
-        names = np.char.add(np.char.add(database.astype(str), "/"), names.astype(str))
+    if database is not None:  # the image's folder (none where the cell is empty)
+        folder = np.char.add(database.astype(str), "/")
+        names = np.char.add(np.where(database == "", "", folder), names.astype(str))
     files = _relative(table, names)
     if image_dir:
         files = np.char.add(f"{image_dir.rstrip('/')}/", files)

@@ -68,6 +68,9 @@ def test_order_lists_in_each_published_layout(tmp_path):
     cacd = cacd_tree(tmp_path / "cacd")
     t = read_index(tmp_path / "cacd" / "CACD.csv", "order-list", image_dir="")
     assert list(zip(t.files.tolist(), t.labels.tolist(), t.split.tolist(), strict=True)) == cacd
+    (tmp_path / "mixed.csv").write_text("filename,age,database\na.jpg,30,\nb.jpg,31,morph\n")
+    t = read_index(tmp_path / "mixed.csv", "order-list", image_dir="img", split="test")
+    assert t.files.tolist() == ["img/a.jpg", "img/morph/b.jpg"]  # an empty folder cell: no folder
     utk = utk_coral_tree(tmp_path / "utk")
     t = read_index(tmp_path / "utk" / "utk_test.csv", "coral-csv", image_dir="UTKFace", split="test")
     assert t.files.tolist() == [p for p, _ in utk["test"]]
