@@ -1,7 +1,8 @@
-"""Atomic file writes: a temporary sibling, flushed and fsynced, renamed over the target.
+"""Atomic file writes: a temporary sibling, flushed and fsynced, renamed over the target; and an exclusive
+lock between processes.
 
 Used for checkpoints, run-directory files and dataset caches, so an interrupted process never leaves a
-half-written file behind.
+half-written file behind, and parallel jobs do not compute the same cache twice.
 """
 
 from __future__ import annotations
@@ -9,11 +10,34 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "fsync_dir"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "exclusive_lock", "fsync_dir"]
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path) -> Iterator[None]:
+    """Hold an advisory lock on ``path`` (created if missing) for the ``with`` block: other processes that
+    ask for the same lock wait until it is released (also when the holder dies: the system releases it).
+
+    POSIX ``flock``; where it does not exist (Windows) the block runs unlocked, which stays correct for
+    atomic writers and only lets two processes do the same work.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(p, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:

@@ -27,7 +27,7 @@ import numpy as np
 from rich.console import Console
 from threadpoolctl import threadpool_limits
 
-from clss.atomic import atomic_write_bytes
+from clss.atomic import atomic_write_bytes, exclusive_lock
 from clss.data.base import RegressionData
 
 __all__ = [
@@ -318,6 +318,14 @@ def generate_operator_sde(
     """
     key = f"v{GENERATOR_VERSION}-seed{seed}-f{n_functions}-q{n_points}-mc{mc_samples}"
     folder = Path(cache_dir) if cache_dir is not None else _cache_root() / key
+    # Parallel runs (clss compare --jobs N) on a fresh cache: one generates, the others wait and reuse.
+    with exclusive_lock(folder / ".generating.lock"):
+        _generate_missing(folder, seed, n_functions, n_points, mc_samples, chunk_size, progress)
+    return folder
+
+
+def _generate_missing(folder: Path, seed: int, n_functions: int, n_points: int, mc_samples: int,
+                      chunk_size: int, progress: bool) -> None:
     params_path = folder / "params.json"
     params = json.loads(params_path.read_text()) if params_path.is_file() else {}
     params |= {
@@ -347,7 +355,6 @@ def generate_operator_sde(
         np.savez(buf, **arrays)
         atomic_write_bytes(path, buf.getvalue())
         atomic_write_bytes(params_path, (json.dumps(params, indent=1) + "\n").encode())
-    return folder
 
 
 def _read_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:

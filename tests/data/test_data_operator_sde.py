@@ -244,7 +244,8 @@ def test_generator_cache_is_keyed_atomic_and_reused(cache_env: Path, monkeypatch
     first = load_dataset("operator-sde", **kw)
     folder = Path(first.meta["data_dir"])
     assert folder.parent == cache_env / "operator_sde"
-    assert sorted(p.name for p in folder.iterdir()) == ["params.json", "test_sde.npz", "train_sde.npz"]
+    assert sorted(p.name for p in folder.iterdir()) == [".generating.lock", "params.json", "test_sde.npz",
+                                                        "train_sde.npz"]
     params = json.loads((folder / "params.json").read_text())
     assert params["n_functions"] == 4 and params["mc_samples"] == 1000 and params["seed"] == 0
     assert first.meta["source"] == "generator" and first.x_train.shape == (20, 241)

@@ -145,6 +145,37 @@ def test_atomic_write_helpers(tmp_path: Path) -> None:
         assert (tmp_path / "d" / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
+def _hold_lock(lock: str, log: str, name: str) -> None:
+    import time
+
+    from clss.atomic import exclusive_lock
+
+    with exclusive_lock(lock):
+        with open(log, "a") as fh:
+            fh.write(f"{name} in\n")
+        time.sleep(0.3)  # long enough for the other process to try
+        with open(log, "a") as fh:
+            fh.write(f"{name} out\n")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="flock is POSIX; elsewhere the lock is a documented no-op")
+def test_exclusive_lock_lets_one_process_in_at_a_time(tmp_path: Path) -> None:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    lock, log = str(tmp_path / "sub" / ".lock"), str(tmp_path / "log.txt")
+    procs = [ctx.Process(target=_hold_lock, args=(lock, log, n)) for n in ("a", "b", "c")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    lines = (tmp_path / "log.txt").read_text().splitlines()
+    assert len(lines) == 6
+    for i in range(0, 6, 2):  # every "in" is followed by the same process's "out": never interleaved
+        assert lines[i].endswith(" in") and lines[i + 1] == lines[i].replace(" in", " out")
+
+
 def test_missing_and_directory_paths(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"nope\.pt"):
         load_checkpoint(tmp_path / "nope.pt")
