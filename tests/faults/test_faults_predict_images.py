@@ -7,12 +7,16 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+from _images_tree import image_csv
 
 from clss.config import resolve_config
 from clss.data import ImageReadError
@@ -27,13 +31,7 @@ FAST = {"progress": False, "plots": False, "threads": 1, "device": "cpu", "worke
 def runs(tmp_path_factory):
     """An image-csv run at the images' native 12x10 size (no resize) and a table run."""
     root = tmp_path_factory.mktemp("faults-predict-images")
-    rng = np.random.default_rng(0)
-    (root / "img").mkdir()
-    lines = ["path,target"]
-    for i in range(15):
-        Image.fromarray(rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)).save(root / "img" / f"{i}.png")
-        lines.append(f"img/{i}.png,{i}")
-    (root / "data.csv").write_text("\n".join(lines) + "\n")
+    image_csv(root, 15, (12, 10))
     image = train(resolve_config({}, {"dataset": f"image-csv:{root / 'data.csv'}", "method": "supervised",
                                       "model": {"name": "cnn", "channels": 4, "blocks": 1},
                                       "preprocessing": {"resize": None}, "labeled": "all", "steps": 1,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,9 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import RidgeCV
 from sklearn.metrics import mean_absolute_error
 from sklearn.preprocessing import StandardScaler
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+from _images_tree import image_csv
 
 from clss.config import TrainConfig
 from clss.data import load_dataset
@@ -141,8 +146,6 @@ def test_compare_end_to_end_with_references_on_the_runs_rows(tmp_path):
 
 
 def test_small_in_memory_images_get_references_on_their_pixels_and_image_files_none(tmp_path):
-    from PIL import Image
-
     from clss.engine.trainer import load_data
     from clss.reproduce import run_grid
 
@@ -163,14 +166,8 @@ def test_small_in_memory_images_get_references_on_their_pixels_and_image_files_n
     want = mean_absolute_error(data.test.targets, gbr.predict(test))
     assert scores[("gbr", "10pct", "test", "mae")][0] == pytest.approx(want, rel=1e-9)
     # image files: no references, and the note says why
-    rng = np.random.default_rng(0)
-    (tmp_path / "img").mkdir()
-    lines = ["path,target"]
-    for i in range(24):
-        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "img" / f"{i}.png")
-        lines.append(f"img/{i}.png,{i % 7}")
-    (tmp_path / "data.csv").write_text("\n".join(lines) + "\n")
-    runs = plan_table(compare_table(f"image-csv:{tmp_path / 'data.csv'}", ["supervised"], ["50%"], seeds=[0]),
+    csv_file = image_csv(tmp_path / "folder", 24, (8, 8), lambda i: i % 7)
+    runs = plan_table(compare_table(f"image-csv:{csv_file}", ["supervised"], ["50%"], seeds=[0]),
                       overrides={"steps": 1, "model": {"name": "cnn", "channels": 4, "blocks": 1},
                                  "batch_size": 4, "unlabeled_batch_size": 4, "workers": 0, "plots": False})
     run_grid(tmp_path / "files", runs, progress=False)
