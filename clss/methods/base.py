@@ -357,9 +357,9 @@ class Method(nn.Module):
         assert self.shard_seeds is not None
         seed = int(torch.randint(2**62, (1,), generator=self.shard_seeds))
         replica = self.replicas.get(id(net), net)
-        # A split backward (probe step, automatic weight) takes its gradients with torch.autograd.grad and
-        # averages them itself (:meth:`_split_backward`): DDP must not wait for a backward of its own.
-        split = self.balance is not None or self.probe_gradients
+        # A split backward (probe step, automatic weight; not under fp16, see :meth:`optimize`) takes its
+        # gradients with torch.autograd.grad and averages them itself: DDP must not wait for its own backward.
+        split = self.scaler is None and (self.balance is not None or self.probe_gradients)
         own_sync = replica.no_sync() if split and hasattr(replica, "no_sync") else contextlib.nullcontext()
         with torch.random.fork_rng(devices=[x.device.index] if x.device.type == "cuda" else []), own_sync:
             torch.manual_seed(seed + self.shard.rank)
