@@ -93,10 +93,9 @@ def compare_table(dataset: str, methods: Sequence[str], labeled: Sequence[str], 
 
 def _seed_keys(dataset: str) -> list[str]:
     """``seed`` and ``split_seed``, and ``run`` where the protocol's data differ by run (runs or folds)."""
-    from clss.data import DATASETS, dataset_key
+    from clss.data import dataset_info
 
-    key = dataset_key(dataset)
-    info = DATASETS.get(key) if key is not None else None
+    info = dataset_info(dataset)
     runs = info is not None and (info.has_runs or info.folds)
     return ["seed", "split_seed", *(["run"] if runs else [])]
 
